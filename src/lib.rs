@@ -1,0 +1,96 @@
+//! # scimkit
+//!
+//! SCIM 2.0 for Rust services: the resource model and schemas of
+//! [RFC 7643](https://www.rfc-editor.org/rfc/rfc7643), and the protocol pieces of
+//! [RFC 7644](https://www.rfc-editor.org/rfc/rfc7644) that a service provider is
+//! made of.
+//!
+//! What you find here:
+//! - [`resource`]: typed [`User`] (every core attribute), [`EnterpriseUser`],
+//!   [`Group`] and [`Meta`]; unknown attributes and extensions are kept, never dropped.
+//! - [`message`]: [`ListResponse`], [`SearchRequest`], [`PatchOp`] and the bulk messages.
+//! - [`schema`]: attribute characteristics, the RFC's built-in schemas, the discovery
+//!   documents, and the [`Registry`] that resolves attribute names case-insensitively
+//!   and normalises what identity providers send.
+//! - [`Error`]: every failure as a SCIM error with HTTP status, `scimType` and detail.
+//!
+//! What you will *not* find: an HTTP server, a database or an async runtime. The crate
+//! depends on none; the examples show the glue.
+//!
+//! ## A tour
+//!
+//! Read what Entra ID sends, attribute names in any case and booleans as strings:
+//!
+//! ```
+//! use scimkit::{Registry, User};
+//!
+//! let body = serde_json::json!({
+//!     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+//!                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+//!     "UserName": "jdoe@contoso.com",
+//!     "Active": "True",
+//!     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+//!         "manager": "26118915-6090-4610-87e4-49d8ca9f808d"
+//!     }
+//! });
+//! let user: User = Registry::core().decode(body)?;
+//! assert_eq!(user.user_name.as_deref(), Some("jdoe@contoso.com"));
+//! assert_eq!(user.active, Some(true));
+//! let manager = user.enterprise.and_then(|e| e.manager).and_then(|m| m.value);
+//! assert_eq!(manager.as_deref(), Some("26118915-6090-4610-87e4-49d8ca9f808d"));
+//! # Ok::<(), scimkit::Error>(())
+//! ```
+//!
+//! Turn a failure into the SCIM error body:
+//!
+//! ```
+//! use scimkit::{Error, ErrorResponse};
+//!
+//! let err = Error::not_found("User 2819c223 not found");
+//! let body = serde_json::to_string(&ErrorResponse::from(&err))?;
+//! assert_eq!(
+//!     body,
+//!     r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"404","detail":"User 2819c223 not found"}"#
+//! );
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[macro_use]
+mod macros;
+
+pub mod error;
+pub mod filter;
+pub mod message;
+pub mod path;
+pub mod resource;
+pub mod schema;
+
+pub use error::{Error, ErrorResponse, Result, ScimType};
+pub use message::{ListResponse, OpKind, PatchOp, PatchOperation, SearchRequest, SortOrder};
+pub use resource::{
+    Address, EnterpriseUser, Extensions, Group, Manager, Meta, MultiValue, Name, Password,
+    Resource, ResourceRef, User,
+};
+pub use schema::{Registry, Schema};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::Registry>();
+        assert_send_sync::<crate::User>();
+        assert_send_sync::<crate::Group>();
+    }
+}
