@@ -66,6 +66,7 @@ mod macros;
 pub mod error;
 pub mod filter;
 pub mod message;
+pub mod patch;
 pub mod path;
 pub mod resource;
 pub mod schema;

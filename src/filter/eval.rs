@@ -38,6 +38,13 @@ impl Filter {
         }
     }
 
+    /// Whether one value of a complex attribute matches the filter, whose attribute
+    /// names are then the complex attribute's sub-attributes (a value filter,
+    /// `emails[type eq "work"]`).
+    pub(crate) fn matches_element(&self, attr: &Attribute, element: &Map<String, Value>) -> bool {
+        eval(self, Scope::Element(attr), element)
+    }
+
     /// Checks the filter against the schema: `gt`, `ge`, `lt` and `le` on a
     /// boolean or binary attribute, `co`, `sw` and `ew` on a boolean or number,
     /// a value that cannot be the attribute's type (a dateTime that does not

@@ -1,0 +1,111 @@
+//! The PATCH engine: a typical Entra ID user update and the Okta deactivation on
+//! the RFC's full user, member add and remove on groups of 10, 10,000 and 100,000
+//! members, each beside the floor of serde_json parsing and serialising the same
+//! resource.
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use scimkit::patch::{self, PatchOptions};
+use scimkit::{PatchOp, Registry};
+use serde_json::{Value, json};
+use std::hint::black_box;
+
+const FULL_USER: &str = include_str!("../tests/vectors/rfc7643/enterprise-user.json");
+const ENTRA_UPDATE: &str =
+    include_str!("../tests/fixtures/patch/entra-replace-attributes-default.json");
+const OKTA_DEACTIVATE: &str = include_str!("../tests/fixtures/patch/okta-deactivate.json");
+
+fn fixture(text: &str) -> PatchOp {
+    let v: Value = serde_json::from_str(text).expect("fixture");
+    serde_json::from_value(v["request"].clone()).expect("PatchOp")
+}
+
+fn group(members: usize) -> Value {
+    let list: Vec<Value> = (0..members)
+        .map(|i| json!({"value": format!("2819c223-7f76-453a-919d-{i:012}"), "display": format!("User {i}")}))
+        .collect();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "id": "e9e30dba-f08f-4109-8486-d5c6a331660a",
+        "displayName": "Tour Guides",
+        "members": list
+    })
+}
+
+fn users(c: &mut Criterion) {
+    let registry = Registry::core();
+    let users = registry.resource_type("User").expect("User");
+    let user: Value = serde_json::from_str(FULL_USER).expect("user");
+    let options = PatchOptions::default();
+
+    let mut g = c.benchmark_group("patch/user");
+    for (name, op) in [
+        ("entra_update_6_ops", fixture(ENTRA_UPDATE)),
+        ("okta_deactivate", fixture(OKTA_DEACTIVATE)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || user.clone(),
+                |doc| patch::apply(&users, doc, black_box(&op), &options).expect("applies"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.bench_function("floor_serde_json_parse_and_serialise", |b| {
+        b.iter(|| {
+            let v: Value = serde_json::from_str(black_box(FULL_USER)).expect("json");
+            serde_json::to_string(&v).expect("json")
+        })
+    });
+    g.finish();
+}
+
+fn groups(c: &mut Criterion) {
+    let registry = Registry::core();
+    let groups = registry.resource_type("Group").expect("Group");
+    let options = PatchOptions::default();
+    let add: PatchOp = serde_json::from_value(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": "f648f8d5ea4e4cd38e9c"}]}]
+    }))
+    .expect("PatchOp");
+    let remove: PatchOp = serde_json::from_value(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": "members[value eq \"2819c223-7f76-453a-919d-000000000005\"]"}]
+    }))
+    .expect("PatchOp");
+
+    let mut g = c.benchmark_group("patch/group");
+    g.sample_size(20);
+    for size in [10usize, 10_000, 100_000] {
+        let doc = group(size);
+        let text = serde_json::to_string(&doc).expect("json");
+        g.bench_with_input(BenchmarkId::new("add_member", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || doc.clone(),
+                |d| patch::apply(&groups, d, black_box(&add), &options).expect("applies"),
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("remove_member", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || doc.clone(),
+                |d| patch::apply(&groups, d, black_box(&remove), &options).expect("applies"),
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_with_input(
+            BenchmarkId::new("floor_serde_json_parse_and_serialise", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    let v: Value = serde_json::from_str(black_box(&text)).expect("json");
+                    serde_json::to_string(&v).expect("json")
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, users, groups);
+criterion_main!(benches);

@@ -1,0 +1,896 @@
+//! Atomic application of a PatchOp (RFC 7644 §3.5.2): target resolution, the
+//! undo journal, and add/remove/replace on every kind of attribute.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{PatchOptions, PatchOutcome, quirks};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::message::{OpKind, PatchOp, PatchOperation};
+use crate::path::{AttrPath, Path};
+use crate::schema::normalize::{coerce, coerce_single};
+use crate::schema::registry::split_urn;
+use crate::schema::{AttrRef, Attribute, Mutability, ResourceSchema, Schema, urn};
+
+/// Applies every operation of `patch` to `resource`, in order, or none of them.
+///
+/// `resource` is the JSON object of a resource of the type `schema` describes.
+/// On success the outcome says whether the resource changed; on error the
+/// resource is exactly as it was and the error's detail names the failing
+/// operation (`Operations[2] (replace emails[type eq "work"].value): …`).
+///
+/// # Errors
+/// - 400 `invalidSyntax`: `schemas` is not the PatchOp URN, `Operations` is empty
+///   (strict), or `add`/`replace` has no `value`;
+/// - 400 `invalidPath`: a path does not parse or names no attribute;
+/// - 400 `noTarget`: `remove` without a path, or a value filter that selects nothing;
+/// - 400 `invalidValue`: a value of the wrong type, or removing a required attribute;
+/// - 400 `mutability`: changing a `readOnly` attribute, or an `immutable` one that has a value;
+/// - 413: more operations than [`PatchOptions::max_operations`] allows.
+pub fn apply(
+    schema: &ResourceSchema<'_>,
+    resource: &mut Value,
+    patch: &PatchOp,
+    options: &PatchOptions,
+) -> Result<PatchOutcome> {
+    validate_message(patch, options)?;
+    let Value::Object(obj) = resource else {
+        return Err(Error::internal("the stored resource is not a JSON object"));
+    };
+    let mut engine = Engine {
+        rs: schema,
+        opts: *options,
+        obj,
+        saved: Vec::new(),
+    };
+    for (i, op) in patch.operations.iter().enumerate() {
+        if let Err(e) = engine.operation(op) {
+            engine.rollback();
+            let path = op
+                .path
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default();
+            let detail = format!("Operations[{i}] ({}{path}): {}", op.op, e.detail());
+            return Err(e.with_detail(detail));
+        }
+    }
+    Ok(PatchOutcome {
+        changed: engine.changed(),
+    })
+}
+
+fn validate_message(patch: &PatchOp, options: &PatchOptions) -> Result<()> {
+    if patch.operations.len() > options.max_operations {
+        return Err(Error::payload_too_large(format!(
+            "the PatchOp has {} operations, more than the limit of {}",
+            patch.operations.len(),
+            options.max_operations
+        )));
+    }
+    if patch.operations.is_empty() && !options.lenient {
+        return Err(Error::invalid_syntax("the PatchOp has no Operations"));
+    }
+    let has_urn = patch
+        .schemas
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(urn::PATCH_OP));
+    if !has_urn && (!patch.schemas.is_empty() || !options.lenient) {
+        return Err(Error::invalid_syntax(format!(
+            "a PatchOp's \"schemas\" must be [\"{}\"]",
+            urn::PATCH_OP
+        )));
+    }
+    Ok(())
+}
+
+/// What a path points at.
+enum Target<'r> {
+    /// An attribute the schema defines, with the sub-attribute the path ends at.
+    Attr(AttrRef<'r>, Option<&'r Attribute>),
+    /// A whole extension object, e.g. `urn:…:enterprise:2.0:User`.
+    Extension(&'r Schema),
+    /// An attribute no schema defines (lenient only): `container` is the extension
+    /// URN it was qualified with, if any.
+    Unknown {
+        container: Option<String>,
+        key: String,
+    },
+}
+
+struct Engine<'a, 'r> {
+    rs: &'a ResourceSchema<'r>,
+    opts: PatchOptions,
+    obj: &'a mut Map<String, Value>,
+    /// The undo journal: each top-level member touched, as it was before.
+    saved: Vec<(String, Option<Value>)>,
+}
+
+impl<'r> Engine<'_, 'r> {
+    fn save(&mut self, key: &str) {
+        if !self.saved.iter().any(|(k, _)| k == key) {
+            self.saved
+                .push((key.to_owned(), self.obj.get(key).cloned()));
+        }
+    }
+
+    fn rollback(&mut self) {
+        while let Some((key, old)) = self.saved.pop() {
+            match old {
+                Some(v) => {
+                    self.obj.insert(key, v);
+                }
+                None => {
+                    self.obj.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn changed(&self) -> bool {
+        self.saved
+            .iter()
+            .any(|(k, old)| self.obj.get(k) != old.as_ref())
+    }
+
+    fn operation(&mut self, op: &PatchOperation) -> Result<()> {
+        let Some(path) = &op.path else {
+            if op.op == OpKind::Remove {
+                return Err(Error::no_target(
+                    "remove needs a \"path\" naming what to remove (RFC 7644 §3.5.2.2)",
+                ));
+            }
+            let Some(Value::Object(attrs)) = &op.value else {
+                return Err(Error::invalid_value(
+                    "without a \"path\", the \"value\" must be an object of attributes",
+                ));
+            };
+            for (key, value) in attrs {
+                self.keyed(op.op, key, value)?;
+            }
+            return Ok(());
+        };
+        let path = Path::parse_with(path, &self.opts.filter)?;
+        self.at_path(op.op, &path, op.value.as_ref())
+    }
+
+    /// One member of a path-less value: an attribute name (URN-qualified, or
+    /// dotted when lenient), or an extension URN with an object of its attributes.
+    fn keyed(&mut self, op: OpKind, key: &str, value: &Value) -> Result<()> {
+        if key.eq_ignore_ascii_case("schemas") {
+            // The engine keeps `schemas` in step with the extensions present.
+            return Ok(());
+        }
+        if let Some(ext) = self.rs.extension(key) {
+            return self.extension_attrs(op, ext, value);
+        }
+        let dotted = split_urn(key).1.contains('.');
+        if dotted && !self.opts.lenient {
+            return Err(Error::invalid_path(format!(
+                "the value's key {key:?} is a dotted path; give the attribute as an object, or use \"path\""
+            )));
+        }
+        let path = Path::parse_with(key, &self.opts.filter)?;
+        if path.filter().is_some() {
+            return Err(Error::invalid_path(format!(
+                "the value's key {key:?} has a value filter; use \"path\" for that"
+            )));
+        }
+        self.at_path(op, &path, Some(value))
+    }
+
+    /// The attributes of an extension object, each added or replaced.
+    fn extension_attrs(&mut self, op: OpKind, ext: &Schema, value: &Value) -> Result<()> {
+        let Value::Object(attrs) = value else {
+            return Err(Error::invalid_value(format!(
+                "the extension {} must be given as an object of its attributes",
+                ext.id
+            )));
+        };
+        for (key, v) in attrs {
+            let path = Path::parse_with(&format!("{}:{key}", ext.id), &self.opts.filter)?;
+            self.at_path(op, &path, Some(v))?;
+        }
+        Ok(())
+    }
+
+    fn at_path(&mut self, op: OpKind, path: &Path, value: Option<&Value>) -> Result<()> {
+        let needs_value =
+            || Error::invalid_syntax(format!("{op} needs a \"value\" (RFC 7644 §3.5.2)"));
+        match self.resolve(path)? {
+            Target::Extension(ext) => match op {
+                OpKind::Remove => self.remove_extension(ext),
+                _ => self.extension_attrs(op, ext, value.ok_or_else(needs_value)?),
+            },
+            Target::Unknown { container, key } => {
+                if container.is_none() {
+                    let top = find_key(self.obj, &key).unwrap_or_else(|| key.clone());
+                    self.save(&top);
+                }
+                let container = self.raw_container(container.as_deref(), op != OpKind::Remove);
+                match container {
+                    Some(c) => quirks::raw_operation(op, c, &key, value),
+                    None => Ok(()),
+                }
+            }
+            Target::Attr(at, sub) => {
+                let result = match op {
+                    OpKind::Remove => self.remove(&at, sub, path.filter(), value),
+                    _ => self.write(op, &at, sub, path.filter(), value.ok_or_else(needs_value)?),
+                };
+                self.tidy(&at);
+                result
+            }
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> Result<Target<'r>> {
+        let attr = path.attr();
+        if path.filter().is_none() && path.sub_attr().is_none() {
+            if let Some(schema) = attr.schema() {
+                if let Some(ext) = self.rs.extension(&format!("{schema}:{}", attr.name())) {
+                    return Ok(Target::Extension(ext));
+                }
+            }
+        }
+        let Some(found) = self.rs.attribute(attr.schema(), attr.name()) else {
+            return self.unknown(attr, path);
+        };
+        let def = found.attribute;
+        let sub = match path.sub_attr() {
+            Some(name) => Some(def.sub_attribute(name).ok_or_else(|| {
+                Error::invalid_path(format!("'{}' has no sub-attribute '{name}'", def.name()))
+            })?),
+            None => None,
+        };
+        if path.filter().is_some() && !(def.is_complex() && def.is_multi_valued()) {
+            return Err(Error::invalid_path(format!(
+                "'{}' is not a multi-valued complex attribute, so it cannot take a value filter",
+                def.name()
+            )));
+        }
+        Ok(Target::Attr(found, sub))
+    }
+
+    fn unknown(&self, attr: &AttrPath, path: &Path) -> Result<Target<'r>> {
+        let undefined = || {
+            Error::invalid_path(format!(
+                "'{attr}' is not an attribute of the {} resource type",
+                self.rs.name()
+            ))
+        };
+        if !self.opts.lenient || path.filter().is_some() || path.sub_attr().is_some() {
+            return Err(undefined());
+        }
+        match attr.schema() {
+            Some(s) if s.eq_ignore_ascii_case(&self.rs.core().id) => Err(undefined()),
+            Some(s) if self.rs.has_schema(s) => Err(undefined()),
+            container => Ok(Target::Unknown {
+                container: container.map(str::to_owned),
+                key: attr.name().to_owned(),
+            }),
+        }
+    }
+
+    /// The object holding `at`'s value, journaled before it is touched; an
+    /// extension object is created (and its URN added to `schemas`) if `create`.
+    fn container(
+        &mut self,
+        at: &AttrRef<'_>,
+        create: bool,
+    ) -> Result<Option<&mut Map<String, Value>>> {
+        if !at.extension {
+            let key = find_key(self.obj, at.attribute.name())
+                .unwrap_or_else(|| at.attribute.name().to_owned());
+            self.save(&key);
+            return Ok(Some(self.obj));
+        }
+        let ext_key = find_key(self.obj, at.schema).unwrap_or_else(|| at.schema.to_owned());
+        self.save(&ext_key);
+        if !self.obj.contains_key(&ext_key) {
+            if !create {
+                return Ok(None);
+            }
+            self.obj.insert(ext_key.clone(), Value::Object(Map::new()));
+            self.add_schema_urn(at.schema);
+        }
+        match self.obj.get_mut(&ext_key) {
+            Some(Value::Object(map)) => Ok(Some(map)),
+            _ => Err(Error::invalid_value(format!(
+                "the resource's {} member is not an object",
+                at.schema
+            ))),
+        }
+    }
+
+    /// The object holding an attribute no schema defines: the resource, or an
+    /// object under the URN it was qualified with.
+    fn raw_container(
+        &mut self,
+        container: Option<&str>,
+        create: bool,
+    ) -> Option<&mut Map<String, Value>> {
+        let Some(urn) = container else {
+            return Some(self.obj);
+        };
+        let key = find_key(self.obj, urn).unwrap_or_else(|| urn.to_owned());
+        self.save(&key);
+        if !self.obj.contains_key(&key) {
+            if !create {
+                return None;
+            }
+            self.obj.insert(key.clone(), Value::Object(Map::new()));
+            self.add_schema_urn(urn);
+        }
+        match self.obj.get_mut(&key) {
+            Some(Value::Object(map)) => Some(map),
+            _ => None,
+        }
+    }
+
+    fn add_schema_urn(&mut self, id: &str) {
+        let key = find_key(self.obj, "schemas").unwrap_or_else(|| "schemas".to_owned());
+        self.save(&key);
+        let schemas = self
+            .obj
+            .entry(key)
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = schemas {
+            if !list
+                .iter()
+                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(id)))
+            {
+                list.push(Value::String(id.to_owned()));
+            }
+        }
+    }
+
+    fn remove_schema_urn(&mut self, id: &str) {
+        let Some(key) = find_key(self.obj, "schemas") else {
+            return;
+        };
+        self.save(&key);
+        if let Some(Value::Array(list)) = self.obj.get_mut(&key) {
+            list.retain(|s| !s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(id)));
+        }
+    }
+
+    fn remove_extension(&mut self, ext: &Schema) -> Result<()> {
+        if self
+            .rs
+            .extensions()
+            .any(|(s, required)| required && s.id == ext.id)
+        {
+            return Err(Error::invalid_value(format!(
+                "the extension {} is required and cannot be removed",
+                ext.id
+            )));
+        }
+        if let Some(key) = find_key(self.obj, &ext.id) {
+            self.save(&key);
+            self.obj.remove(&key);
+            self.remove_schema_urn(&ext.id);
+        }
+        Ok(())
+    }
+
+    /// After an operation on `at`: an emptied attribute is removed, and an
+    /// emptied extension object with it, URN and all.
+    fn tidy(&mut self, at: &AttrRef<'_>) {
+        let ext_key = at
+            .extension
+            .then(|| find_key(self.obj, at.schema))
+            .flatten();
+        let container = match &ext_key {
+            Some(k) => match self.obj.get_mut(k) {
+                Some(Value::Object(map)) => map,
+                _ => return,
+            },
+            None if at.extension => return,
+            None => &mut *self.obj,
+        };
+        if let Some(key) = find_key(container, at.attribute.name()) {
+            if container.get(&key).is_some_and(is_empty) {
+                container.remove(&key);
+            }
+        }
+        if let Some(k) = ext_key {
+            if self.obj.get(&k).is_some_and(is_empty) {
+                self.obj.remove(&k);
+                self.remove_schema_urn(at.schema);
+            }
+        }
+    }
+
+    /// `add` or `replace` (RFC 7644 §3.5.2.1, §3.5.2.3).
+    fn write(
+        &mut self,
+        op: OpKind,
+        at: &AttrRef<'_>,
+        sub: Option<&Attribute>,
+        filter: Option<&Filter>,
+        value: &Value,
+    ) -> Result<()> {
+        let lenient = self.opts.lenient;
+        let attr = at.attribute;
+        let Some(container) = self.container(at, true)? else {
+            return Ok(());
+        };
+        let key = find_key(container, attr.name()).unwrap_or_else(|| attr.name().to_owned());
+        match (filter, sub) {
+            (None, None) if attr.is_multi_valued() => write_list(op, attr, container, &key, value),
+            (None, None) if attr.is_complex() => {
+                let parent = object_slot(container, &key, attr)?;
+                merge_element(attr, parent, value)
+            }
+            (None, None) => {
+                let new = coerce(attr, attr.name(), value.clone())?;
+                check_mutability(attr, attr.name(), container.get(&key), new.as_ref())?;
+                if op == OpKind::Replace || new.is_some() {
+                    set(container, &key, new);
+                }
+                Ok(())
+            }
+            (None, Some(sub)) if !attr.is_multi_valued() => {
+                let parent = object_slot(container, &key, attr)?;
+                set_sub(attr, sub, parent, value)
+            }
+            (filter, sub) => {
+                let list = list_slot(container, &key, attr)?;
+                write_selected(op, attr, sub, filter, list, value, lenient)
+            }
+        }
+    }
+
+    /// `remove` (RFC 7644 §3.5.2.2).
+    fn remove(
+        &mut self,
+        at: &AttrRef<'_>,
+        sub: Option<&Attribute>,
+        filter: Option<&Filter>,
+        value: Option<&Value>,
+    ) -> Result<()> {
+        let lenient = self.opts.lenient;
+        let attr = at.attribute;
+        let no_target = || no_target(attr, filter);
+        let Some(container) = self.container(at, false)? else {
+            return if filter.is_some() && !lenient {
+                Err(no_target())
+            } else {
+                Ok(())
+            };
+        };
+        let Some(key) = find_key(container, attr.name()) else {
+            return if filter.is_some() && !lenient {
+                Err(no_target())
+            } else {
+                Ok(())
+            };
+        };
+        match (filter, sub) {
+            (None, None) => {
+                if let (Some(listed), true) = (value, attr.is_multi_valued()) {
+                    if !lenient {
+                        return Err(Error::invalid_value(format!(
+                            "remove takes no \"value\"; select the values to remove with a filter such as {}[value eq \"…\"]",
+                            attr.name()
+                        )));
+                    }
+                    let list = list_slot(container, &key, attr)?;
+                    check_removal(attr)?;
+                    return quirks::remove_listed(attr, list, listed);
+                }
+                if attr.is_required() {
+                    return Err(Error::invalid_value(format!(
+                        "'{}' is required and cannot be removed",
+                        attr.name()
+                    )));
+                }
+                check_mutability(attr, attr.name(), container.get(&key), None)?;
+                container.remove(&key);
+                Ok(())
+            }
+            (None, Some(sub)) if !attr.is_multi_valued() => {
+                let parent = object_slot(container, &key, attr)?;
+                unset_sub(attr, sub, parent)
+            }
+            (filter, sub) => {
+                let list = list_slot(container, &key, attr)?;
+                let selected = select(attr, filter, list);
+                if selected.is_empty() {
+                    return if lenient || filter.is_none() {
+                        Ok(())
+                    } else {
+                        Err(no_target())
+                    };
+                }
+                match sub {
+                    Some(sub) => {
+                        for &i in &selected {
+                            if let Some(Value::Object(element)) = list.get_mut(i) {
+                                unset_sub(attr, sub, element)?;
+                            }
+                        }
+                        list.retain(|e| !is_empty(e));
+                    }
+                    None => {
+                        check_removal(attr)?;
+                        if attr.is_required() && selected.len() == list.len() {
+                            return Err(Error::invalid_value(format!(
+                                "'{}' is required; removing every value would leave it empty",
+                                attr.name()
+                            )));
+                        }
+                        let mut i = 0;
+                        let mut next = selected.iter().peekable();
+                        list.retain(|_| {
+                            let keep = next.peek() != Some(&&i);
+                            if !keep {
+                                next.next();
+                            }
+                            i += 1;
+                            keep
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn no_target(attr: &Attribute, filter: Option<&Filter>) -> Error {
+    match filter {
+        Some(f) => Error::no_target(format!(
+            "no value of '{}' matches the filter [{f}]",
+            attr.name()
+        )),
+        None => Error::no_target(format!("'{}' has no value", attr.name())),
+    }
+}
+
+/// `add` or `replace` on a whole multi-valued attribute.
+fn write_list(
+    op: OpKind,
+    attr: &Attribute,
+    container: &mut Map<String, Value>,
+    key: &str,
+    value: &Value,
+) -> Result<()> {
+    let items = match coerce(attr, attr.name(), value.clone())? {
+        Some(Value::Array(items)) => items,
+        Some(single) => vec![single],
+        None => Vec::new(),
+    };
+    if op == OpKind::Replace {
+        let mut list = Vec::with_capacity(items.len());
+        let mut touched = Vec::new();
+        append_unique(attr, &mut list, items, &mut touched);
+        let new = (!list.is_empty()).then_some(Value::Array(list));
+        check_mutability(attr, attr.name(), container.get(key), new.as_ref())?;
+        set(container, key, new);
+        if let Some(Value::Array(list)) = container.get_mut(key) {
+            fix_primary(attr, list, &touched);
+        }
+        return Ok(());
+    }
+    let list = list_slot(container, key, attr)?;
+    let before = list.len();
+    let mut touched = Vec::new();
+    let merged = append_unique(attr, list, items, &mut touched);
+    if attr.mutability() == Mutability::ReadOnly && (list.len() != before || merged) {
+        return Err(Error::mutability(format!("'{}' is readOnly", attr.name())));
+    }
+    fix_primary(attr, list, &touched);
+    Ok(())
+}
+
+/// Appends `items` to `list`, merging each into an equal value already there
+/// (RFC 7644 §3.5.2.1: an existing value is not added again). Records the
+/// indices written in `touched`; returns whether an existing value changed.
+fn append_unique(
+    attr: &Attribute,
+    list: &mut Vec<Value>,
+    items: Vec<Value>,
+    touched: &mut Vec<usize>,
+) -> bool {
+    // A few items (the usual member add) are looked up by scanning; many (a
+    // replace of a whole list) through a hash index, so both stay linear.
+    let mut index: Option<HashMap<String, usize>> = (items.len() > 8).then(|| {
+        let mut index = HashMap::with_capacity(list.len() + items.len());
+        for (i, e) in list.iter().enumerate() {
+            if let Some(key) = quirks::identity_key(attr, e) {
+                index.entry(key).or_insert(i);
+            }
+        }
+        index
+    });
+    let mut changed = false;
+    for item in items {
+        let key = index
+            .as_ref()
+            .and_then(|_| quirks::identity_key(attr, &item));
+        let existing = match (&index, &key) {
+            (Some(index), Some(key)) => index.get(key).copied(),
+            _ => list.iter().position(|e| quirks::same_value(attr, e, &item)),
+        };
+        match existing {
+            Some(i) => {
+                if let (Some(Value::Object(old)), Value::Object(new)) = (list.get_mut(i), item) {
+                    for (k, v) in new {
+                        if old.get(&k) != Some(&v) {
+                            old.insert(k, v);
+                            changed = true;
+                        }
+                    }
+                }
+                touched.push(i);
+            }
+            None => {
+                if let (Some(index), Some(key)) = (index.as_mut(), key) {
+                    index.insert(key, list.len());
+                }
+                touched.push(list.len());
+                list.push(item);
+            }
+        }
+    }
+    changed
+}
+
+/// The indices of the values a filter selects (all of them without a filter).
+fn select(attr: &Attribute, filter: Option<&Filter>, list: &[Value]) -> Vec<usize> {
+    list.iter()
+        .enumerate()
+        .filter(|(_, e)| match filter {
+            None => true,
+            Some(f) => e.as_object().is_some_and(|o| f.matches_element(attr, o)),
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `add` or `replace` on the values a filter selects, or on a sub-attribute of them.
+fn write_selected(
+    op: OpKind,
+    attr: &Attribute,
+    sub: Option<&Attribute>,
+    filter: Option<&Filter>,
+    list: &mut Vec<Value>,
+    value: &Value,
+    lenient: bool,
+) -> Result<()> {
+    let mut selected = select(attr, filter, list);
+    if selected.is_empty() {
+        let template = match filter {
+            None => Some(Map::new()),
+            Some(f) if lenient => quirks::element_from_filter(attr, f)?,
+            Some(_) => None,
+        };
+        let Some(template) = template else {
+            return Err(no_target(attr, filter));
+        };
+        list.push(Value::Object(template));
+        selected.push(list.len() - 1);
+    }
+    for &i in &selected {
+        let Some(Value::Object(element)) = list.get_mut(i) else {
+            continue;
+        };
+        match sub {
+            Some(sub) => set_sub(attr, sub, element, value)?,
+            None if op == OpKind::Replace => {
+                let Value::Object(new) = coerce_single(attr, attr.name(), value.clone())? else {
+                    return Err(Error::invalid_value(format!(
+                        "a value of '{}' must be an object",
+                        attr.name()
+                    )));
+                };
+                *element = new;
+            }
+            None => merge_element(attr, element, value)?,
+        }
+    }
+    fix_primary(attr, list, &selected);
+    Ok(())
+}
+
+/// Merges an object's sub-attributes into a complex value (RFC 7644 §3.5.2.3:
+/// sub-attributes not given are left unchanged).
+fn merge_element(attr: &Attribute, element: &mut Map<String, Value>, value: &Value) -> Result<()> {
+    let Value::Object(new) = coerce_single(attr, attr.name(), value.clone())? else {
+        return Err(Error::invalid_value(format!(
+            "'{}' is complex: give an object of its sub-attributes",
+            attr.name()
+        )));
+    };
+    for (k, v) in new {
+        match attr.sub_attribute(&k) {
+            Some(sub) => {
+                let path = format!("{}.{}", attr.name(), sub.name());
+                let key = find_key(element, sub.name()).unwrap_or_else(|| sub.name().to_owned());
+                check_mutability(sub, &path, element.get(&key), Some(&v))?;
+                element.insert(key, v);
+            }
+            None => {
+                element.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_sub(
+    attr: &Attribute,
+    sub: &Attribute,
+    element: &mut Map<String, Value>,
+    value: &Value,
+) -> Result<()> {
+    let path = format!("{}.{}", attr.name(), sub.name());
+    let new = coerce(sub, &path, value.clone())?;
+    let key = find_key(element, sub.name()).unwrap_or_else(|| sub.name().to_owned());
+    check_mutability(sub, &path, element.get(&key), new.as_ref())?;
+    set(element, &key, new);
+    Ok(())
+}
+
+fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>) -> Result<()> {
+    let path = format!("{}.{}", attr.name(), sub.name());
+    let Some(key) = find_key(element, sub.name()) else {
+        return Ok(());
+    };
+    if sub.is_required() {
+        return Err(Error::invalid_value(format!(
+            "'{path}' is required and cannot be removed"
+        )));
+    }
+    check_mutability(sub, &path, element.get(&key), None)?;
+    element.remove(&key);
+    Ok(())
+}
+
+/// RFC 7643 §2.4: at most one value is primary. When an operation makes a value
+/// primary, the others stop being primary.
+fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
+    let Some(primary) = attr.sub_attribute("primary") else {
+        return;
+    };
+    let is_primary = |v: &Value| {
+        v.as_object()
+            .and_then(|o| find_key(o, primary.name()).and_then(|k| o.get(&k)))
+            == Some(&Value::Bool(true))
+    };
+    let Some(&winner) = touched
+        .iter()
+        .rev()
+        .find(|&&i| list.get(i).is_some_and(is_primary))
+    else {
+        return;
+    };
+    for (i, v) in list.iter_mut().enumerate() {
+        if i != winner && is_primary(v) {
+            if let Value::Object(o) = v {
+                if let Some(k) = find_key(o, primary.name()) {
+                    o.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// Refuses removing values of a `readOnly` or `immutable` attribute.
+fn check_removal(attr: &Attribute) -> Result<()> {
+    match attr.mutability() {
+        Mutability::ReadOnly => Err(Error::mutability(format!(
+            "'{}' is readOnly and cannot be changed",
+            attr.name()
+        ))),
+        Mutability::Immutable => Err(Error::mutability(format!(
+            "'{}' is immutable: its values cannot be removed",
+            attr.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a change to a `readOnly` attribute, or to an `immutable` one that
+/// already has a value. Writing the value it already has is not a change.
+fn check_mutability(
+    attr: &Attribute,
+    path: &str,
+    existing: Option<&Value>,
+    new: Option<&Value>,
+) -> Result<()> {
+    let existing = existing.filter(|v| !is_empty(v));
+    let new = new.filter(|v| !is_empty(v));
+    if existing == new {
+        return Ok(());
+    }
+    match attr.mutability() {
+        Mutability::ReadOnly => Err(Error::mutability(format!(
+            "'{path}' is readOnly and cannot be changed"
+        ))),
+        Mutability::Immutable if existing.is_some() => Err(Error::mutability(format!(
+            "'{path}' is immutable and already has a value"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn set(container: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    match value {
+        Some(v) => {
+            container.insert(key.to_owned(), v);
+        }
+        None => {
+            container.remove(key);
+        }
+    }
+}
+
+/// The object under `key`, created if absent.
+fn object_slot<'m>(
+    container: &'m mut Map<String, Value>,
+    key: &str,
+    attr: &Attribute,
+) -> Result<&'m mut Map<String, Value>> {
+    let slot = container
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::invalid_value(format!(
+            "the stored value of '{}' is not an object",
+            attr.name()
+        ))),
+    }
+}
+
+/// The list under `key`, created if absent (a single stored value becomes a list of one).
+fn list_slot<'m>(
+    container: &'m mut Map<String, Value>,
+    key: &str,
+    attr: &Attribute,
+) -> Result<&'m mut Vec<Value>> {
+    let slot = container
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !slot.is_array() {
+        let single = slot.take();
+        *slot = Value::Array(if single.is_null() {
+            Vec::new()
+        } else {
+            vec![single]
+        });
+    }
+    match slot {
+        Value::Array(list) => Ok(list),
+        _ => Err(Error::invalid_value(format!(
+            "the stored value of '{}' is not a list",
+            attr.name()
+        ))),
+    }
+}
+
+/// A member's key matched case-insensitively (an exact match first).
+pub(super) fn find_key(map: &Map<String, Value>, name: &str) -> Option<String> {
+    if map.contains_key(name) {
+        return Some(name.to_owned());
+    }
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+/// Unassigned (RFC 7643 §2.5): null, an empty list or an object with nothing in it.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty),
+        _ => false,
+    }
+}
