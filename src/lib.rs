@@ -70,6 +70,8 @@ pub mod patch;
 pub mod path;
 pub mod resource;
 pub mod schema;
+pub mod service;
+pub mod store;
 
 pub use error::{Error, ErrorResponse, Result, ScimType};
 pub use message::{ListResponse, OpKind, PatchOp, PatchOperation, SearchRequest, SortOrder};

@@ -116,6 +116,11 @@ impl PatchOptions {
         self
     }
 
+    /// The maximum number of operations in one PatchOp.
+    pub fn operation_limit(&self) -> usize {
+        self.max_operations
+    }
+
     /// Whether the lenient setting is on.
     pub fn is_lenient(&self) -> bool {
         self.lenient

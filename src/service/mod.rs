@@ -1,0 +1,1359 @@
+//! The HTTP-agnostic SCIM service provider (RFC 7644): a [`Request`] in, a
+//! [`Response`] out, for any HTTP stack.
+//!
+//! The host implements a [`Store`] and mounts [`Service::handle`] under its SCIM
+//! base path; the service does everything else: routing, media types, validation
+//! and normalisation by the schema, filtering, sorting, paging, projection, ETags
+//! and conditional requests, PATCH through the [engine](crate::patch), bulk,
+//! discovery, `User.groups`, and SCIM errors for every failure.
+//!
+//! ```
+//! use scimkit::service::{Request, Service, ServiceConfig};
+//! use scimkit::store::MemoryStore;
+//! use serde_json::json;
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+//! # }
+//!
+//! let service = Service::new(MemoryStore::<()>::new(), ServiceConfig::default());
+//! let create = Request::new("POST", "/Users").with_json(&json!({
+//!     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+//!     "userName": "bjensen@example.com"
+//! }));
+//! let created = block_on(service.handle(&(), create));
+//! assert_eq!(created.status, 201);
+//! assert_eq!(created.header("ETag"), Some("W/\"1\""));
+//!
+//! let found = block_on(service.handle(&(), Request::new("GET", "/Users?filter=userName+eq+%22BJENSEN@example.com%22")));
+//! let body = found.json_body().ok_or("not JSON")?;
+//! assert_eq!(body["totalResults"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bulk;
+mod discovery;
+mod query;
+mod request;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+pub use request::{Request, Response, SCIM_MEDIA_TYPE};
+
+use crate::error::{Error, Result};
+use crate::filter::{CompValue, CompareOp, Filter, FilterOptions};
+use crate::message::{ListResponse, OpKind, PatchOp, SearchRequest};
+use crate::patch::{self, PatchOptions};
+use crate::path::{AttrPath, Path};
+use crate::schema::normalize::coerce;
+use crate::schema::{AuthenticationScheme, Mutability, Registry, ResourceSchema, Uniqueness, urn};
+use crate::store::{
+    ListQuery, MemberChange, MemberDelta, Projection, Record, Store, StoreError, UniqueValue,
+};
+use query::{ListParams, project};
+
+/// Where the service takes the time from: one place, so tests can control it.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock, to the millisecond.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from(std::time::SystemTime::now()).trunc_subsecs(3)
+    }
+}
+
+/// A clock that says what it is told: for tests.
+#[derive(Debug)]
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    /// A clock stopped at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        FixedClock(Mutex::new(now))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: DateTime<Utc>) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = now;
+        }
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += by;
+        }
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|t| *t).unwrap_or_default()
+    }
+}
+
+/// How the service behaves; advertised truthfully at `/ServiceProviderConfig`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// The absolute URL the SCIM API is served at, e.g. `https://example.com/scim/v2`,
+    /// for `meta.location` and `Location`; without it, locations are relative to the base.
+    pub base_url: Option<Url>,
+    /// The most resources one list returns (`filter.maxResults`), and the page size
+    /// when a client gives no `count`.
+    pub max_results: usize,
+    /// The largest request body accepted, in bytes (more is 413).
+    pub max_body_bytes: usize,
+    /// The most operations in one bulk request (`bulk.maxOperations`).
+    pub bulk_max_operations: usize,
+    /// The largest bulk request body, in bytes (`bulk.maxPayloadSize`).
+    pub bulk_max_payload_bytes: usize,
+    /// How PATCH bodies are read.
+    pub patch: PatchOptions,
+    /// Whether PATCH answers 200 with the resource (the default) or 204 with no body.
+    pub patch_returns_resource: bool,
+    /// How many times a write that raced another writer is retried on the fresh
+    /// version before giving up with 409.
+    pub max_write_retries: usize,
+    /// Limits for parsing filters.
+    pub filter: FilterOptions,
+    /// Whether `password` may be changed (`changePassword.supported`).
+    pub change_password: bool,
+    /// The authentication schemes the host enforces, for discovery.
+    pub authentication_schemes: Vec<AuthenticationScheme>,
+    /// A URL of human-readable help.
+    pub documentation_uri: Option<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            base_url: None,
+            max_results: 200,
+            max_body_bytes: 1024 * 1024,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1024 * 1024,
+            patch: PatchOptions::default(),
+            patch_returns_resource: true,
+            max_write_retries: 32,
+            filter: FilterOptions::default(),
+            change_password: true,
+            authentication_schemes: vec![AuthenticationScheme::bearer_token()],
+            documentation_uri: None,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The defaults with an absolute base URL.
+    pub fn with_base_url(base_url: Url) -> Self {
+        ServiceConfig {
+            base_url: Some(base_url),
+            ..ServiceConfig::default()
+        }
+    }
+}
+
+/// A SCIM service provider over a host's [`Store`].
+pub struct Service<S: Store> {
+    store: S,
+    registry: Registry,
+    config: ServiceConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: Store> fmt::Debug for Service<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("registry", &self.registry)
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Maps a store's answer to the SCIM error a client sees.
+fn store_error(e: StoreError, what: &str) -> Error {
+    match e {
+        StoreError::NotFound(id) => Error::not_found(format!("{what} {id} not found")),
+        StoreError::Conflict(detail) => Error::uniqueness(detail),
+        StoreError::PreconditionFailed => Error::precondition_failed(format!(
+            "{what} changed since the version in If-Match; read it again"
+        )),
+        StoreError::Backend(source) => Error::internal(source),
+    }
+}
+
+/// What `If-Match` asks for.
+enum Expect {
+    Any,
+    Versions(Vec<String>),
+}
+
+impl Expect {
+    fn from(req: &Request) -> Option<Expect> {
+        let header = req.header("If-Match")?;
+        if header.trim() == "*" {
+            return Some(Expect::Any);
+        }
+        Some(Expect::Versions(parse_etags(header)))
+    }
+
+    fn check(&self, version: u64, what: &str) -> Result<()> {
+        match self {
+            Expect::Any => Ok(()),
+            Expect::Versions(v) if v.iter().any(|t| *t == version.to_string()) => Ok(()),
+            Expect::Versions(_) => Err(Error::precondition_failed(format!(
+                "{what} is at version {}, not the one in If-Match",
+                etag(version)
+            ))),
+        }
+    }
+
+    /// The single version `If-Match` names, for a store's conditional write.
+    fn version(&self) -> Option<u64> {
+        match self {
+            Expect::Versions(v) if v.len() == 1 => v[0].parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The opaque values of an entity-tag list: `W/"3", "4"` gives `3` and `4`.
+fn parse_etags(header: &str) -> Vec<String> {
+    header
+        .split(',')
+        .map(|t| {
+            let t = t.trim();
+            let t = t
+                .strip_prefix("W/")
+                .or_else(|| t.strip_prefix("w/"))
+                .unwrap_or(t);
+            t.trim_matches('"').to_owned()
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes in a path segment.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A new resource id: 128 bits in UUID form, from the standard library's
+/// randomly keyed hasher, a counter and the time.
+fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.finish()
+    };
+    let (a, b) = (half(0x5c1b), half(0xa7e3));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        8 | (b >> 60 & 0x3),
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+impl<S: Store> Service<S> {
+    /// A service over `store` with the core registry (User, Group) and the system clock.
+    pub fn new(store: S, config: ServiceConfig) -> Self {
+        Service {
+            store,
+            registry: Registry::core(),
+            config,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses this registry: the host's own resource types and extensions.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Takes the time from this clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn now_string(&self) -> String {
+        self.now()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    /// The URL of something under the base: `/Users/2819c223` becomes
+    /// `https://example.com/scim/v2/Users/2819c223`.
+    fn location(&self, relative: &str) -> String {
+        match &self.config.base_url {
+            Some(base) => format!("{}{relative}", base.as_str().trim_end_matches('/')),
+            None => relative.to_owned(),
+        }
+    }
+
+    fn resource_location(&self, rt: &ResourceSchema<'_>, id: &str) -> String {
+        let endpoint = rt.definition().endpoint.trim_end_matches('/');
+        let endpoint = if endpoint.starts_with('/') {
+            endpoint.to_owned()
+        } else {
+            format!("/{endpoint}")
+        };
+        self.location(&format!("{endpoint}/{id}"))
+    }
+
+    /// Serves one request. Every failure is a SCIM error response.
+    pub async fn handle(&self, ctx: &S::Context, req: Request) -> Response {
+        let segments: Vec<String> = req
+            .path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let result = match segments.as_slice() {
+            [bulk] if eq(bulk, "Bulk") => match self.allow(&req, &["POST"]) {
+                Ok(()) => self.bulk(ctx, &req).await,
+                Err(r) => return r,
+            },
+            _ => return self.dispatch(ctx, &req, &segments).await,
+        };
+        result.unwrap_or_else(|e| Response::error(&e))
+    }
+
+    /// Refuses a method the endpoint does not serve: 405 with `Allow`.
+    fn allow(&self, req: &Request, methods: &[&str]) -> std::result::Result<(), Response> {
+        if methods.iter().any(|m| eq(m, &req.method)) {
+            return Ok(());
+        }
+        let list = methods.join(", ");
+        let e = Error::method_not_allowed(format!(
+            "{} is not allowed on {}; use {list}",
+            req.method.to_ascii_uppercase(),
+            req.path
+        ));
+        Err(Response::error(&e).with_header("Allow", list))
+    }
+
+    /// Every endpoint but `/Bulk` (which calls back into this one).
+    async fn dispatch(&self, ctx: &S::Context, req: &Request, segments: &[String]) -> Response {
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let method = req.method.to_ascii_uppercase();
+        let allowed: &[&str] = match seg.as_slice() {
+            [] => &[],
+            [s, ..]
+                if eq(s, "ServiceProviderConfig") || eq(s, "ResourceTypes") || eq(s, "Schemas") =>
+            {
+                &["GET"]
+            }
+            [".search"] | [_, ".search"] => &["POST"],
+            [s] if eq(s, "Bulk") => &["POST"],
+            [_] => &["GET", "POST"],
+            [_, _] => &["GET", "PUT", "PATCH", "DELETE"],
+            _ => &[],
+        };
+        if allowed.is_empty() {
+            return Response::error(&Error::not_found(format!(
+                "no SCIM endpoint at {}",
+                if req.path.is_empty() { "/" } else { &req.path }
+            )));
+        }
+        if let Err(r) = self.allow(req, allowed) {
+            return r;
+        }
+        let result = match (seg.as_slice(), method.as_str()) {
+            ([s], _) if eq(s, "ServiceProviderConfig") => {
+                Ok(self.service_provider_config_response())
+            }
+            ([s], _) if eq(s, "ResourceTypes") => Ok(self.resource_types_response()),
+            ([s, name], _) if eq(s, "ResourceTypes") => self.resource_type_response(name),
+            ([s], _) if eq(s, "Schemas") => Ok(self.schemas_response()),
+            ([s, id], _) if eq(s, "Schemas") => self.schema_response(id),
+            ([s], _) if eq(s, "Bulk") => Err(Error::bad_request("bulk requests cannot be nested")),
+            ([".search"], _) => self.root_search(ctx, req).await,
+            ([endpoint, rest @ ..], _) => match self.registry.resource_type_by_endpoint(endpoint) {
+                None => Err(Error::not_found(format!("no SCIM endpoint at /{endpoint}"))),
+                Some(rt) => match (rest, method.as_str()) {
+                    ([], "GET") => {
+                        self.list(ctx, &rt, ListParams::from_query(&req.query), req)
+                            .await
+                    }
+                    ([], _) => self.create(ctx, &rt, req).await,
+                    ([".search"], _) => self.search(ctx, &rt, req).await,
+                    ([id], "GET") => self.get(ctx, &rt, id, req).await,
+                    ([id], "PUT") => self.replace(ctx, &rt, id, req).await,
+                    ([id], "PATCH") => self.patch(ctx, &rt, id, req).await,
+                    ([id], _) => self.delete(ctx, &rt, id, req).await,
+                    _ => Err(Error::not_found(format!(
+                        "no SCIM endpoint at {}",
+                        req.path
+                    ))),
+                },
+            },
+            _ => Err(Error::not_found(format!(
+                "no SCIM endpoint at {}",
+                req.path
+            ))),
+        };
+        result.unwrap_or_else(|e| Response::error(&e))
+    }
+
+    /// The request body as JSON: media type checked, size bounded.
+    fn body_json(&self, req: &Request, limit: usize) -> Result<Value> {
+        if let Some(ct) = req.header("Content-Type") {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            if !(eq(media, SCIM_MEDIA_TYPE) || eq(media, "application/json")) {
+                return Err(Error::unsupported_media_type(format!(
+                    "the body must be application/scim+json or application/json, not {media}"
+                )));
+            }
+        }
+        if req.body.len() > limit {
+            return Err(Error::payload_too_large(format!(
+                "the body is {} bytes, more than the limit of {limit}",
+                req.body.len()
+            )));
+        }
+        if req.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::invalid_syntax("the request has no body"));
+        }
+        serde_json::from_slice(&req.body)
+            .map_err(|e| Error::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    }
+
+    /// Makes `schemas` list the core schema and every extension present; refuses a
+    /// document for another resource type.
+    fn ensure_schemas(&self, rt: &ResourceSchema<'_>, doc: &mut Map<String, Value>) -> Result<()> {
+        let listed: Vec<String> = match doc.get("schemas") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for other in self.registry.resource_types() {
+            let other_core = &other.core().id;
+            if other.name() != rt.name()
+                && !eq(other_core, &rt.core().id)
+                && listed.iter().any(|s| eq(s, other_core))
+            {
+                return Err(Error::invalid_value(format!(
+                    "schemas lists {other_core}, which is not the {} schema",
+                    rt.name()
+                )));
+            }
+        }
+        let mut schemas = listed;
+        if !schemas.iter().any(|s| eq(s, &rt.core().id)) {
+            schemas.insert(0, rt.core().id.clone());
+        }
+        for (ext, required) in rt.extensions() {
+            let present = doc.contains_key(&ext.id);
+            if present && !schemas.iter().any(|s| eq(s, &ext.id)) {
+                schemas.push(ext.id.clone());
+            }
+            if required && !present {
+                return Err(Error::invalid_value(format!(
+                    "the extension {} is required",
+                    ext.id
+                )));
+            }
+        }
+        doc.insert(
+            "schemas".to_owned(),
+            Value::Array(schemas.into_iter().map(Value::String).collect()),
+        );
+        Ok(())
+    }
+
+    fn check_required(&self, rt: &ResourceSchema<'_>, doc: &Map<String, Value>) -> Result<()> {
+        let missing = |attrs: &[crate::schema::Attribute], obj: &Map<String, Value>| {
+            attrs
+                .iter()
+                .filter(|a| a.is_required() && a.mutability() != Mutability::ReadOnly)
+                .find(|a| obj.get(a.name()).is_none_or(Value::is_null))
+                .map(|a| a.name().to_owned())
+        };
+        if let Some(name) = missing(&rt.core().attributes, doc) {
+            return Err(Error::invalid_value(format!("'{name}' is required")));
+        }
+        for (ext, _) in rt.extensions() {
+            if let Some(Value::Object(obj)) = doc.get(&ext.id) {
+                if let Some(name) = missing(&ext.attributes, obj) {
+                    return Err(Error::invalid_value(format!(
+                        "'{}:{name}' is required",
+                        ext.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The values the store must keep unique (`uniqueness` server or global).
+    fn unique_values(&self, rt: &ResourceSchema<'_>, doc: &Map<String, Value>) -> Vec<UniqueValue> {
+        rt.core()
+            .attributes
+            .iter()
+            .filter(|a| a.uniqueness() != Uniqueness::None && !a.is_multi_valued())
+            .filter_map(|a| {
+                let v = doc.get(a.name())?.as_str()?;
+                Some(UniqueValue {
+                    attribute: a.name().to_owned(),
+                    value: if a.is_case_exact() {
+                        v.to_owned()
+                    } else {
+                        v.to_lowercase()
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Drops what clients may not set: readOnly attributes and sub-attributes
+    /// (RFC 7643 §7; on create and replace they are ignored, RFC 7644 §3.5.1).
+    fn strip_read_only(&self, rt: &ResourceSchema<'_>, doc: &mut Map<String, Value>) {
+        fn strip(attrs: &[crate::schema::Attribute], obj: &mut Map<String, Value>) {
+            for a in attrs {
+                if a.mutability() == Mutability::ReadOnly {
+                    obj.remove(a.name());
+                } else if a.is_complex() {
+                    let subs: Vec<&str> = a
+                        .sub_attributes()
+                        .iter()
+                        .filter(|s| s.mutability() == Mutability::ReadOnly)
+                        .map(|s| s.name())
+                        .collect();
+                    let clean = |v: &mut Value| {
+                        if let Value::Object(o) = v {
+                            for s in &subs {
+                                o.remove(*s);
+                            }
+                        }
+                    };
+                    match obj.get_mut(a.name()) {
+                        Some(Value::Array(items)) => items.iter_mut().for_each(clean),
+                        Some(v) => clean(v),
+                        None => {}
+                    }
+                }
+            }
+        }
+        strip(crate::schema::Schema::common_attributes(), doc);
+        strip(&rt.core().attributes, doc);
+        for (ext, _) in rt.extensions() {
+            if let Some(Value::Object(obj)) = doc.get_mut(&ext.id) {
+                strip(&ext.attributes, obj);
+            }
+        }
+    }
+
+    /// A stored resource as it is served: `meta` completed, `User.groups` derived,
+    /// `returned` and the projection applied.
+    fn render(
+        &self,
+        rt: &ResourceSchema<'_>,
+        record: &Record,
+        projection: &Projection,
+        groups: Option<&HashMap<String, Vec<Value>>>,
+    ) -> Value {
+        let mut doc = match &record.resource {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        doc.insert("id".to_owned(), Value::String(record.id.clone()));
+        let meta = doc
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.entry("resourceType")
+                .or_insert_with(|| Value::String(rt.name().to_owned()));
+            meta.insert(
+                "location".to_owned(),
+                Value::String(self.resource_location(rt, &record.id)),
+            );
+            meta.insert("version".to_owned(), Value::String(etag(record.version)));
+        }
+        if let Some(list) = groups.and_then(|g| g.get(&record.id)) {
+            doc.insert("groups".to_owned(), Value::Array(list.clone()));
+        }
+        project(rt, &mut doc, projection);
+        Value::Object(doc)
+    }
+
+    fn resource_response(
+        &self,
+        status: u16,
+        rt: &ResourceSchema<'_>,
+        record: &Record,
+        projection: &Projection,
+        groups: Option<&HashMap<String, Vec<Value>>>,
+    ) -> Response {
+        let body = self.render(rt, record, projection, groups);
+        let mut response = Response::json(status, &body).with_header("ETag", etag(record.version));
+        if status == 201 {
+            response = response.with_header("Location", self.resource_location(rt, &record.id));
+        }
+        response
+    }
+
+    /// Whether `rt` has the read-only `groups` that RFC 7643 §4.1.2 derives from
+    /// group memberships, and a Group type to derive it from.
+    fn derives_groups(&self, rt: &ResourceSchema<'_>, projection: &Projection) -> bool {
+        let has_groups = rt
+            .core()
+            .attribute("groups")
+            .is_some_and(|a| a.mutability() == Mutability::ReadOnly && a.is_complex());
+        has_groups
+            && projection.wants("groups")
+            && self
+                .registry
+                .resource_type("Group")
+                .is_some_and(|g| g.core().attribute("members").is_some())
+    }
+
+    /// `groups` for each of `ids`: the groups whose members include them, as
+    /// `{value, $ref, display, type: "direct"}`.
+    async fn groups_of(
+        &self,
+        ctx: &S::Context,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<Value>>> {
+        let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+        let Some(groups) = self.registry.resource_type("Group") else {
+            return Ok(out);
+        };
+        let projection = Projection {
+            attributes: vec![AttrPath::new("displayName"), AttrPath::new("members")],
+            excluded: Vec::new(),
+        };
+        for chunk in ids.chunks(50) {
+            let parts: Vec<Filter> = chunk
+                .iter()
+                .map(|id| {
+                    Filter::eq(
+                        AttrPath::new("members").with_sub_attr("value"),
+                        CompValue::from(*id),
+                    )
+                })
+                .collect();
+            let filter = match parts.len() {
+                1 => parts.into_iter().next(),
+                _ => Some(Filter::Or(parts)),
+            };
+            let query = ListQuery {
+                schema: groups,
+                filter: filter.as_ref(),
+                sort: None,
+                start_index: 1,
+                count: usize::MAX,
+                projection: &projection,
+            };
+            let page = self
+                .store
+                .list(ctx, groups.name(), &query)
+                .await
+                .map_err(|e| store_error(e, "Group"))?;
+            for record in page.records {
+                let display = record.resource.get("displayName").cloned();
+                let members = record.resource.get("members").and_then(Value::as_array);
+                for member in members.into_iter().flatten() {
+                    let Some(mid) = member.get("value").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if !chunk.contains(&mid) {
+                        continue;
+                    }
+                    let mut entry = Map::new();
+                    entry.insert("value".to_owned(), Value::String(record.id.clone()));
+                    entry.insert(
+                        "$ref".to_owned(),
+                        Value::String(self.resource_location(&groups, &record.id)),
+                    );
+                    if let Some(d) = &display {
+                        entry.insert("display".to_owned(), d.clone());
+                    }
+                    entry.insert("type".to_owned(), Value::String("direct".to_owned()));
+                    out.entry(mid.to_owned())
+                        .or_default()
+                        .push(Value::Object(entry));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn groups_for(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        records: &[Record],
+        projection: &Projection,
+    ) -> Result<Option<HashMap<String, Vec<Value>>>> {
+        if !self.derives_groups(rt, projection) || records.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        self.groups_of(ctx, &ids).await.map(Some)
+    }
+
+    fn query_projection(&self, req: &Request) -> Result<Projection> {
+        let params = ListParams::from_query(&req.query);
+        query::projection(params.attributes.as_deref(), params.excluded.as_deref())
+    }
+
+    /// POST: create (RFC 7644 §3.3).
+    async fn create(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        req: &Request,
+    ) -> Result<Response> {
+        let body = self.body_json(req, self.config.max_body_bytes)?;
+        let Value::Object(mut doc) = rt.normalize(body)? else {
+            return Err(Error::invalid_syntax("a resource must be a JSON object"));
+        };
+        self.ensure_schemas(rt, &mut doc)?;
+        self.strip_read_only(rt, &mut doc);
+        self.check_required(rt, &doc)?;
+        let id = new_id();
+        let now = self.now_string();
+        doc.insert("id".to_owned(), Value::String(id.clone()));
+        doc.insert(
+            "meta".to_owned(),
+            json!({"resourceType": rt.name(), "created": now, "lastModified": now}),
+        );
+        let unique = self.unique_values(rt, &doc);
+        let record = Record {
+            id,
+            version: 1,
+            resource: Value::Object(doc),
+        };
+        let stored = self
+            .store
+            .create(ctx, rt.name(), record, &unique)
+            .await
+            .map_err(|e| store_error(e, rt.name()))?;
+        let projection = self.query_projection(req)?;
+        let groups = self
+            .groups_for(ctx, rt, std::slice::from_ref(&stored), &projection)
+            .await?;
+        Ok(self.resource_response(201, rt, &stored, &projection, groups.as_ref()))
+    }
+
+    /// GET by id (RFC 7644 §3.4.1), honouring `If-None-Match` (§3.14).
+    async fn get(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        req: &Request,
+    ) -> Result<Response> {
+        let projection = self.query_projection(req)?;
+        let record = self
+            .store
+            .get(ctx, rt.name(), id, &projection)
+            .await
+            .map_err(|e| store_error(e, rt.name()))?;
+        if let Some(tags) = req.header("If-None-Match") {
+            let tags = parse_etags(tags);
+            if tags
+                .iter()
+                .any(|t| t == "*" || *t == record.version.to_string())
+            {
+                return Ok(Response::empty(304).with_header("ETag", etag(record.version)));
+            }
+        }
+        let groups = self
+            .groups_for(ctx, rt, std::slice::from_ref(&record), &projection)
+            .await?;
+        Ok(self.resource_response(200, rt, &record, &projection, groups.as_ref()))
+    }
+
+    /// GET with a query (RFC 7644 §3.4.2).
+    async fn list(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        params: ListParams,
+        _req: &Request,
+    ) -> Result<Response> {
+        let plan = query::plan(
+            &params,
+            Some(rt),
+            &self.config.filter,
+            self.config.max_results,
+        )?;
+        if let Some(sort) = &plan.sort {
+            if rt.attribute(sort.by.schema(), sort.by.name()).is_none() {
+                return Err(Error::invalid_value(format!(
+                    "sortBy '{}' names no attribute of {}",
+                    sort.by,
+                    rt.name()
+                )));
+            }
+        }
+        let query = ListQuery {
+            schema: *rt,
+            filter: plan.filter.as_ref(),
+            sort: plan.sort.as_ref(),
+            start_index: plan.start_index,
+            count: plan.count,
+            projection: &plan.projection,
+        };
+        let page = self
+            .store
+            .list(ctx, rt.name(), &query)
+            .await
+            .map_err(|e| store_error(e, rt.name()))?;
+        let groups = self
+            .groups_for(ctx, rt, &page.records, &plan.projection)
+            .await?;
+        let resources: Vec<Value> = page
+            .records
+            .iter()
+            .map(|r| self.render(rt, r, &plan.projection, groups.as_ref()))
+            .collect();
+        let list = ListResponse::new(
+            resources,
+            page.total_results as u64,
+            plan.start_index as u64,
+        );
+        let body = serde_json::to_value(&list).map_err(Error::internal)?;
+        Ok(Response::json(200, &body))
+    }
+
+    /// POST `.search` on an endpoint (RFC 7644 §3.4.3).
+    async fn search(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        req: &Request,
+    ) -> Result<Response> {
+        let search = self.search_request(req)?;
+        self.list(ctx, rt, ListParams::from_search(search), req)
+            .await
+    }
+
+    fn search_request(&self, req: &Request) -> Result<SearchRequest> {
+        let body = self.body_json(req, self.config.max_body_bytes)?;
+        let search: SearchRequest = serde_json::from_value(body)
+            .map_err(|e| Error::invalid_syntax(format!("the body is not a SearchRequest: {e}")))?;
+        if !search.schemas.is_empty() && !search.schemas.iter().any(|s| eq(s, urn::SEARCH_REQUEST))
+        {
+            return Err(Error::invalid_syntax(format!(
+                "a SearchRequest's schemas must be [\"{}\"]",
+                urn::SEARCH_REQUEST
+            )));
+        }
+        Ok(search)
+    }
+
+    /// POST `/.search` at the root: every resource type, one after the other.
+    async fn root_search(&self, ctx: &S::Context, req: &Request) -> Result<Response> {
+        let params = ListParams::from_search(self.search_request(req)?);
+        let probe = query::plan(&params, None, &self.config.filter, self.config.max_results)?;
+        let wanted = probe
+            .start_index
+            .saturating_sub(1)
+            .saturating_add(probe.count);
+        let mut total = 0usize;
+        let mut rendered = Vec::new();
+        for rt in self.registry.resource_types() {
+            let Ok(plan) = query::plan(
+                &params,
+                Some(&rt),
+                &self.config.filter,
+                self.config.max_results,
+            ) else {
+                continue;
+            };
+            let query = ListQuery {
+                schema: rt,
+                filter: plan.filter.as_ref(),
+                sort: plan
+                    .sort
+                    .as_ref()
+                    .filter(|s| rt.attribute(s.by.schema(), s.by.name()).is_some()),
+                start_index: 1,
+                count: wanted,
+                projection: &plan.projection,
+            };
+            let page = self
+                .store
+                .list(ctx, rt.name(), &query)
+                .await
+                .map_err(|e| store_error(e, rt.name()))?;
+            total += page.total_results;
+            let groups = self
+                .groups_for(ctx, &rt, &page.records, &plan.projection)
+                .await?;
+            rendered.extend(
+                page.records
+                    .iter()
+                    .map(|r| self.render(&rt, r, &plan.projection, groups.as_ref())),
+            );
+        }
+        let resources: Vec<Value> = rendered
+            .into_iter()
+            .skip(probe.start_index - 1)
+            .take(probe.count)
+            .collect();
+        let list = ListResponse::new(resources, total as u64, probe.start_index as u64);
+        Ok(Response::json(
+            200,
+            &serde_json::to_value(&list).map_err(Error::internal)?,
+        ))
+    }
+
+    /// PUT: replace (RFC 7644 §3.5.1).
+    async fn replace(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        req: &Request,
+    ) -> Result<Response> {
+        let body = self.body_json(req, self.config.max_body_bytes)?;
+        let Value::Object(mut doc) = rt.normalize(body)? else {
+            return Err(Error::invalid_syntax("a resource must be a JSON object"));
+        };
+        self.ensure_schemas(rt, &mut doc)?;
+        self.strip_read_only(rt, &mut doc);
+        self.check_required(rt, &doc)?;
+        let expect = Expect::from(req);
+        let projection = self.query_projection(req)?;
+        for _ in 0..=self.config.max_write_retries {
+            let current = self
+                .store
+                .get(ctx, rt.name(), id, &Projection::all())
+                .await
+                .map_err(|e| store_error(e, rt.name()))?;
+            if let Some(expect) = &expect {
+                expect.check(current.version, rt.name())?;
+            }
+            let Value::Object(old) = &current.resource else {
+                return Err(Error::internal("the stored resource is not a JSON object"));
+            };
+            let mut new = doc.clone();
+            self.carry_over(rt, old, &mut new)?;
+            if strip_meta(&new) == strip_meta(old) {
+                let groups = self
+                    .groups_for(ctx, rt, std::slice::from_ref(&current), &projection)
+                    .await?;
+                return Ok(self.resource_response(200, rt, &current, &projection, groups.as_ref()));
+            }
+            touch_meta(&mut new, &self.now_string());
+            let unique = self.unique_values(rt, &new);
+            let record = Record {
+                id: current.id.clone(),
+                version: current.version + 1,
+                resource: Value::Object(new),
+            };
+            match self
+                .store
+                .replace(ctx, rt.name(), record, current.version, &unique)
+                .await
+            {
+                Ok(stored) => {
+                    let groups = self
+                        .groups_for(ctx, rt, std::slice::from_ref(&stored), &projection)
+                        .await?;
+                    return Ok(self.resource_response(
+                        200,
+                        rt,
+                        &stored,
+                        &projection,
+                        groups.as_ref(),
+                    ));
+                }
+                Err(StoreError::PreconditionFailed) if expect.is_none() => {
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(store_error(e, rt.name())),
+            }
+        }
+        Err(Error::conflict(format!(
+            "{} {id} kept changing while it was being replaced; try again",
+            rt.name()
+        )))
+    }
+
+    /// On PUT: keeps what the client cannot set or could not have read (`id`,
+    /// `meta.created`, immutable values, write-only values it left out) and refuses
+    /// a change to an immutable value.
+    fn carry_over(
+        &self,
+        rt: &ResourceSchema<'_>,
+        old: &Map<String, Value>,
+        new: &mut Map<String, Value>,
+    ) -> Result<()> {
+        for key in ["id", "meta"] {
+            if let Some(v) = old.get(key) {
+                new.insert(key.to_owned(), v.clone());
+            }
+        }
+        let carry = |attrs: &[crate::schema::Attribute],
+                     old: &Map<String, Value>,
+                     new: &mut Map<String, Value>,
+                     prefix: &str|
+         -> Result<()> {
+            for a in attrs {
+                let (before, after) = (old.get(a.name()), new.get(a.name()));
+                match a.mutability() {
+                    Mutability::Immutable => match (before, after) {
+                        (Some(b), Some(n)) if b != n => {
+                            return Err(Error::mutability(format!(
+                                "'{prefix}{}' is immutable and cannot be changed",
+                                a.name()
+                            )));
+                        }
+                        (Some(b), None) => {
+                            new.insert(a.name().to_owned(), b.clone());
+                        }
+                        _ => {}
+                    },
+                    Mutability::WriteOnly => {
+                        if let (Some(b), None) = (before, after) {
+                            new.insert(a.name().to_owned(), b.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        carry(&rt.core().attributes, old, new, "")?;
+        for (ext, _) in rt.extensions() {
+            if let (Some(Value::Object(o)), Some(Value::Object(n))) =
+                (old.get(&ext.id), new.get_mut(&ext.id))
+            {
+                carry(&ext.attributes, o, n, &format!("{}:", ext.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// PATCH (RFC 7644 §3.5.2).
+    async fn patch(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        req: &Request,
+    ) -> Result<Response> {
+        let body = self.body_json(req, self.config.max_body_bytes)?;
+        let op: PatchOp = serde_json::from_value(body)
+            .map_err(|e| Error::invalid_syntax(format!("the body is not a PatchOp: {e}")))?;
+        let expect = Expect::from(req);
+        let record = self.patch_record(ctx, rt, id, &op, expect.as_ref()).await?;
+        if !self.config.patch_returns_resource {
+            return Ok(Response::empty(204).with_header("ETag", etag(record.version)));
+        }
+        let projection = self.query_projection(req)?;
+        let groups = self
+            .groups_for(ctx, rt, std::slice::from_ref(&record), &projection)
+            .await?;
+        Ok(self.resource_response(200, rt, &record, &projection, groups.as_ref()))
+    }
+
+    /// Applies a PatchOp: through the store's member delta when it only touches
+    /// members and the store can, else read, patch, conditionally replace, and on
+    /// a race (without `If-Match`) again on the fresh version.
+    async fn patch_record(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        op: &PatchOp,
+        expect: Option<&Expect>,
+    ) -> Result<Record> {
+        if let Some(delta) = member_delta(rt, op, &self.config.patch, self.now()) {
+            let expected_version = match expect {
+                None | Some(Expect::Any) => None,
+                Some(e) => Some(e.version().ok_or_else(|| {
+                    Error::precondition_failed(format!(
+                        "{} {id} is not at the version in If-Match",
+                        rt.name()
+                    ))
+                })?),
+            };
+            match self
+                .store
+                .update_members(ctx, rt.name(), id, &delta, expected_version)
+                .await
+            {
+                Ok(Some(record)) => return Ok(record),
+                Ok(None) => {}
+                Err(e) => return Err(store_error(e, rt.name())),
+            }
+        }
+        for _ in 0..=self.config.max_write_retries {
+            let mut current = self
+                .store
+                .get(ctx, rt.name(), id, &Projection::all())
+                .await
+                .map_err(|e| store_error(e, rt.name()))?;
+            if let Some(expect) = expect {
+                expect.check(current.version, rt.name())?;
+            }
+            let outcome = patch::apply(rt, &mut current.resource, op, &self.config.patch)?;
+            if !outcome.changed {
+                return Ok(current);
+            }
+            let Value::Object(doc) = &mut current.resource else {
+                return Err(Error::internal("the stored resource is not a JSON object"));
+            };
+            self.check_required(rt, doc)?;
+            touch_meta(doc, &self.now_string());
+            let unique = self.unique_values(rt, doc);
+            let expected = current.version;
+            current.version += 1;
+            match self
+                .store
+                .replace(ctx, rt.name(), current, expected, &unique)
+                .await
+            {
+                Ok(stored) => return Ok(stored),
+                Err(StoreError::PreconditionFailed) if expect.is_none() => {
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(store_error(e, rt.name())),
+            }
+        }
+        Err(Error::conflict(format!(
+            "{} {id} kept changing while the PATCH was applied; try again",
+            rt.name()
+        )))
+    }
+
+    /// DELETE (RFC 7644 §3.6); a deleted user also leaves the groups it was in.
+    async fn delete(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        req: &Request,
+    ) -> Result<Response> {
+        let expect = Expect::from(req);
+        let mut expected_version = None;
+        if let Some(expect) = &expect {
+            let current = self
+                .store
+                .get(ctx, rt.name(), id, &Projection::all())
+                .await
+                .map_err(|e| store_error(e, rt.name()))?;
+            expect.check(current.version, rt.name())?;
+            expected_version = Some(current.version);
+        }
+        self.store
+            .delete(ctx, rt.name(), id, expected_version)
+            .await
+            .map_err(|e| store_error(e, rt.name()))?;
+        if self.derives_groups(rt, &Projection::all()) {
+            self.leave_groups(ctx, id).await?;
+        }
+        Ok(Response::empty(204))
+    }
+
+    async fn leave_groups(&self, ctx: &S::Context, member: &str) -> Result<()> {
+        let Some(groups) = self.registry.resource_type("Group") else {
+            return Ok(());
+        };
+        let memberships = self.groups_of(ctx, &[member]).await?;
+        let op = PatchOp::new(vec![crate::message::PatchOperation::remove(&format!(
+            "members[value eq {}]",
+            CompValue::from(member)
+        ))]);
+        for group in memberships.get(member).into_iter().flatten() {
+            if let Some(gid) = group.get("value").and_then(Value::as_str) {
+                match self.patch_record(ctx, &groups, gid, &op, None).await {
+                    Ok(_) => {}
+                    Err(e) if e.status() == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The resource without `meta`, for "did anything change".
+fn strip_meta(doc: &Map<String, Value>) -> Map<String, Value> {
+    doc.iter()
+        .filter(|(k, _)| !eq(k, "meta"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn touch_meta(doc: &mut Map<String, Value>, now: &str) {
+    let meta = doc
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert("lastModified".to_owned(), Value::String(now.to_owned()));
+        meta.remove("version");
+        meta.remove("location");
+    }
+}
+
+/// A PatchOp that only adds members (`add members`) and removes them by id
+/// (`remove members[value eq "…"]`, or Entra ID's `remove members` with a value
+/// list) as a [`MemberDelta`]; `None` for anything else.
+fn member_delta(
+    rt: &ResourceSchema<'_>,
+    op: &PatchOp,
+    options: &PatchOptions,
+    now: DateTime<Utc>,
+) -> Option<MemberDelta> {
+    if !options.is_lenient()
+        || op.operations.is_empty()
+        || op.operations.len() > options.operation_limit()
+    {
+        return None;
+    }
+    let has_urn = op.schemas.is_empty() || op.schemas.iter().any(|s| eq(s, urn::PATCH_OP));
+    if !has_urn {
+        return None;
+    }
+    let members = rt.core().attribute("members")?;
+    let value_def = members.sub_attribute("value")?;
+    if !members.is_multi_valued() || members.mutability() != Mutability::ReadWrite {
+        return None;
+    }
+    let mut changes = Vec::new();
+    for o in &op.operations {
+        let path = Path::parse(o.path.as_deref()?).ok()?;
+        if !eq(path.attr().name(), members.name())
+            || path.attr().schema().is_some_and(|s| !eq(s, &rt.core().id))
+        {
+            return None;
+        }
+        if path.sub_attr().is_some() {
+            return None;
+        }
+        let ids_of = |v: &Value| -> Option<Vec<Value>> {
+            match coerce(members, members.name(), v.clone()).ok()? {
+                Some(Value::Array(items)) => Some(items),
+                None => Some(Vec::new()),
+                Some(_) => None,
+            }
+        };
+        match (o.op, path.filter(), &o.value) {
+            (OpKind::Add, None, Some(v)) => {
+                for item in ids_of(v)? {
+                    item.get("value")?.as_str()?;
+                    changes.push(MemberChange::Add(item));
+                }
+            }
+            (OpKind::Remove, None, Some(v)) => {
+                for item in ids_of(v)? {
+                    changes.push(MemberChange::Remove(
+                        item.get("value")?.as_str()?.to_owned(),
+                    ));
+                }
+            }
+            (OpKind::Remove, Some(filter), None) => {
+                let parts: Vec<&Filter> = match filter {
+                    Filter::Or(parts) => parts.iter().collect(),
+                    single => vec![single],
+                };
+                for part in parts {
+                    match part {
+                        Filter::Compare(p, CompareOp::Eq, CompValue::String(id))
+                            if eq(p.name(), "value")
+                                && p.sub_attr().is_none()
+                                && p.schema().is_none() =>
+                        {
+                            changes.push(MemberChange::Remove(id.clone()));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(MemberDelta {
+        attribute: members.name().to_owned(),
+        case_exact: value_def.is_case_exact(),
+        changes,
+        modified: now,
+    })
+}

@@ -1,0 +1,357 @@
+//! `MemoryStore`: a correct, concurrent, in-memory store (std only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::{Future, ready};
+use std::hash::Hash;
+use std::sync::RwLock;
+
+use serde_json::{Map, Value};
+
+use super::{
+    ListQuery, MemberChange, MemberDelta, Page, Projection, Record, Store, StoreError, UniqueValue,
+    apply_query,
+};
+
+/// An in-memory [`Store`]: the default for tests and prototypes, and the model a
+/// host copies.
+///
+/// The context is the tenant key (any `Hash + Eq + Clone` value: `()` for one
+/// tenant, a `String`, a host struct): tenants never see each other's data.
+/// Unique values are enforced per tenant and resource type; records list in `id`
+/// order; member-only PATCHes are applied in place under one lock.
+///
+/// ```
+/// use scimkit::store::{MemoryStore, Store, Record, Projection};
+/// use serde_json::json;
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+///
+/// let store: MemoryStore<String> = MemoryStore::new();
+/// let record = Record { id: "1".into(), version: 1, resource: json!({"id": "1", "userName": "ann"}) };
+/// block_on(store.create(&"tenant-a".to_owned(), "User", record, &[]))?;
+/// let found = block_on(store.get(&"tenant-a".to_owned(), "User", "1", &Projection::all()))?;
+/// assert_eq!(found.resource["userName"], "ann");
+/// assert!(block_on(store.get(&"tenant-b".to_owned(), "User", "1", &Projection::all())).is_err());
+/// # Ok::<(), scimkit::store::StoreError>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore<C = ()> {
+    tables: RwLock<HashMap<(C, String), Table>>,
+    member_deltas: bool,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    records: BTreeMap<String, Record>,
+    unique: HashMap<UniqueValue, String>,
+}
+
+impl<C> Default for MemoryStore<C> {
+    fn default() -> Self {
+        MemoryStore {
+            tables: RwLock::new(HashMap::new()),
+            member_deltas: true,
+        }
+    }
+}
+
+impl<C> MemoryStore<C> {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// A store that declines [`Store::update_members`], so the service takes its
+    /// general read–patch–replace path (useful to test that path).
+    pub fn without_member_deltas() -> Self {
+        MemoryStore {
+            member_deltas: false,
+            ..MemoryStore::default()
+        }
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::backend("the memory store's lock was poisoned by a panic")
+}
+
+impl<C: Hash + Eq + Clone + Send + Sync> MemoryStore<C> {
+    fn write<T>(
+        &self,
+        ctx: &C,
+        rt: &str,
+        f: impl FnOnce(&mut Table) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        let table = tables.entry((ctx.clone(), rt.to_owned())).or_default();
+        f(table)
+    }
+
+    fn read<T>(
+        &self,
+        ctx: &C,
+        rt: &str,
+        f: impl FnOnce(Option<&Table>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tables = self.tables.read().map_err(|_| poisoned())?;
+        f(tables.get(&(ctx.clone(), rt.to_owned())))
+    }
+}
+
+impl Table {
+    /// Claims `unique` for `id`, releasing what `id` held before.
+    fn claim(&mut self, id: &str, unique: &[UniqueValue]) -> Result<(), StoreError> {
+        for u in unique {
+            if let Some(owner) = self.unique.get(u) {
+                if owner != id {
+                    return Err(StoreError::Conflict(format!(
+                        "{} {:?} is already in use",
+                        u.attribute, u.value
+                    )));
+                }
+            }
+        }
+        self.unique.retain(|_, owner| owner != id);
+        for u in unique {
+            self.unique.insert(u.clone(), id.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A copy of the record with only the top-level attributes the projection wants.
+fn projected(record: &Record, projection: &Projection) -> Record {
+    let resource = match &record.resource {
+        Value::Object(map) if projection != &Projection::all() => Value::Object(
+            map.iter()
+                .filter(|(k, _)| is_core_member(k) || projection.wants(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    Record {
+        id: record.id.clone(),
+        version: record.version,
+        resource,
+    }
+}
+
+/// Members a store always returns: the service needs them whatever is projected.
+fn is_core_member(key: &str) -> bool {
+    ["id", "schemas", "meta"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+        || key.contains(':')
+}
+
+impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
+    type Context = C;
+
+    fn create(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        unique: &[UniqueValue],
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send {
+        ready(self.write(ctx, resource_type, |table| {
+            if table.records.contains_key(&record.id) {
+                return Err(StoreError::Conflict(format!(
+                    "id {} is already in use",
+                    record.id
+                )));
+            }
+            table.claim(&record.id, unique)?;
+            table.records.insert(record.id.clone(), record.clone());
+            Ok(record)
+        }))
+    }
+
+    fn get(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        projection: &Projection,
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send {
+        ready(self.read(ctx, resource_type, |table| {
+            table
+                .and_then(|t| t.records.get(id))
+                .map(|r| projected(r, projection))
+                .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+        }))
+    }
+
+    fn replace(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send {
+        ready(self.write(ctx, resource_type, |table| {
+            let current = table
+                .records
+                .get(&record.id)
+                .ok_or_else(|| StoreError::NotFound(record.id.clone()))?;
+            if current.version != expected_version {
+                return Err(StoreError::PreconditionFailed);
+            }
+            table.claim(&record.id, unique)?;
+            table.records.insert(record.id.clone(), record.clone());
+            Ok(record)
+        }))
+    }
+
+    fn delete(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.write(ctx, resource_type, |table| {
+            let current = table
+                .records
+                .get(id)
+                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            if expected_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            table.records.remove(id);
+            table.unique.retain(|_, owner| owner != id);
+            Ok(())
+        }))
+    }
+
+    fn list(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        query: &ListQuery<'_>,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        ready(self.read(ctx, resource_type, |table| {
+            let Some(table) = table else {
+                return Ok(Page::default());
+            };
+            let mut page = apply_query(table.records.values().cloned(), query);
+            for r in &mut page.records {
+                *r = projected(r, query.projection);
+            }
+            Ok(page)
+        }))
+    }
+
+    fn update_members(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        delta: &MemberDelta,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        if !self.member_deltas {
+            return ready(Ok(None));
+        }
+        ready(self.write(ctx, resource_type, |table| {
+            let record = table
+                .records
+                .get_mut(id)
+                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            if expected_version.is_some_and(|v| v != record.version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let Value::Object(resource) = &mut record.resource else {
+                return Err(StoreError::backend("stored resource is not an object"));
+            };
+            if apply_member_changes(resource, delta) {
+                record.version += 1;
+                let meta = resource
+                    .entry("meta")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(meta) = meta {
+                    meta.insert(
+                        "lastModified".to_owned(),
+                        Value::String(
+                            delta
+                                .modified
+                                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        ),
+                    );
+                }
+            }
+            Ok(Some(record.clone()))
+        }))
+    }
+}
+
+/// Applies member changes in order; returns whether anything changed.
+pub(crate) fn apply_member_changes(resource: &mut Map<String, Value>, delta: &MemberDelta) -> bool {
+    let key = resource
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(&delta.attribute))
+        .cloned()
+        .unwrap_or_else(|| delta.attribute.clone());
+    let norm = |s: &str| {
+        if delta.case_exact {
+            s.to_owned()
+        } else {
+            s.to_lowercase()
+        }
+    };
+    let id_of = |v: &Value| v.get("value").and_then(Value::as_str).map(norm);
+    let mut members = match resource.remove(&key) {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    let mut index: HashMap<String, usize> = members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| id_of(m).map(|id| (id, i)))
+        .collect();
+    let mut changed = false;
+    for change in &delta.changes {
+        match change {
+            MemberChange::Add(member) => {
+                let Some(id) = id_of(member) else { continue };
+                match index.get(&id) {
+                    Some(&i) => {
+                        if let (Some(Value::Object(old)), Value::Object(new)) =
+                            (members.get_mut(i), member)
+                        {
+                            for (k, v) in new {
+                                if old.get(k) != Some(v) {
+                                    old.insert(k.clone(), v.clone());
+                                    changed = true;
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        index.insert(id, members.len());
+                        members.push(member.clone());
+                        changed = true;
+                    }
+                }
+            }
+            MemberChange::Remove(id) => {
+                // Removed members leave a null behind until the end, so indices hold.
+                if let Some(i) = index.remove(&norm(id)) {
+                    members[i] = Value::Null;
+                    changed = true;
+                }
+            }
+        }
+    }
+    members.retain(|m| !m.is_null());
+    if !members.is_empty() {
+        resource.insert(key, Value::Array(members));
+    }
+    changed
+}

@@ -1,0 +1,273 @@
+//! Storage: the trait a host implements, and [`MemoryStore`], the reference
+//! implementation.
+//!
+//! A store keeps resources as JSON [`Record`]s, one table per resource type and
+//! per host-defined context (a tenant, for example). It promises three things the
+//! service relies on:
+//!
+//! - **Conditional writes.** `replace` and `delete` take the version the caller
+//!   read; if the stored version differs the store answers
+//!   [`StoreError::PreconditionFailed`] and writes nothing, so concurrent writers
+//!   never overwrite each other silently.
+//! - **Uniqueness.** `create` and `replace` receive the [`UniqueValue`]s the schema
+//!   asks for (`userName`, case-insensitively); a clash is [`StoreError::Conflict`]
+//!   and becomes 409 `uniqueness`.
+//! - **Isolation.** Everything is scoped by the context: two tenants never see each
+//!   other's data.
+//!
+//! `list` receives the parsed filter, sort and page so a database can push them
+//! down; [`apply_query`] does all three in memory for stores that cannot.
+//! Stores that can change a group's members without loading them implement
+//! [`Store::update_members`]; the service uses it for member-only PATCHes.
+
+mod memory;
+mod query;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use memory::MemoryStore;
+pub use query::{apply_query, compare_for_sort};
+
+use crate::filter::Filter;
+use crate::message::SortOrder;
+use crate::path::AttrPath;
+use crate::schema::ResourceSchema;
+
+/// A stored resource: its id, its version and its JSON.
+///
+/// The JSON is the resource as the service keeps it: normalised, with `id` and
+/// `meta.resourceType`, `meta.created` and `meta.lastModified`; `meta.version`
+/// and `meta.location` are derived from [`Record::version`] and the base URL when
+/// the resource is served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The resource's `id`.
+    pub id: String,
+    /// The version, incremented on every change; served as the weak ETag `W/"<version>"`.
+    pub version: u64,
+    /// The resource's JSON object.
+    pub resource: Value,
+}
+
+/// A value the store must keep unique within a context and resource type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UniqueValue {
+    /// The attribute's name, e.g. `userName`.
+    pub attribute: String,
+    /// The value, lower-cased when the attribute is not `caseExact`.
+    pub value: String,
+}
+
+/// What a store can report besides success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No resource has that id (in this context). Becomes 404.
+    #[error("resource {0} not found")]
+    NotFound(String),
+    /// A unique value is taken. Becomes 409 `uniqueness`.
+    #[error("{0}")]
+    Conflict(String),
+    /// The stored version is not the one the write expected. The service retries a
+    /// PATCH on the fresh version, or answers 412 when the client sent `If-Match`.
+    #[error("the resource changed since it was read")]
+    PreconditionFailed,
+    /// Anything else: the source is kept for logs and the client sees a generic 500.
+    #[error("storage backend failure")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl StoreError {
+    /// A backend failure from any error.
+    pub fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError::Backend(e.into())
+    }
+}
+
+/// The attributes a caller asked for, so a store may skip loading what will not be
+/// returned (`excludedAttributes=members` on a large group).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    /// `attributes`: only these (and those returned `always`) are wanted; empty means all.
+    pub attributes: Vec<AttrPath>,
+    /// `excludedAttributes`: these are not wanted.
+    pub excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Everything.
+    pub fn all() -> Self {
+        Projection::default()
+    }
+
+    /// Whether the top-level attribute `name` (for example `members`) is wanted.
+    pub fn wants(&self, name: &str) -> bool {
+        let named = |paths: &[AttrPath]| {
+            paths
+                .iter()
+                .any(|p| p.name().eq_ignore_ascii_case(name) && p.sub_attr().is_none())
+        };
+        if named(&self.excluded) {
+            return false;
+        }
+        self.attributes.is_empty()
+            || self
+                .attributes
+                .iter()
+                .any(|p| p.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The sort a list asks for (RFC 7644 §3.4.2.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sort {
+    /// The attribute to sort by.
+    pub by: AttrPath,
+    /// Ascending or descending.
+    pub order: SortOrder,
+}
+
+/// A list query, as parsed and validated by the service.
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    /// The resource type's schemas, for evaluating the filter and sorting.
+    pub schema: ResourceSchema<'a>,
+    /// The filter, checked against the schema.
+    pub filter: Option<&'a Filter>,
+    /// The sort, if any.
+    pub sort: Option<&'a Sort>,
+    /// The 1-based index of the first result wanted.
+    pub start_index: usize,
+    /// The most results wanted (0 asks only for `totalResults`).
+    pub count: usize,
+    /// What the caller will return.
+    pub projection: &'a Projection,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// How many resources matched in all.
+    pub total_results: usize,
+    /// The resources of this page, in order.
+    pub records: Vec<Record>,
+}
+
+/// One change to a group's members, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    /// Add this member (a normalised `members` value with at least `value`),
+    /// unless a member with the same `value` is there; then merge its sub-attributes.
+    Add(Value),
+    /// Remove the member whose `value` is this id, if there is one.
+    Remove(String),
+}
+
+/// A member-only change to a group, for stores that apply it without loading every member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberDelta {
+    /// The attribute holding the members (`members`).
+    pub attribute: String,
+    /// Whether member ids compare case-exactly (`members.value`'s `caseExact`).
+    pub case_exact: bool,
+    /// The changes, applied in order.
+    pub changes: Vec<MemberChange>,
+    /// The time to write to `meta.lastModified` if anything changes.
+    pub modified: DateTime<Utc>,
+}
+
+/// The storage a host implements: one store for every resource type, scoped by a
+/// context the host chooses.
+///
+/// Methods return `Send` futures, so a store works in multi-threaded servers on
+/// any executor; `async fn` in an implementation satisfies them. The crate
+/// depends on no runtime.
+pub trait Store: Send + Sync {
+    /// The host's request context: the tenant, the caller, whatever scopes data.
+    type Context: Send + Sync;
+
+    /// Stores a new resource (`record.version` is 1).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a value in `unique` is taken.
+    fn create(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        record: Record,
+        unique: &[UniqueValue],
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send;
+
+    /// Reads one resource; `projection` says what the caller will return.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none with that id.
+    fn get(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        id: &str,
+        projection: &Projection,
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send;
+
+    /// Replaces a resource if its stored version is `expected_version`.
+    ///
+    /// # Errors
+    /// [`StoreError::PreconditionFailed`] on a version mismatch,
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`].
+    fn replace(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send;
+
+    /// Deletes a resource, if its stored version is `expected_version` when one is given.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::PreconditionFailed`].
+    fn delete(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lists resources: filter, sort and page as `query` says ([`apply_query`] does it
+    /// in memory).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    fn list(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        query: &ListQuery<'_>,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Applies member changes to a group without materialising it, if the store can;
+    /// bumps the version and `meta.lastModified` only if something changed.
+    /// Returns `Ok(None)` when the store cannot (the default): the service then
+    /// reads, patches and replaces the whole group.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], and [`StoreError::PreconditionFailed`] when
+    /// `expected_version` is given and differs.
+    fn update_members(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        id: &str,
+        delta: &MemberDelta,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        let _ = (ctx, resource_type, id, delta, expected_version);
+        std::future::ready(Ok(None))
+    }
+}
