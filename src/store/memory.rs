@@ -47,7 +47,10 @@ pub struct MemoryStore<C = ()> {
 #[derive(Debug, Default)]
 struct Table {
     records: BTreeMap<String, Record>,
+    /// Each claimed unique value and the id that holds it.
     unique: HashMap<UniqueValue, String>,
+    /// The unique values each id holds.
+    claims: HashMap<String, Vec<UniqueValue>>,
 }
 
 impl<C> Default for MemoryStore<C> {
@@ -115,11 +118,21 @@ impl Table {
                 }
             }
         }
-        self.unique.retain(|_, owner| owner != id);
+        self.release(id);
         for u in unique {
             self.unique.insert(u.clone(), id.to_owned());
         }
+        self.claims.insert(id.to_owned(), unique.to_vec());
         Ok(())
+    }
+
+    /// Releases the unique values `id` holds.
+    fn release(&mut self, id: &str) {
+        for u in self.claims.remove(id).unwrap_or_default() {
+            if self.unique.get(&u).is_some_and(|owner| owner == id) {
+                self.unique.remove(&u);
+            }
+        }
     }
 }
 
@@ -225,7 +238,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 return Err(StoreError::PreconditionFailed);
             }
             table.records.remove(id);
-            table.unique.retain(|_, owner| owner != id);
+            table.release(id);
             Ok(())
         }))
     }
@@ -240,9 +253,11 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             let Some(table) = table else {
                 return Ok(Page::default());
             };
-            let mut page = apply_query(table.records.values().cloned(), query);
-            for r in &mut page.records {
-                *r = projected(r, query.projection);
+            let mut page = apply_query(table.records.values(), query);
+            if query.projection != &Projection::all() {
+                for r in &mut page.records {
+                    *r = projected(r, query.projection);
+                }
             }
             Ok(page)
         }))

@@ -10,19 +10,23 @@ use crate::schema::normalize::parse_datetime;
 use crate::schema::registry::get_ci;
 use crate::schema::{AttributeType, ResourceSchema};
 
-/// Filters, sorts and pages `records` as `query` says (RFC 7644 §3.4.2).
+/// Filters, sorts and pages `records` as `query` says (RFC 7644 §3.4.2), cloning
+/// only the records of the page.
 ///
 /// Without a sort the input order is kept, so a store that yields records in a
 /// stable order gets stable pages.
-pub fn apply_query(records: impl IntoIterator<Item = Record>, query: &ListQuery<'_>) -> Page {
+pub fn apply_query<'r>(
+    records: impl IntoIterator<Item = &'r Record>,
+    query: &ListQuery<'_>,
+) -> Page {
     let matching = records.into_iter().filter(|r| match query.filter {
         Some(f) => f.matches(&query.schema, &r.resource),
         None => true,
     });
-    let mut matching: Vec<Record> = match query.sort {
+    let matching: Vec<&Record> = match query.sort {
         None => matching.collect(),
         Some(sort) => {
-            let mut keyed: Vec<(SortKey, Record)> = matching
+            let mut keyed: Vec<(SortKey, &Record)> = matching
                 .map(|r| (sort_key(&query.schema, sort, &r.resource), r))
                 .collect();
             keyed.sort_by(|(a, ra), (b, rb)| {
@@ -33,11 +37,12 @@ pub fn apply_query(records: impl IntoIterator<Item = Record>, query: &ListQuery<
     };
     let total_results = matching.len();
     let start = query.start_index.max(1) - 1;
-    let records = if start >= matching.len() {
-        Vec::new()
-    } else {
-        matching.drain(start..).take(query.count).collect()
-    };
+    let records = matching
+        .into_iter()
+        .skip(start)
+        .take(query.count)
+        .cloned()
+        .collect();
     Page {
         total_results,
         records,
