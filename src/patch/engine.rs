@@ -190,6 +190,10 @@ impl<'r> Engine<'_, 'r> {
             )));
         };
         for (key, v) in attrs {
+            if key.eq_ignore_ascii_case("schemas") {
+                // Some clients serialise the extension object with its own `schemas`.
+                continue;
+            }
             let path = Path::parse_with(&format!("{}:{key}", ext.id), &self.opts.filter)?;
             self.at_path(op, &path, Some(v))?;
         }

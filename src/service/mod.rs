@@ -1122,11 +1122,21 @@ impl<S: Store> Service<S> {
         let op: PatchOp = serde_json::from_value(body)
             .map_err(|e| Error::invalid_syntax(format!("the body is not a PatchOp: {e}")))?;
         let expect = Expect::from(req);
-        let record = self.patch_record(ctx, rt, id, &op, expect.as_ref()).await?;
+        let projection = self.query_projection(req)?;
+        let record = match self.patch_record(ctx, rt, id, &op, expect.as_ref()).await? {
+            Patched::Record(record) => record,
+            Patched::Version(version) if !self.config.patch_returns_resource => {
+                return Ok(Response::empty(204).with_header("ETag", etag(version)));
+            }
+            Patched::Version(_) => self
+                .store
+                .get(ctx, rt.name(), id, &projection)
+                .await
+                .map_err(|e| store_error(e, rt.name()))?,
+        };
         if !self.config.patch_returns_resource {
             return Ok(Response::empty(204).with_header("ETag", etag(record.version)));
         }
-        let projection = self.query_projection(req)?;
         let groups = self
             .groups_for(ctx, rt, std::slice::from_ref(&record), &projection)
             .await?;
@@ -1143,7 +1153,7 @@ impl<S: Store> Service<S> {
         id: &str,
         op: &PatchOp,
         expect: Option<&Expect>,
-    ) -> Result<Record> {
+    ) -> Result<Patched> {
         if let Some(delta) = member_delta(rt, op, &self.config.patch, self.now()) {
             let expected_version = match expect {
                 None | Some(Expect::Any) => None,
@@ -1159,7 +1169,7 @@ impl<S: Store> Service<S> {
                 .update_members(ctx, rt.name(), id, &delta, expected_version)
                 .await
             {
-                Ok(Some(record)) => return Ok(record),
+                Ok(Some(version)) => return Ok(Patched::Version(version)),
                 Ok(None) => {}
                 Err(e) => return Err(store_error(e, rt.name())),
             }
@@ -1175,7 +1185,7 @@ impl<S: Store> Service<S> {
             }
             let outcome = patch::apply(rt, &mut current.resource, op, &self.config.patch)?;
             if !outcome.changed {
-                return Ok(current);
+                return Ok(Patched::Record(current));
             }
             let Value::Object(doc) = &mut current.resource else {
                 return Err(Error::internal("the stored resource is not a JSON object"));
@@ -1190,7 +1200,7 @@ impl<S: Store> Service<S> {
                 .replace(ctx, rt.name(), current, expected, &unique)
                 .await
             {
-                Ok(stored) => return Ok(stored),
+                Ok(stored) => return Ok(Patched::Record(stored)),
                 Err(StoreError::PreconditionFailed) if expect.is_none() => {
                     std::thread::yield_now();
                 }
@@ -1252,6 +1262,13 @@ impl<S: Store> Service<S> {
         }
         Ok(())
     }
+}
+
+/// What a PATCH left: the record, or only its version when the store applied a
+/// member delta without loading the group.
+enum Patched {
+    Record(Record),
+    Version(u64),
 }
 
 /// The resource without `meta`, for "did anything change".

@@ -270,7 +270,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
         id: &str,
         delta: &MemberDelta,
         expected_version: Option<u64>,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
         if !self.member_deltas {
             return ready(Ok(None));
         }
@@ -301,7 +301,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                     );
                 }
             }
-            Ok(Some(record.clone()))
+            Ok(Some(record.version))
         }))
     }
 }

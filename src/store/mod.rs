@@ -252,7 +252,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 
     /// Applies member changes to a group without materialising it, if the store can;
-    /// bumps the version and `meta.lastModified` only if something changed.
+    /// bumps the version and `meta.lastModified` only if something changed, and
+    /// returns the version the group is at afterwards.
     /// Returns `Ok(None)` when the store cannot (the default): the service then
     /// reads, patches and replaces the whole group.
     ///
@@ -266,7 +267,7 @@ pub trait Store: Send + Sync {
         id: &str,
         delta: &MemberDelta,
         expected_version: Option<u64>,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
         let _ = (ctx, resource_type, id, delta, expected_version);
         std::future::ready(Ok(None))
     }
