@@ -201,6 +201,15 @@ impl<'r> Engine<'_, 'r> {
     }
 
     fn at_path(&mut self, op: OpKind, path: &Path, value: Option<&Value>) -> Result<()> {
+        if path.attr().name().eq_ignore_ascii_case("schemas")
+            && path
+                .attr()
+                .schema()
+                .is_none_or(|s| s.eq_ignore_ascii_case(&self.rs.core().id))
+        {
+            // `schemas` is kept in step with the extensions present by the engine itself.
+            return Ok(());
+        }
         let needs_value =
             || Error::invalid_syntax(format!("{op} needs a \"value\" (RFC 7644 §3.5.2)"));
         match self.resolve(path)? {
@@ -423,14 +432,37 @@ impl<'r> Engine<'_, 'r> {
             return Ok(());
         };
         let key = find_key(container, attr.name()).unwrap_or_else(|| attr.name().to_owned());
+        if attr.mutability() == Mutability::ReadOnly
+            && (filter.is_some() || (sub.is_some() && attr.is_multi_valued()))
+        {
+            return Err(Error::mutability(format!(
+                "'{}' is readOnly and cannot be changed",
+                attr.name()
+            )));
+        }
         match (filter, sub) {
-            (None, None) if attr.is_multi_valued() => write_list(op, attr, container, &key, value),
+            (None, None) if attr.is_multi_valued() => {
+                write_list(op, attr, container, &key, value)?;
+                if attr.is_required() && container.get(&key).is_none_or(is_empty) {
+                    return Err(Error::invalid_value(format!(
+                        "'{}' is required and cannot be emptied",
+                        attr.name()
+                    )));
+                }
+                Ok(())
+            }
             (None, None) if attr.is_complex() => {
                 let parent = object_slot(container, &key, attr)?;
-                merge_element(attr, parent, value)
+                merge_element(attr, parent, value, lenient)
             }
             (None, None) => {
                 let new = coerce(attr, attr.name(), value.clone())?;
+                if new.is_none() && op == OpKind::Replace && attr.is_required() {
+                    return Err(Error::invalid_value(format!(
+                        "'{}' is required and cannot be removed",
+                        attr.name()
+                    )));
+                }
                 check_mutability(attr, attr.name(), container.get(&key), new.as_ref())?;
                 if op == OpKind::Replace || new.is_some() {
                     set(container, &key, new);
@@ -667,6 +699,7 @@ fn write_selected(
     lenient: bool,
 ) -> Result<()> {
     let mut selected = select(attr, filter, list);
+    let mut created = false;
     if selected.is_empty() {
         let template = match filter {
             None => Some(Map::new()),
@@ -678,6 +711,7 @@ fn write_selected(
         };
         list.push(Value::Object(template));
         selected.push(list.len() - 1);
+        created = true;
     }
     for &i in &selected {
         let Some(Value::Object(element)) = list.get_mut(i) else {
@@ -685,25 +719,52 @@ fn write_selected(
         };
         match sub {
             Some(sub) => set_sub(attr, sub, element, value)?,
-            None if op == OpKind::Replace => {
-                let Value::Object(new) = coerce_single(attr, attr.name(), value.clone())? else {
-                    return Err(Error::invalid_value(format!(
-                        "a value of '{}' must be an object",
-                        attr.name()
-                    )));
-                };
-                *element = new;
-            }
-            None => merge_element(attr, element, value)?,
+            // A value the filter just created keeps what the filter says it is.
+            None if op == OpKind::Replace && !created => replace_element(attr, element, value)?,
+            None => merge_element(attr, element, value, lenient)?,
         }
     }
     fix_primary(attr, list, &selected);
     Ok(())
 }
 
+/// Replaces a whole value of a multi-valued complex attribute (RFC 7644
+/// §3.5.2.3), refusing to change its readOnly or immutable sub-attributes.
+fn replace_element(
+    attr: &Attribute,
+    element: &mut Map<String, Value>,
+    value: &Value,
+) -> Result<()> {
+    let Value::Object(new) = coerce_single(attr, attr.name(), value.clone())? else {
+        return Err(Error::invalid_value(format!(
+            "a value of '{}' must be an object",
+            attr.name()
+        )));
+    };
+    for sub in attr.sub_attributes() {
+        if matches!(
+            sub.mutability(),
+            Mutability::ReadOnly | Mutability::Immutable
+        ) {
+            let path = format!("{}.{}", attr.name(), sub.name());
+            let old = find_key(element, sub.name()).and_then(|k| element.get(&k));
+            let next = find_key(&new, sub.name()).and_then(|k| new.get(&k));
+            check_mutability(sub, &path, old, next)?;
+        }
+    }
+    *element = new;
+    Ok(())
+}
+
 /// Merges an object's sub-attributes into a complex value (RFC 7644 §3.5.2.3:
-/// sub-attributes not given are left unchanged).
-fn merge_element(attr: &Attribute, element: &mut Map<String, Value>, value: &Value) -> Result<()> {
+/// sub-attributes not given are left unchanged). Sub-attributes the schema does
+/// not define are kept when lenient and refused (400 `invalidPath`) when strict.
+fn merge_element(
+    attr: &Attribute,
+    element: &mut Map<String, Value>,
+    value: &Value,
+    lenient: bool,
+) -> Result<()> {
     let Value::Object(new) = coerce_single(attr, attr.name(), value.clone())? else {
         return Err(Error::invalid_value(format!(
             "'{}' is complex: give an object of its sub-attributes",
@@ -718,8 +779,14 @@ fn merge_element(attr: &Attribute, element: &mut Map<String, Value>, value: &Val
                 check_mutability(sub, &path, element.get(&key), Some(&v))?;
                 element.insert(key, v);
             }
-            None => {
+            None if lenient => {
                 element.insert(k, v);
+            }
+            None => {
+                return Err(Error::invalid_path(format!(
+                    "'{}' has no sub-attribute '{k}'",
+                    attr.name()
+                )));
             }
         }
     }

@@ -57,6 +57,10 @@
 //! true`): only then does the filter say what the new value is. Any other filter
 //! that matches nothing is 400 `noTarget` in both settings.
 //!
+//! In both settings `schemas` is kept by the engine (an extension's URN is added when
+//! its first attribute is set and removed with its last), so operations on `schemas`
+//! itself change nothing.
+//!
 //! Values are read through the schema's normalisation in both settings:
 //! operation names in any case, `"False"` for a boolean, a bare id string for
 //! `manager` or a member.

@@ -359,7 +359,10 @@ impl<'r> ResourceSchema<'r> {
 /// Splits `urn:…:Schema:attr.sub` into the URN and `attr.sub`. A name that does
 /// not start with `urn:` has no URN.
 pub(crate) fn split_urn(path: &str) -> (Option<&str>, &str) {
-    let is_urn = path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:");
+    let is_urn = path.len() > 4
+        && path
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
     match path.rfind(':') {
         Some(i) if is_urn => (Some(&path[..i]), &path[i + 1..]),
         _ => (None, path),

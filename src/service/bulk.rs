@@ -76,7 +76,12 @@ impl<S: Store> Service<S> {
             if response.status >= 400 {
                 errors += 1;
             }
-            let location = response.header("Location").map(str::to_owned);
+            let location = response.header("Location").map(str::to_owned).or_else(|| {
+                // RFC 7644 §3.7.3: successful PUT, PATCH and DELETE name the resource too.
+                (response.status < 400 && op.method != BulkMethod::Post)
+                    .then(|| resolve_path(&op.path, &ids).ok().map(|p| self.location(&p)))
+                    .flatten()
+            });
             if op.method == BulkMethod::Post && response.status == 201 {
                 if let (Some(bulk_id), Some(id)) = (
                     &op.bulk_id,
@@ -145,7 +150,7 @@ impl<S: Store> Service<S> {
             .path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+            .map(super::percent_decode)
             .collect();
         if segments
             .first()

@@ -785,6 +785,7 @@ impl<S: Store> Service<S> {
         rt: &ResourceSchema<'_>,
         req: &Request,
     ) -> Result<Response> {
+        let projection = self.query_projection(req)?;
         let body = self.body_json(req, self.config.max_body_bytes)?;
         let Value::Object(mut doc) = rt.normalize(body)? else {
             return Err(Error::invalid_syntax("a resource must be a JSON object"));
@@ -810,7 +811,6 @@ impl<S: Store> Service<S> {
             .create(ctx, rt.name(), record, &unique)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
-        let projection = self.query_projection(req)?;
         let groups = self
             .groups_for(ctx, rt, std::slice::from_ref(&stored), &projection)
             .await?;
@@ -860,6 +860,16 @@ impl<S: Store> Service<S> {
             &self.config.filter,
             self.config.max_results,
         )?;
+        if let Some(f) = &plan.filter {
+            if self.derives_groups(rt, &Projection::all())
+                && filter_mentions(f, "groups", &rt.core().id)
+            {
+                return Err(Error::invalid_filter(
+                    "'groups' is derived from group memberships and cannot be filtered on; \
+                     list /Groups?filter=members.value eq \"<id>\" instead",
+                ));
+            }
+        }
         if let Some(sort) = &plan.sort {
             if rt.attribute(sort.by.schema(), sort.by.name()).is_none() {
                 return Err(Error::invalid_value(format!(
@@ -934,23 +944,22 @@ impl<S: Store> Service<S> {
             .saturating_sub(1)
             .saturating_add(probe.count);
         let mut total = 0usize;
-        let mut rendered = Vec::new();
+        let mut found: Vec<(Option<crate::store::query::SortKey>, Value)> = Vec::new();
         for rt in self.registry.resource_types() {
-            let Ok(plan) = query::plan(
+            let plan = query::plan(
                 &params,
                 Some(&rt),
                 &self.config.filter,
                 self.config.max_results,
-            ) else {
-                continue;
-            };
+            )?;
+            let sort = plan
+                .sort
+                .as_ref()
+                .filter(|s| rt.attribute(s.by.schema(), s.by.name()).is_some());
             let query = ListQuery {
                 schema: rt,
                 filter: plan.filter.as_ref(),
-                sort: plan
-                    .sort
-                    .as_ref()
-                    .filter(|s| rt.attribute(s.by.schema(), s.by.name()).is_some()),
+                sort,
                 start_index: 1,
                 count: wanted,
                 projection: &plan.projection,
@@ -964,14 +973,24 @@ impl<S: Store> Service<S> {
             let groups = self
                 .groups_for(ctx, &rt, &page.records, &plan.projection)
                 .await?;
-            rendered.extend(
-                page.records
-                    .iter()
-                    .map(|r| self.render(&rt, r, &plan.projection, groups.as_ref())),
-            );
+            for r in &page.records {
+                let key = plan
+                    .sort
+                    .as_ref()
+                    .map(|s| crate::store::query::sort_key(&rt, s, &r.resource));
+                found.push((key, self.render(&rt, r, &plan.projection, groups.as_ref())));
+            }
         }
-        let resources: Vec<Value> = rendered
+        // One order across resource types: each type's candidates sorted together.
+        if let Some(sort) = &probe.sort {
+            found.sort_by(|(a, _), (b, _)| match (a, b) {
+                (Some(a), Some(b)) => crate::store::query::order(a, b, sort.order),
+                _ => std::cmp::Ordering::Equal,
+            });
+        }
+        let resources: Vec<Value> = found
             .into_iter()
+            .map(|(_, v)| v)
             .skip(probe.start_index - 1)
             .take(probe.count)
             .collect();
@@ -997,6 +1016,9 @@ impl<S: Store> Service<S> {
         self.ensure_schemas(rt, &mut doc)?;
         self.strip_read_only(rt, &mut doc);
         self.check_required(rt, &doc)?;
+        if !self.config.change_password && doc.contains_key("password") {
+            return Err(password_unsupported());
+        }
         let expect = Expect::from(req);
         let projection = self.query_projection(req)?;
         for _ in 0..=self.config.max_write_retries {
@@ -1043,7 +1065,9 @@ impl<S: Store> Service<S> {
                         groups.as_ref(),
                     ));
                 }
-                Err(StoreError::PreconditionFailed) if expect.is_none() => {
+                Err(StoreError::PreconditionFailed)
+                    if !matches!(expect, Some(Expect::Versions(_))) =>
+                {
                     std::thread::yield_now();
                 }
                 Err(e) => return Err(store_error(e, rt.name())),
@@ -1067,6 +1091,43 @@ impl<S: Store> Service<S> {
         for key in ["id", "meta"] {
             if let Some(v) = old.get(key) {
                 new.insert(key.to_owned(), v.clone());
+            }
+        }
+        // Read-only values are the server's: a PUT neither sets nor clears them
+        // (RFC 7644 §3.5.1), down to read-only sub-attributes of a single complex value.
+        fn keep_read_only(
+            attrs: &[crate::schema::Attribute],
+            old: &Map<String, Value>,
+            new: &mut Map<String, Value>,
+        ) {
+            for a in attrs {
+                if a.mutability() == Mutability::ReadOnly {
+                    if let Some(v) = old.get(a.name()) {
+                        new.insert(a.name().to_owned(), v.clone());
+                    }
+                } else if a.is_complex() && !a.is_multi_valued() {
+                    if let (Some(Value::Object(o)), Some(Value::Object(n))) =
+                        (old.get(a.name()), new.get_mut(a.name()))
+                    {
+                        for sub in a
+                            .sub_attributes()
+                            .iter()
+                            .filter(|s| s.mutability() == Mutability::ReadOnly)
+                        {
+                            if let Some(v) = o.get(sub.name()) {
+                                n.insert(sub.name().to_owned(), v.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        keep_read_only(&rt.core().attributes, old, new);
+        for (ext, _) in rt.extensions() {
+            if let (Some(Value::Object(o)), Some(Value::Object(n))) =
+                (old.get(&ext.id), new.get_mut(&ext.id))
+            {
+                keep_read_only(&ext.attributes, o, n);
             }
         }
         let carry = |attrs: &[crate::schema::Attribute],
@@ -1154,16 +1215,15 @@ impl<S: Store> Service<S> {
         op: &PatchOp,
         expect: Option<&Expect>,
     ) -> Result<Patched> {
-        if let Some(delta) = member_delta(rt, op, &self.config.patch, self.now()) {
-            let expected_version = match expect {
-                None | Some(Expect::Any) => None,
-                Some(e) => Some(e.version().ok_or_else(|| {
-                    Error::precondition_failed(format!(
-                        "{} {id} is not at the version in If-Match",
-                        rt.name()
-                    ))
-                })?),
-            };
+        // The version a member delta must find: none to check, or the one If-Match names
+        // (several tags take the general path, which compares each).
+        let fast_version = match expect {
+            None | Some(Expect::Any) => Some(None),
+            Some(e) => e.version().map(Some),
+        };
+        let delta = fast_version
+            .and_then(|v| member_delta(rt, op, &self.config.patch, self.now()).map(|d| (d, v)));
+        if let Some((delta, expected_version)) = delta {
             match self
                 .store
                 .update_members(ctx, rt.name(), id, &delta, expected_version)
@@ -1183,7 +1243,13 @@ impl<S: Store> Service<S> {
             if let Some(expect) = expect {
                 expect.check(current.version, rt.name())?;
             }
+            let password_before = current.resource.get("password").cloned();
             let outcome = patch::apply(rt, &mut current.resource, op, &self.config.patch)?;
+            if !self.config.change_password
+                && current.resource.get("password") != password_before.as_ref()
+            {
+                return Err(password_unsupported());
+            }
             if !outcome.changed {
                 return Ok(Patched::Record(current));
             }
@@ -1201,7 +1267,9 @@ impl<S: Store> Service<S> {
                 .await
             {
                 Ok(stored) => return Ok(Patched::Record(stored)),
-                Err(StoreError::PreconditionFailed) if expect.is_none() => {
+                Err(StoreError::PreconditionFailed)
+                    if !matches!(expect, Some(Expect::Versions(_))) =>
+                {
                     std::thread::yield_now();
                 }
                 Err(e) => return Err(store_error(e, rt.name())),
@@ -1253,14 +1321,32 @@ impl<S: Store> Service<S> {
         ))]);
         for group in memberships.get(member).into_iter().flatten() {
             if let Some(gid) = group.get("value").and_then(Value::as_str) {
-                match self.patch_record(ctx, &groups, gid, &op, None).await {
-                    Ok(_) => {}
-                    Err(e) if e.status() == 404 => {}
-                    Err(e) => return Err(e),
-                }
+                // The user is gone already; a group that cannot be updated now keeps a
+                // dangling member rather than failing the delete the client asked for.
+                let _ = self.patch_record(ctx, &groups, gid, &op, None).await;
             }
         }
         Ok(())
+    }
+}
+
+fn password_unsupported() -> Error {
+    Error::mutability(
+        "changing passwords is not supported here (changePassword.supported is false)",
+    )
+}
+
+/// Whether a filter names the attribute `name` of the core schema anywhere.
+fn filter_mentions(f: &Filter, name: &str, core: &str) -> bool {
+    let names = |p: &AttrPath| {
+        p.name().eq_ignore_ascii_case(name) && p.schema().is_none_or(|s| eq(s, core))
+    };
+    match f {
+        Filter::Compare(p, _, _) | Filter::Present(p) | Filter::ValuePath(p, _) => names(p),
+        Filter::And(parts) | Filter::Or(parts) => {
+            parts.iter().any(|p| filter_mentions(p, name, core))
+        }
+        Filter::Not(inner) => filter_mentions(inner, name, core),
     }
 }
 

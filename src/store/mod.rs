@@ -21,7 +21,7 @@
 //! [`Store::update_members`]; the service uses it for member-only PATCHes.
 
 mod memory;
-mod query;
+pub(crate) mod query;
 
 use std::future::Future;
 

@@ -65,8 +65,9 @@ pub fn compare_for_sort(
     )
 }
 
+/// A resource's value for a sort, comparable across resource types.
 #[derive(Debug, PartialEq, PartialOrd)]
-enum SortKey {
+pub(crate) enum SortKey {
     Bool(bool),
     Number(f64),
     Time(chrono::DateTime<chrono::FixedOffset>),
@@ -74,7 +75,7 @@ enum SortKey {
     Missing,
 }
 
-fn order(a: &SortKey, b: &SortKey, sort_order: SortOrder) -> Ordering {
+pub(crate) fn order(a: &SortKey, b: &SortKey, sort_order: SortOrder) -> Ordering {
     let ord = match (a, b) {
         (SortKey::Missing, SortKey::Missing) => Ordering::Equal,
         (SortKey::Missing, _) => Ordering::Greater,
@@ -87,7 +88,7 @@ fn order(a: &SortKey, b: &SortKey, sort_order: SortOrder) -> Ordering {
     }
 }
 
-fn sort_key(schema: &ResourceSchema<'_>, sort: &Sort, resource: &Value) -> SortKey {
+pub(crate) fn sort_key(schema: &ResourceSchema<'_>, sort: &Sort, resource: &Value) -> SortKey {
     let Some(obj) = resource.as_object() else {
         return SortKey::Missing;
     };
