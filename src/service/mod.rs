@@ -673,6 +673,35 @@ impl<S: Store> Service<S> {
         response
     }
 
+    /// A stored resource, or 404.
+    async fn load(
+        &self,
+        ctx: &S::Context,
+        rt: &ResourceSchema<'_>,
+        id: &str,
+        projection: &Projection,
+    ) -> Result<Record> {
+        self.store
+            .get(ctx, rt.name(), id, projection)
+            .await
+            .map_err(|e| store_error(e, rt.name()))
+    }
+
+    /// The response for one resource, with its derived `groups`.
+    async fn respond(
+        &self,
+        ctx: &S::Context,
+        status: u16,
+        rt: &ResourceSchema<'_>,
+        record: &Record,
+        projection: &Projection,
+    ) -> Result<Response> {
+        let groups = self
+            .groups_for(ctx, rt, std::slice::from_ref(record), projection)
+            .await?;
+        Ok(self.resource_response(status, rt, record, projection, groups.as_ref()))
+    }
+
     /// Whether `rt` has the read-only `groups` that RFC 7643 §4.1.2 derives from
     /// group memberships, and a Group type to derive it from.
     fn derives_groups(&self, rt: &ResourceSchema<'_>, projection: &Projection) -> bool {
@@ -811,10 +840,7 @@ impl<S: Store> Service<S> {
             .create(ctx, rt.name(), record, &unique)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
-        let groups = self
-            .groups_for(ctx, rt, std::slice::from_ref(&stored), &projection)
-            .await?;
-        Ok(self.resource_response(201, rt, &stored, &projection, groups.as_ref()))
+        self.respond(ctx, 201, rt, &stored, &projection).await
     }
 
     /// GET by id (RFC 7644 §3.4.1), honouring `If-None-Match` (§3.14).
@@ -826,11 +852,7 @@ impl<S: Store> Service<S> {
         req: &Request,
     ) -> Result<Response> {
         let projection = self.query_projection(req)?;
-        let record = self
-            .store
-            .get(ctx, rt.name(), id, &projection)
-            .await
-            .map_err(|e| store_error(e, rt.name()))?;
+        let record = self.load(ctx, rt, id, &projection).await?;
         if let Some(tags) = req.header("If-None-Match") {
             let tags = parse_etags(tags);
             if tags
@@ -840,10 +862,7 @@ impl<S: Store> Service<S> {
                 return Ok(Response::empty(304).with_header("ETag", etag(record.version)));
             }
         }
-        let groups = self
-            .groups_for(ctx, rt, std::slice::from_ref(&record), &projection)
-            .await?;
-        Ok(self.resource_response(200, rt, &record, &projection, groups.as_ref()))
+        self.respond(ctx, 200, rt, &record, &projection).await
     }
 
     /// GET with a query (RFC 7644 §3.4.2).
@@ -1022,11 +1041,7 @@ impl<S: Store> Service<S> {
         let expect = Expect::from(req);
         let projection = self.query_projection(req)?;
         for _ in 0..=self.config.max_write_retries {
-            let current = self
-                .store
-                .get(ctx, rt.name(), id, &Projection::all())
-                .await
-                .map_err(|e| store_error(e, rt.name()))?;
+            let current = self.load(ctx, rt, id, &Projection::all()).await?;
             if let Some(expect) = &expect {
                 expect.check(current.version, rt.name())?;
             }
@@ -1036,10 +1051,7 @@ impl<S: Store> Service<S> {
             let mut new = doc.clone();
             self.carry_over(rt, old, &mut new)?;
             if strip_meta(&new) == strip_meta(old) {
-                let groups = self
-                    .groups_for(ctx, rt, std::slice::from_ref(&current), &projection)
-                    .await?;
-                return Ok(self.resource_response(200, rt, &current, &projection, groups.as_ref()));
+                return self.respond(ctx, 200, rt, &current, &projection).await;
             }
             touch_meta(&mut new, &self.now_string());
             let unique = self.unique_values(rt, &new);
@@ -1054,16 +1066,7 @@ impl<S: Store> Service<S> {
                 .await
             {
                 Ok(stored) => {
-                    let groups = self
-                        .groups_for(ctx, rt, std::slice::from_ref(&stored), &projection)
-                        .await?;
-                    return Ok(self.resource_response(
-                        200,
-                        rt,
-                        &stored,
-                        &projection,
-                        groups.as_ref(),
-                    ));
+                    return self.respond(ctx, 200, rt, &stored, &projection).await;
                 }
                 Err(StoreError::PreconditionFailed)
                     if !matches!(expect, Some(Expect::Versions(_))) =>
@@ -1189,19 +1192,12 @@ impl<S: Store> Service<S> {
             Patched::Version(version) if !self.config.patch_returns_resource => {
                 return Ok(Response::empty(204).with_header("ETag", etag(version)));
             }
-            Patched::Version(_) => self
-                .store
-                .get(ctx, rt.name(), id, &projection)
-                .await
-                .map_err(|e| store_error(e, rt.name()))?,
+            Patched::Version(_) => self.load(ctx, rt, id, &projection).await?,
         };
         if !self.config.patch_returns_resource {
             return Ok(Response::empty(204).with_header("ETag", etag(record.version)));
         }
-        let groups = self
-            .groups_for(ctx, rt, std::slice::from_ref(&record), &projection)
-            .await?;
-        Ok(self.resource_response(200, rt, &record, &projection, groups.as_ref()))
+        self.respond(ctx, 200, rt, &record, &projection).await
     }
 
     /// Applies a PatchOp: through the store's member delta when it only touches
@@ -1235,11 +1231,7 @@ impl<S: Store> Service<S> {
             }
         }
         for _ in 0..=self.config.max_write_retries {
-            let mut current = self
-                .store
-                .get(ctx, rt.name(), id, &Projection::all())
-                .await
-                .map_err(|e| store_error(e, rt.name()))?;
+            let mut current = self.load(ctx, rt, id, &Projection::all()).await?;
             if let Some(expect) = expect {
                 expect.check(current.version, rt.name())?;
             }
@@ -1292,11 +1284,7 @@ impl<S: Store> Service<S> {
         let expect = Expect::from(req);
         let mut expected_version = None;
         if let Some(expect) = &expect {
-            let current = self
-                .store
-                .get(ctx, rt.name(), id, &Projection::all())
-                .await
-                .map_err(|e| store_error(e, rt.name()))?;
+            let current = self.load(ctx, rt, id, &Projection::all()).await?;
             expect.check(current.version, rt.name())?;
             expected_version = Some(current.version);
         }
