@@ -33,18 +33,31 @@ fn server_binary() -> PathBuf {
 
 impl Server {
     fn start(db: &std::path::Path, extra: &[&str]) -> Server {
+        let db = db.to_str().expect("utf-8 path");
+        let mut args = vec!["--token", TOKEN, "--db", db];
+        args.extend_from_slice(extra);
+        Server::spawn(&args).0
+    }
+
+    /// Starts the server with these arguments (and `--listen 127.0.0.1:0`); returns it
+    /// and the token it generated, if it printed one.
+    fn spawn(args: &[&str]) -> (Server, Option<String>) {
         let mut child = Command::new(server_binary())
-            .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--db"])
-            .arg(db)
-            .args(extra)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("SCIM_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the example server starts (cargo test builds examples)");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut generated = None;
         let url = loop {
             let line = lines.next().expect("server output").expect("line");
+            if let Some(token) = line.split("generated token: ").nth(1) {
+                generated = Some(token.trim().to_owned());
+            }
             if let Some(url) = line.strip_prefix("listening on http://") {
                 break url.to_owned();
             }
@@ -52,11 +65,12 @@ impl Server {
         // Keep draining the request log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         let (addr, base) = url.split_once('/').expect("address and base path");
-        Server {
+        let server = Server {
             child,
             addr: addr.to_owned(),
             base: format!("/{base}"),
-        }
+        };
+        (server, generated)
     }
 
     fn request(
@@ -65,14 +79,26 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Vec<(String, String)>, Value) {
+        self.request_as(TOKEN, method, path, body)
+    }
+
+    fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/scim+json"),
+        ];
         self.raw(
             method,
             &format!("{}{path}", self.base),
             body.map(|b| b.to_string()),
-            &[
-                ("Authorization", &format!("Bearer {TOKEN}")),
-                ("Content-Type", "application/scim+json"),
-            ],
+            &headers,
         )
     }
 
@@ -104,29 +130,35 @@ impl Server {
         parse_response(&raw)
     }
 
+    /// Stops the server with Ctrl-C (SIGINT) and requires a clean exit.
     fn stop(mut self) {
-        self.interrupt();
+        let status = self.interrupt();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the server did not stop cleanly: {status:?}"
+        );
     }
 
-    fn interrupt(&mut self) {
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            self.interrupt();
+            let _ = self.interrupt();
         }
     }
 }
@@ -415,4 +447,38 @@ fn concurrent_member_adds_over_http_lose_nothing() {
     assert_eq!(g["meta"]["version"], "W/\"401\"");
     server.stop();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn generated_token_base_url_and_memory_database() {
+    let (server, token) = Server::spawn(&[
+        "--db",
+        ":memory:",
+        "--base-path",
+        "/api/scim/v2/",
+        "--base-url",
+        "https://scim.example.com/api/scim/v2",
+    ]);
+    let token = token.expect("a generated token is printed when none is given");
+    assert_eq!(token.len(), 32);
+    assert_eq!(server.base, "/api/scim/v2");
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a"});
+    let (status, headers, user) = server.request_as(&token, "POST", "/Users", Some(&body));
+    assert_eq!(status, 201, "{user}");
+    let id = user["id"].as_str().expect("id");
+    let location = format!("https://scim.example.com/api/scim/v2/Users/{id}");
+    assert_eq!(header(&headers, "location"), Some(location.as_str()));
+    assert_eq!(user["meta"]["location"], json!(location));
+    // The fixed test token is not the generated one.
+    assert_eq!(server.request("GET", "/Users", None).0, 401);
+    // Only the base path is served; a path that merely starts with it is not.
+    let bearer = format!("Bearer {token}");
+    let (status, _, _) = server.raw(
+        "GET",
+        "/api/scim/v2x/Users",
+        None,
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(status, 404);
+    server.stop();
 }

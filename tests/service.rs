@@ -1002,3 +1002,105 @@ fn the_service_future_is_send() {
     let fut = svc.handle(&t, Request::new("GET", "/Users"));
     is_send(&fut);
 }
+
+#[tokio::test]
+async fn a_host_resource_type_is_served_like_the_built_in_ones() {
+    use scimkit::schema::{
+        Attribute, AttributeType, Mutability, Registry, ResourceType, Schema, Uniqueness,
+    };
+    let device_urn = "urn:example:params:scim:schemas:core:2.0:Device";
+    let ext_urn = "urn:example:params:scim:schemas:extension:acme:2.0:Device";
+    let mut registry = Registry::core();
+    registry
+        .add_schema(Schema::new(
+            device_urn,
+            "Device",
+            vec![
+                Attribute::new("serialNumber", AttributeType::String)
+                    .with_required(true)
+                    .with_case_exact(true)
+                    .with_mutability(Mutability::Immutable)
+                    .with_uniqueness(Uniqueness::Server),
+                Attribute::new("label", AttributeType::String),
+                Attribute::new("ports", AttributeType::Integer),
+            ],
+        ))
+        .add_schema(Schema::new(
+            ext_urn,
+            "AcmeDevice",
+            vec![Attribute::new("rack", AttributeType::String)],
+        ));
+    registry
+        .add_resource_type(
+            ResourceType::new("Device", "/Devices", device_urn).with_extension(ext_urn, false),
+        )
+        .expect("registers");
+    let svc = Service::new(MemoryStore::<String>::new(), ServiceConfig::default())
+        .with_registry(registry);
+
+    let body = json!({"schemas": [device_urn], "SerialNumber": "SN-1", "label": "Printer", "ports": "4", ext_urn: {"Rack": "B2"}});
+    let (status, device, _) = call(&svc, post("/Devices", &body)).await;
+    assert_eq!(status, 201, "{device}");
+    let id = device["id"].as_str().expect("id").to_owned();
+    assert_eq!(device["serialNumber"], "SN-1");
+    assert_eq!(device["ports"], 4);
+    assert_eq!(device["schemas"], json!([device_urn, ext_urn]));
+    assert_eq!(device[ext_urn], json!({"rack": "B2"}));
+    assert_eq!(device["meta"]["resourceType"], "Device");
+
+    let (_, found, _) = call(
+        &svc,
+        Request::new("GET", "/Devices?filter=ports+gt+3+and+rack+eq+%22b2%22"),
+    )
+    .await;
+    assert_eq!(found["totalResults"], 1);
+    let (status, dup, _) = call(
+        &svc,
+        post(
+            "/Devices",
+            &json!({"schemas": [device_urn], "serialNumber": "SN-1"}),
+        ),
+    )
+    .await;
+    assert_error(status, &dup, 409, Some("uniqueness"));
+    // serialNumber is caseExact: another case is another value.
+    assert_eq!(
+        call(
+            &svc,
+            post(
+                "/Devices",
+                &json!({"schemas": [device_urn], "serialNumber": "sn-1"})
+            )
+        )
+        .await
+        .0,
+        201
+    );
+
+    // Immutable: PUT may repeat it or leave it out, not change it.
+    let put = |serial: Option<&str>| {
+        let mut b = json!({"schemas": [device_urn], "label": "Copier"});
+        if let Some(s) = serial {
+            b["serialNumber"] = json!(s);
+        }
+        Request::new("PUT", &format!("/Devices/{id}")).with_json(&b)
+    };
+    let (status, err, _) = call(&svc, put(Some("SN-2"))).await;
+    assert_error(status, &err, 400, Some("mutability"));
+    let (status, same, _) = call(&svc, put(Some("SN-1"))).await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["label"], "Copier");
+    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "serialNumber", "value": "SN-3"}]});
+    let (status, err, _) = call(
+        &svc,
+        Request::new("PATCH", &format!("/Devices/{id}")).with_json(&op),
+    )
+    .await;
+    assert_error(status, &err, 400, Some("mutability"));
+
+    let (_, types, _) = call(&svc, Request::new("GET", "/ResourceTypes/Device")).await;
+    assert_eq!(types["endpoint"], "/Devices");
+    let (status, schema, _) = call(&svc, Request::new("GET", &format!("/Schemas/{ext_urn}"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(schema["attributes"][0]["name"], "rack");
+}
