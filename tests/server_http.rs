@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::json;
@@ -20,6 +21,8 @@ struct Server {
     child: Child,
     addr: String,
     base: String,
+    /// Every line the server printed after it started listening.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 fn server_binary() -> PathBuf {
@@ -42,10 +45,19 @@ impl Server {
     /// Starts the server with these arguments (and `--listen 127.0.0.1:0`); returns it
     /// and the token it generated, if it printed one.
     fn spawn(args: &[&str]) -> (Server, Option<String>) {
-        let mut child = Command::new(server_binary())
+        Server::spawn_with_env(args, None)
+    }
+
+    fn spawn_with_env(args: &[&str], scim_token: Option<&str>) -> (Server, Option<String>) {
+        let mut command = Command::new(server_binary());
+        command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env_remove("SCIM_TOKEN")
+            .env_remove("SCIM_TOKEN");
+        if let Some(t) = scim_token {
+            command.env("SCIM_TOKEN", t);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -62,13 +74,22 @@ impl Server {
                 break url.to_owned();
             }
         };
-        // Keep draining the request log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        // Keep reading the request log so the server never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
         let (addr, base) = url.split_once('/').expect("address and base path");
         let server = Server {
             child,
             addr: addr.to_owned(),
             base: format!("/{base}"),
+            log,
         };
         (server, generated)
     }
@@ -128,6 +149,32 @@ impl Server {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read");
         parse_response(&raw)
+    }
+
+    /// Sends only the head of a request that declares `length` bytes of body.
+    fn declared_length(
+        &self,
+        method: &str,
+        target: &str,
+        length: usize,
+        bearer: &str,
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: {bearer}\r\nContent-Type: application/scim+json\r\nContent-Length: {length}\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
+    fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Stops the server with Ctrl-C (SIGINT) and requires a clean exit.
@@ -211,12 +258,21 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn temp_db(name: &str) -> (PathBuf, PathBuf) {
+/// A temporary folder, removed when dropped (also when a test fails).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_db(name: &str) -> (TempDir, PathBuf) {
     let dir = std::env::temp_dir().join(format!("scimkit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = dir.join("scim.db");
-    (dir, db)
+    (TempDir(dir), db)
 }
 
 fn fixture(name: &str) -> Value {
@@ -292,14 +348,22 @@ fn okta_and_entra_flows_over_http_and_data_survives_a_restart() {
     let gid = group["id"].as_str().expect("id").to_owned();
     let mut add = fixture("patch/entra-add-member")["request"].clone();
     add["Operations"][0]["value"][0]["value"] = json!(entra_id);
-    let (status, _, g) = server.request("PATCH", &format!("/Groups/{gid}"), Some(&add));
-    assert_eq!(status, 200, "{g}");
+    let (status, headers, _) = server.request("PATCH", &format!("/Groups/{gid}"), Some(&add));
+    assert_eq!(
+        status, 204,
+        "a membership change answers 204 on this server"
+    );
+    assert_eq!(header(&headers, "etag"), Some("W/\"2\""));
+    let (status, _, g) = server.request("GET", &format!("/Groups/{gid}"), None);
+    assert_eq!(status, 200);
     assert_eq!(g["members"], json!([{"value": entra_id}]));
-    let (_, _, g) = server.request(
+    let (status, _, g) = server.request(
         "GET",
         &format!("/Groups/{gid}?excludedAttributes=members"),
         None,
     );
+    assert_eq!(status, 200);
+    assert_eq!(g["displayName"], "displayName");
     assert!(g.get("members").is_none());
     let (_, _, u) = server.request("GET", &format!("/Users/{entra_id}"), None);
     assert_eq!(u["groups"][0]["value"], json!(gid));
@@ -324,7 +388,8 @@ fn okta_and_entra_flows_over_http_and_data_survives_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(again["active"], false);
     assert_eq!(again["name"]["middleName"], "Excited");
-    let (_, _, g) = server.request("GET", &format!("/Groups/{gid}"), None);
+    let (status, _, g) = server.request("GET", &format!("/Groups/{gid}"), None);
+    assert_eq!(status, 200);
     assert_eq!(g["members"], json!([{"value": entra_id}]));
     let (_, _, users) = server.request("GET", "/Users", None);
     assert_eq!(users["totalResults"], 2);
@@ -335,10 +400,12 @@ fn okta_and_entra_flows_over_http_and_data_survives_a_restart() {
     // Delete the user: it leaves the group.
     let (status, _, _) = server.request("DELETE", &format!("/Users/{entra_id}"), None);
     assert_eq!(status, 204);
-    let (_, _, g) = server.request("GET", &format!("/Groups/{gid}"), None);
+    let (status, _, g) = server.request("GET", &format!("/Groups/{gid}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(g["id"], json!(gid));
     assert!(g.get("members").is_none(), "{g}");
     server.stop();
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 #[test]
@@ -404,22 +471,16 @@ fn authentication_and_media_types() {
     let (status, _, err) = server.raw("GET", "/elsewhere", None, &[("Authorization", &bearer)]);
     assert_eq!(status, 404);
     assert_eq!(err["status"], "404");
-    let big = "x".repeat(3 * 1024 * 1024);
-    let (status, _, _) = server.raw(
-        "POST",
-        &users,
-        Some(big),
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/scim+json"),
-        ],
-    );
+    // A body declared larger than the limit is refused before it is read.
+    let (status, _, err) = server.declared_length("POST", &users, 3 * 1024 * 1024, &bearer);
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["status"], "413");
     assert_eq!(status, 413);
     let (status, _, spc) = server.request("GET", "/ServiceProviderConfig", None);
     assert_eq!(status, 200);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
     server.stop();
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 #[test]
@@ -436,7 +497,7 @@ fn concurrent_member_adds_over_http_lose_nothing() {
                 for i in 0..50 {
                     let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": format!("c{client}-m{i}")}]}]});
                     let (status, _, body) = server.request("PATCH", &format!("/Groups/{gid}?excludedAttributes=members"), Some(&op));
-                    assert_eq!(status, 200, "{body}");
+                    assert_eq!(status, 204, "{body}");
                 }
             });
         }
@@ -446,7 +507,7 @@ fn concurrent_member_adds_over_http_lose_nothing() {
     assert_eq!(members.len(), 400);
     assert_eq!(g["meta"]["version"], "W/\"401\"");
     server.stop();
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 #[test]
@@ -481,4 +542,118 @@ fn generated_token_base_url_and_memory_database() {
     );
     assert_eq!(status, 404);
     server.stop();
+}
+
+#[test]
+fn sqlite_store_semantics_over_http() {
+    let (dir, db) = temp_db("semantics");
+    let (server, generated) =
+        Server::spawn_with_env(&["--db", db.to_str().expect("utf-8")], Some(TOKEN));
+    assert!(
+        generated.is_none(),
+        "SCIM_TOKEN is used when --token is absent"
+    );
+    let user = |i: usize| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("user{i:02}@example.com"), "displayName": format!("User {i:02}"), "externalId": format!("Ext-{i:02}")});
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let (status, _, body) = server.request("POST", "/Users", Some(&user(i)));
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let count = |filter: &str| {
+        let (status, _, body) = server.request("GET", &format!("/Users?filter={filter}"), None);
+        assert_eq!(status, 200, "{filter}: {body}");
+        body["totalResults"].as_u64().expect("totalResults")
+    };
+    // Pushed down, with the schema's caseExact.
+    assert_eq!(count("userName+eq+%22USER07@EXAMPLE.COM%22"), 1);
+    assert_eq!(count("displayName+eq+%22user+07%22"), 1);
+    assert_eq!(count("externalId+eq+%22Ext-07%22"), 1);
+    assert_eq!(
+        count("externalId+eq+%22ext-07%22"),
+        0,
+        "externalId is caseExact"
+    );
+    assert_eq!(count(&format!("id+eq+%22{}%22", ids[3])), 1);
+    assert_eq!(
+        count("userName+eq+%22user01@example.com%22+or+userName+eq+%22user02@example.com%22"),
+        2
+    );
+    assert_eq!(
+        count("userName+eq+%22user01@example.com%22+and+externalId+eq+%22Ext-02%22"),
+        0
+    );
+    // Evaluated in memory.
+    assert_eq!(count("userName+sw+%22USER1%22"), 10);
+    assert_eq!(count("not+(externalId+pr)"), 0);
+    // Paging: stable, complete, with totals.
+    let mut seen = Vec::new();
+    for start in [1, 11, 21] {
+        let (_, _, page) =
+            server.request("GET", &format!("/Users?startIndex={start}&count=10"), None);
+        assert_eq!(page["totalResults"], 25);
+        assert_eq!(page["startIndex"], start);
+        for r in page["Resources"].as_array().expect("Resources") {
+            seen.push(r["id"].as_str().expect("id").to_owned());
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "pages in id order, each user once");
+    let (_, _, desc) = server.request(
+        "GET",
+        "/Users?sortBy=userName&sortOrder=descending&count=1",
+        None,
+    );
+    assert_eq!(desc["Resources"][0]["userName"], "user24@example.com");
+    // If-Match, and a PATCH that fails part-way changes nothing.
+    let id = &ids[0];
+    let bearer = format!("Bearer {TOKEN}");
+    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "replace", "path": "active", "value": "maybe"}
+    ]});
+    let (status, _, err) = server.request("PATCH", &format!("/Users/{id}"), Some(&op));
+    assert_eq!(status, 400);
+    assert_eq!(err["scimType"], "invalidValue");
+    let (_, headers, before) = server.request("GET", &format!("/Users/{id}"), None);
+    assert_eq!(before["displayName"], "User 00");
+    assert_eq!(header(&headers, "etag"), Some("W/\"1\""));
+    let good = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Changed"}]});
+    let stale = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/scim+json"),
+        ("If-Match", "W/\"7\""),
+    ];
+    let target = format!("{}/Users/{id}", server.base);
+    let (status, _, _) = server.raw("PATCH", &target, Some(good.to_string()), &stale);
+    assert_eq!(status, 412);
+    let fresh = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/scim+json"),
+        ("If-Match", "W/\"1\""),
+    ];
+    let (status, _, after) = server.raw("PATCH", &target, Some(good.to_string()), &fresh);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["meta"]["version"], "W/\"2\"");
+    // 405 with a SCIM body and Allow.
+    let (status, headers, err) = server.request("DELETE", "/Users", None);
+    assert_eq!(status, 405);
+    assert_eq!(err["status"], "405");
+    assert!(header(&headers, "allow").is_some());
+    // One log line per request: method, path, status, time.
+    std::thread::sleep(Duration::from_millis(100));
+    let log = server.log_lines();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("DELETE /scim/v2/Users 405")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with(&format!("PATCH /scim/v2/Users/{id} 412"))),
+        "{log:?}"
+    );
+    server.stop();
+    drop(dir);
 }

@@ -976,7 +976,7 @@ async fn media_types_and_trailing_slashes() {
 #[tokio::test]
 async fn patch_can_answer_204() {
     let mut config = ServiceConfig::default();
-    config.patch_returns_resource = false;
+    config.patch_response = scimkit::service::PatchResponse::NoContent;
     let svc = Service::new(MemoryStore::<String>::new(), config);
     let created = svc.handle(&tenant(), post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a"}))).await;
     let id = created.json_body().expect("json")["id"]
@@ -1103,4 +1103,120 @@ async fn a_host_resource_type_is_served_like_the_built_in_ones() {
     let (status, schema, _) = call(&svc, Request::new("GET", &format!("/Schemas/{ext_urn}"))).await;
     assert_eq!(status, 200);
     assert_eq!(schema["attributes"][0]["name"], "rack");
+}
+
+/// A store with only the required methods: the service's general paths for member
+/// changes (read, patch, replace) and for `User.groups` (a filtered list).
+struct Plain(MemoryStore<String>);
+
+impl scimkit::store::Store for Plain {
+    type Context = String;
+
+    async fn create(
+        &self,
+        ctx: &String,
+        rt: &str,
+        record: scimkit::store::Record,
+        unique: &[scimkit::store::UniqueValue],
+    ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
+        self.0.create(ctx, rt, record, unique).await
+    }
+
+    async fn get(
+        &self,
+        ctx: &String,
+        rt: &str,
+        id: &str,
+        projection: &scimkit::store::Projection,
+    ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
+        self.0.get(ctx, rt, id, projection).await
+    }
+
+    async fn replace(
+        &self,
+        ctx: &String,
+        rt: &str,
+        record: scimkit::store::Record,
+        expected: u64,
+        unique: &[scimkit::store::UniqueValue],
+    ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
+        self.0.replace(ctx, rt, record, expected, unique).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &String,
+        rt: &str,
+        id: &str,
+        expected: Option<u64>,
+    ) -> Result<(), scimkit::store::StoreError> {
+        self.0.delete(ctx, rt, id, expected).await
+    }
+
+    async fn list(
+        &self,
+        ctx: &String,
+        rt: &str,
+        query: &scimkit::store::ListQuery<'_>,
+    ) -> Result<scimkit::store::Page, scimkit::store::StoreError> {
+        self.0.list(ctx, rt, query).await
+    }
+}
+
+#[tokio::test]
+async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() {
+    let svc = Service::new(Plain(MemoryStore::new()), ServiceConfig::default());
+    let t = tenant();
+    let handle = |req: Request| {
+        let svc = &svc;
+        let t = &t;
+        async move {
+            let r = svc.handle(t, req).await;
+            (r.status, r.json_body().unwrap_or(Value::Null))
+        }
+    };
+    let (_, u) = handle(post(
+        "/Users",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann"}),
+    ))
+    .await;
+    let uid = u["id"].as_str().expect("id").to_owned();
+    let mut gids = Vec::new();
+    for name in ["Alpha", "Beta"] {
+        let (_, g) = handle(post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}))).await;
+        let gid = g["id"].as_str().expect("id").to_owned();
+        // The member id in another case still names the same user (members.value is not caseExact).
+        let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid.to_uppercase()}]}]});
+        let (status, body) =
+            handle(Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&op)).await;
+        assert_eq!(status, 200, "{body}");
+        gids.push(gid);
+    }
+    let (_, u) = handle(Request::new("GET", &format!("/Users/{uid}"))).await;
+    let names: Vec<&str> = u["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["display"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{u}");
+    assert!(names.contains(&"Alpha") && names.contains(&"Beta"));
+    // Deleting a group removes it from the user's groups.
+    let (status, _) = handle(Request::new("DELETE", &format!("/Groups/{}", gids[0]))).await;
+    assert_eq!(status, 204);
+    let (_, u) = handle(Request::new("GET", &format!("/Users/{uid}"))).await;
+    assert_eq!(u["groups"].as_array().map(Vec::len), Some(1));
+    assert_eq!(u["groups"][0]["display"], "Beta");
+    // The list view derives groups too.
+    let (_, list) = handle(Request::new("GET", "/Users")).await;
+    assert_eq!(list["Resources"][0]["groups"][0]["value"], json!(gids[1]));
+    // Deleting the user takes it out of the remaining group.
+    assert_eq!(
+        handle(Request::new("DELETE", &format!("/Users/{uid}")))
+            .await
+            .0,
+        204
+    );
+    let (_, g) = handle(Request::new("GET", &format!("/Groups/{}", gids[1]))).await;
+    assert!(g.get("members").is_none(), "{g}");
 }

@@ -15,6 +15,10 @@
 //! - `--token TOKEN`: the bearer token clients must send; else `SCIM_TOKEN`; else a random
 //!   one is generated and printed.
 //! - `--db PATH`: the SQLite database (`scim.db`; `:memory:` keeps nothing).
+//! - `--patch-response resource|no-content|members-no-content`: what a successful
+//!   PATCH answers (`members-no-content`: 204 for membership changes, as Okta's and
+//!   Entra ID's own examples do, so adding one member to a large group never loads
+//!   the group; 200 with the resource otherwise).
 //!
 //! It prints `listening on http://ADDR/BASE` when ready, one line per request, and
 //! stops cleanly on Ctrl-C.
@@ -32,7 +36,7 @@ use axum::extract::{Request as HttpRequest, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response as HttpResponse;
 use scimkit::Error;
-use scimkit::service::{Request, Response, Service, ServiceConfig};
+use scimkit::service::{PatchResponse, Request, Response, Service, ServiceConfig};
 use sqlite::SqliteStore;
 use url::Url;
 
@@ -42,6 +46,7 @@ struct Args {
     base_url: Option<String>,
     token: Option<String>,
     db: String,
+    patch_response: PatchResponse,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         base_url: None,
         token: None,
         db: "scim.db".to_owned(),
+        patch_response: PatchResponse::NoContentForMemberChanges,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,8 +67,20 @@ fn parse_args() -> Result<Args, String> {
             "--base-url" => args.base_url = Some(value()?),
             "--token" => args.token = Some(value()?),
             "--db" => args.db = value()?,
+            "--patch-response" => {
+                args.patch_response = match value()?.as_str() {
+                    "resource" => PatchResponse::Resource,
+                    "no-content" => PatchResponse::NoContent,
+                    "members-no-content" => PatchResponse::NoContentForMemberChanges,
+                    other => {
+                        return Err(format!(
+                            "--patch-response takes resource, no-content or members-no-content, not {other}"
+                        ));
+                    }
+                }
+            }
             "-h" | "--help" => {
-                return Err("usage: server [--listen ADDR] [--base-path PATH] [--base-url URL] [--token TOKEN] [--db PATH]".to_owned());
+                return Err("usage: server [--listen ADDR] [--base-path PATH] [--base-url URL] [--token TOKEN] [--db PATH] [--patch-response resource|no-content|members-no-content]".to_owned());
             }
             other => return Err(format!("unknown option {other}; try --help")),
         }
@@ -87,9 +105,16 @@ fn random_token() -> String {
     format!("{:016x}{:016x}", part(1), part(2))
 }
 
-/// Compares in time that does not depend on where the inputs differ.
+/// Compares in time that depends on neither where the inputs differ nor, beyond the
+/// longer length, on their lengths.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
 }
 
 struct App {
@@ -111,31 +136,29 @@ fn to_http(resp: Response) -> HttpResponse {
     out
 }
 
+/// Writes a line to stdout, ignoring a closed pipe (`server | head` must not panic).
+fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 async fn handle(State(app): State<Arc<App>>, req: HttpRequest) -> HttpResponse {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let response = serve(&app, req, &path, &query).await;
-    println!(
+    log(format_args!(
         "{method} {path}{}{query} {} {:.1?}",
         if query.is_empty() { "" } else { "?" },
         response.status(),
         started.elapsed()
-    );
+    ));
     response
 }
 
 async fn serve(app: &App, req: HttpRequest, path: &str, query: &str) -> HttpResponse {
-    let relative = match path.strip_prefix(&app.base_path) {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
-        _ => {
-            return to_http(Response::error(&Error::not_found(format!(
-                "nothing at {path}; the SCIM API is at {}",
-                app.base_path
-            ))));
-        }
-    };
+    // Authentication comes first: without a token nothing about the server is told.
     let authorized = req
         .headers()
         .get("authorization")
@@ -152,14 +175,39 @@ async fn serve(app: &App, req: HttpRequest, path: &str, query: &str) -> HttpResp
             Response::error(&e).with_header("WWW-Authenticate", "Bearer realm=\"scim\""),
         );
     }
+    let relative = match path.strip_prefix(&app.base_path) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
+        _ => {
+            return to_http(Response::error(&Error::not_found(format!(
+                "nothing at {path}; the SCIM API is at {}",
+                app.base_path
+            ))));
+        }
+    };
+    let too_large = || {
+        let e = Error::payload_too_large(format!(
+            "the body is larger than the limit of {} bytes",
+            app.body_limit - 1
+        ));
+        to_http(Response::error(&e))
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n >= app.body_limit) {
+        return too_large();
+    }
     let (parts, body) = req.into_parts();
     let body = match to_bytes(body, app.body_limit).await {
+        Ok(bytes) if bytes.len() >= app.body_limit => return too_large(),
         Ok(bytes) => bytes,
-        Err(_) => {
-            let e = Error::payload_too_large(format!(
-                "the body is larger than {} bytes",
-                app.body_limit
-            ));
+        // Without a declared length the limit is met while reading; any other
+        // failure is the connection's.
+        Err(_) if declared.is_none() => return too_large(),
+        Err(e) => {
+            let e = Error::bad_request(format!("the request body could not be read: {e}"));
             return to_http(Response::error(&e));
         }
     };
@@ -182,9 +230,30 @@ async fn serve(app: &App, req: HttpRequest, path: &str, query: &str) -> HttpResp
     to_http(app.service.handle(&(), scim_request).await)
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. Open connections then get a few seconds
+/// to finish before the process ends anyway.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-    println!("shutting down");
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    log(format_args!("shutting down"));
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        log(format_args!("connections still open after 10 s; exiting"));
+        std::process::exit(0);
+    });
 }
 
 #[tokio::main]
@@ -206,14 +275,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let token = match args
-        .token
-        .or_else(|| std::env::var("SCIM_TOKEN").ok().filter(|t| !t.is_empty()))
-    {
+    if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err("--token must not be empty".into());
+    }
+    let token = match args.token.or_else(|| {
+        std::env::var("SCIM_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    }) {
         Some(t) => t,
         None => {
             let t = random_token();
-            println!("no --token or SCIM_TOKEN given; generated token: {t}");
+            log(format_args!(
+                "no --token or SCIM_TOKEN given; generated token: {t}"
+            ));
             t
         }
     };
@@ -224,7 +299,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(u) => Url::parse(u)?,
         None => Url::parse(&format!("http://{addr}{}", args.base_path))?,
     };
-    let config = ServiceConfig::with_base_url(base_url);
+    let mut config = ServiceConfig::with_base_url(base_url);
+    config.patch_response = args.patch_response;
     let body_limit = config.max_body_bytes.max(config.bulk_max_payload_bytes) + 1;
     let app = Arc::new(App {
         service: Service::new(store, config),
@@ -233,7 +309,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         body_limit,
     });
     let router = Router::new().fallback(handle).with_state(app);
-    println!("listening on http://{addr}{}", args.base_path);
+    log(format_args!("listening on http://{addr}{}", args.base_path));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

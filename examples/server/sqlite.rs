@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::store::{
-    ListQuery, MemberChange, MemberDelta, Page, Projection, Record, Store, StoreError, UniqueValue,
-    apply_query,
+    ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
+    UniqueValue, apply_query,
 };
 use serde_json::{Map, Value};
 
@@ -21,8 +21,9 @@ use serde_json::{Map, Value};
 /// - `members` holds group members one row each, so adding or removing one member costs
 ///   the same for 10 members as for 100,000.
 ///
-/// SQLite calls are short and run on the calling thread under one connection lock;
-/// a busier host would use a connection pool and `spawn_blocking`.
+/// Pages are in `id` order. SQLite calls are short and run on the calling thread
+/// under one connection lock; a busier host would use a connection pool and
+/// `spawn_blocking`.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     member_attribute: String,
@@ -34,7 +35,7 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
+PRAGMA synchronous = FULL;
 CREATE TABLE IF NOT EXISTS resources (
     rtype TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -72,6 +73,8 @@ impl SqliteStore {
     /// Opens (or creates) the database at `path`; `:memory:` keeps nothing.
     pub fn open(path: &str) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -83,10 +86,12 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // A panic while the lock was held left no transaction open (rusqlite rolls back
+        // on drop), so the connection is still consistent.
         let mut conn = self
             .conn
             .lock()
-            .map_err(|_| StoreError::backend("the database lock was poisoned"))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut conn)
     }
 }
@@ -94,6 +99,15 @@ impl SqliteStore {
 /// Member ids compare ignoring case (RFC 7643 gives `members.value` caseExact false).
 fn norm(id: &str) -> String {
     id.to_lowercase()
+}
+
+/// The key of a member row: its id ignoring case, or, for a member without an id,
+/// its position, so that nothing a client sent is dropped.
+fn member_key(member: &Value, pos: usize) -> String {
+    match member.get("value").and_then(Value::as_str) {
+        Some(id) => norm(id),
+        None => format!("\u{0}#{pos}"),
+    }
 }
 
 fn text_of(doc: &Map<String, Value>, key: &str) -> Option<String> {
@@ -151,14 +165,11 @@ fn write_row(
         .prepare_cached("INSERT OR REPLACE INTO members (rtype, group_id, norm, pos, body) VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(backend)?;
     for (pos, m) in members.iter().enumerate() {
-        let Some(id) = m.get("value").and_then(Value::as_str) else {
-            continue;
-        };
         insert_member
             .execute(params![
                 rtype,
                 record.id,
-                norm(id),
+                member_key(m, pos),
                 pos as i64,
                 m.to_string()
             ])
@@ -442,7 +453,7 @@ impl Store for SqliteStore {
                 let offset = query.start_index.max(1) - 1;
                 let limit = i64::try_from(query.count).unwrap_or(i64::MAX);
                 let sql = format!(
-                    "SELECT id, version, body FROM resources WHERE rtype = ?1 AND {condition} ORDER BY rowid LIMIT {limit} OFFSET {offset}"
+                    "SELECT id, version, body FROM resources WHERE rtype = ?1 AND {condition} ORDER BY id LIMIT {limit} OFFSET {offset}"
                 );
                 let mut stmt = conn.prepare(&sql).map_err(backend)?;
                 let rows = stmt
@@ -456,10 +467,11 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()?;
                 return Ok(Page { total_results: total as usize, records });
             }
-            // Anything else is evaluated in memory over every row of the type.
-            let needs_members = with_members || query.filter.is_some_and(|f| mentions(f, attribute));
+            // Anything else is evaluated in memory over every row of the type, members
+            // loaded only if the filter needs them, then attached to the page alone.
+            let filter_needs_members = query.filter.is_some_and(|f| mentions(f, attribute));
             let mut stmt = conn
-                .prepare("SELECT id, version, body FROM resources WHERE rtype = ?1 ORDER BY rowid")
+                .prepare("SELECT id, version, body FROM resources WHERE rtype = ?1 ORDER BY id")
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![rtype], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
@@ -468,9 +480,16 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let records = rows
                 .iter()
-                .map(|(id, version, body)| load(conn, rtype, id, *version, body, attribute, needs_members))
+                .map(|(id, version, body)| load(conn, rtype, id, *version, body, attribute, filter_needs_members))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(apply_query(records.iter(), query))
+            let mut page = apply_query(records.iter(), query);
+            if with_members && !filter_needs_members {
+                for r in &mut page.records {
+                    let body = r.resource.to_string();
+                    *r = load(conn, rtype, &r.id, r.version as i64, &body, attribute, true)?;
+                }
+            }
+            Ok(page)
         })
     }
 
@@ -504,7 +523,7 @@ impl Store for SqliteStore {
                 match change {
                     MemberChange::Add(member) => {
                         let Some(value) = member.get("value").and_then(Value::as_str) else { continue };
-                        let key = norm(value);
+                        let key = if delta.case_exact { value.to_owned() } else { norm(value) };
                         let existing: Option<String> = tx
                             .query_row(
                                 "SELECT body FROM members WHERE rtype = ?1 AND group_id = ?2 AND norm = ?3",
@@ -543,7 +562,7 @@ impl Store for SqliteStore {
                         let n = tx
                             .execute(
                                 "DELETE FROM members WHERE rtype = ?1 AND group_id = ?2 AND norm = ?3",
-                                params![rtype, id, norm(value)],
+                                params![rtype, id, if delta.case_exact { value.clone() } else { norm(value) }],
                             )
                             .map_err(backend)?;
                         changed |= n > 0;
@@ -554,11 +573,12 @@ impl Store for SqliteStore {
             let mut version = version as u64;
             if changed {
                 version += 1;
-                if let Some(Value::Object(meta)) = doc.get_mut("meta") {
-                    meta.insert(
-                        "lastModified".to_owned(),
-                        Value::String(delta.modified.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-                    );
+                let modified = delta.modified.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                if let Some(map) = doc.as_object_mut() {
+                    let meta = map.entry("meta").or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(meta) = meta {
+                        meta.insert("lastModified".to_owned(), Value::String(modified));
+                    }
                 }
                 tx.execute(
                     "UPDATE resources SET version = ?3, body = ?4 WHERE rtype = ?1 AND id = ?2",
@@ -568,6 +588,58 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(backend)?;
             Ok(Some(version))
+        })
+    }
+
+    async fn memberships(
+        &self,
+        _: &(),
+        rtype: &str,
+        attribute: &str,
+        ids: &[&str],
+    ) -> Result<Option<Vec<Membership>>, StoreError> {
+        if !attribute.eq_ignore_ascii_case(&self.member_attribute) {
+            return Ok(None);
+        }
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT m.group_id, m.body, r.body FROM members m \
+                     JOIN resources r ON r.rtype = m.rtype AND r.id = m.group_id \
+                     WHERE m.rtype = ?1 AND m.norm = ?2",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let rows = stmt
+                    .query_map(params![rtype, norm(id)], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                for (group, member, body) in rows {
+                    let member: Value = serde_json::from_str(&member).map_err(backend)?;
+                    let group_doc: Value = serde_json::from_str(&body).map_err(backend)?;
+                    out.push(Membership {
+                        group,
+                        display_name: group_doc
+                            .get("displayName")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        member: member
+                            .get("value")
+                            .and_then(Value::as_str)
+                            .unwrap_or(id)
+                            .to_owned(),
+                    });
+                }
+            }
+            Ok(Some(out))
         })
     }
 }

@@ -56,7 +56,8 @@ use crate::path::{AttrPath, Path};
 use crate::schema::normalize::coerce;
 use crate::schema::{AuthenticationScheme, Mutability, Registry, ResourceSchema, Uniqueness, urn};
 use crate::store::{
-    ListQuery, MemberChange, MemberDelta, Projection, Record, Store, StoreError, UniqueValue,
+    ListQuery, MemberChange, MemberDelta, Membership, Projection, Record, Store, StoreError,
+    UniqueValue,
 };
 use query::{ListParams, project};
 
@@ -107,6 +108,21 @@ impl Clock for FixedClock {
     }
 }
 
+/// What a successful PATCH answers (RFC 7644 §3.5.2: 200 with the resource, or 204).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatchResponse {
+    /// 200 with the whole resource, subject to `attributes` and `excludedAttributes`.
+    #[default]
+    Resource,
+    /// 204 No Content, with the new `ETag`.
+    NoContent,
+    /// 204 when the PATCH only changed members through the store's member delta
+    /// (Okta's and Entra ID's own examples answer membership changes so), else 200
+    /// with the resource: a member change on a large group then never loads the group.
+    NoContentForMemberChanges,
+}
+
 /// How the service behaves; advertised truthfully at `/ServiceProviderConfig`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -125,8 +141,8 @@ pub struct ServiceConfig {
     pub bulk_max_payload_bytes: usize,
     /// How PATCH bodies are read.
     pub patch: PatchOptions,
-    /// Whether PATCH answers 200 with the resource (the default) or 204 with no body.
-    pub patch_returns_resource: bool,
+    /// What a successful PATCH answers (RFC 7644 §3.5.2 allows 200 with the resource or 204).
+    pub patch_response: PatchResponse,
     /// How many times a write that raced another writer is retried on the fresh
     /// version before giving up with 409.
     pub max_write_retries: usize,
@@ -149,7 +165,7 @@ impl Default for ServiceConfig {
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             patch: PatchOptions::default(),
-            patch_returns_resource: true,
+            patch_response: PatchResponse::Resource,
             max_write_retries: 32,
             filter: FilterOptions::default(),
             change_password: true,
@@ -728,60 +744,107 @@ impl<S: Store> Service<S> {
         let Some(groups) = self.registry.resource_type("Group") else {
             return Ok(out);
         };
+        let Some(members) = groups.core().attribute("members") else {
+            return Ok(out);
+        };
+        let case_exact = members
+            .sub_attribute("value")
+            .is_some_and(|v| v.is_case_exact());
+        let key = |id: &str| {
+            if case_exact {
+                id.to_owned()
+            } else {
+                id.to_lowercase()
+            }
+        };
+        for chunk in ids.chunks(50) {
+            // The ids asked for, by their comparable form.
+            let asked: HashMap<String, &str> = chunk.iter().map(|id| (key(id), *id)).collect();
+            let found = match self
+                .store
+                .memberships(ctx, groups.name(), members.name(), chunk)
+                .await
+                .map_err(|e| store_error(e, groups.name()))?
+            {
+                Some(found) => found,
+                None => self.memberships_by_listing(ctx, &groups, chunk).await?,
+            };
+            for m in found {
+                let Some(user) = asked.get(&key(&m.member)) else {
+                    continue;
+                };
+                let mut entry = Map::new();
+                entry.insert("value".to_owned(), Value::String(m.group.clone()));
+                entry.insert(
+                    "$ref".to_owned(),
+                    Value::String(self.resource_location(&groups, &m.group)),
+                );
+                if let Some(d) = m.display_name {
+                    entry.insert("display".to_owned(), Value::String(d));
+                }
+                entry.insert("type".to_owned(), Value::String("direct".to_owned()));
+                let list = out.entry((*user).to_owned()).or_default();
+                if !list.iter().any(|e| e.get("value") == entry.get("value")) {
+                    list.push(Value::Object(entry));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Memberships for a store that cannot answer them directly: the groups a
+    /// `members.value` filter finds, members and all.
+    async fn memberships_by_listing(
+        &self,
+        ctx: &S::Context,
+        groups: &ResourceSchema<'_>,
+        ids: &[&str],
+    ) -> Result<Vec<Membership>> {
         let projection = Projection {
             attributes: vec![AttrPath::new("displayName"), AttrPath::new("members")],
             excluded: Vec::new(),
         };
-        for chunk in ids.chunks(50) {
-            let parts: Vec<Filter> = chunk
-                .iter()
-                .map(|id| {
-                    Filter::eq(
-                        AttrPath::new("members").with_sub_attr("value"),
-                        CompValue::from(*id),
-                    )
-                })
-                .collect();
-            let filter = match parts.len() {
-                1 => parts.into_iter().next(),
-                _ => Some(Filter::Or(parts)),
-            };
-            let query = ListQuery {
-                schema: groups,
-                filter: filter.as_ref(),
-                sort: None,
-                start_index: 1,
-                count: usize::MAX,
-                projection: &projection,
-            };
-            let page = self
-                .store
-                .list(ctx, groups.name(), &query)
-                .await
-                .map_err(|e| store_error(e, "Group"))?;
-            for record in page.records {
-                let display = record.resource.get("displayName").cloned();
-                let members = record.resource.get("members").and_then(Value::as_array);
-                for member in members.into_iter().flatten() {
-                    let Some(mid) = member.get("value").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    if !chunk.contains(&mid) {
-                        continue;
-                    }
-                    let mut entry = Map::new();
-                    entry.insert("value".to_owned(), Value::String(record.id.clone()));
-                    entry.insert(
-                        "$ref".to_owned(),
-                        Value::String(self.resource_location(&groups, &record.id)),
-                    );
-                    if let Some(d) = &display {
-                        entry.insert("display".to_owned(), d.clone());
-                    }
-                    entry.insert("type".to_owned(), Value::String("direct".to_owned()));
-                    out.entry(mid.to_owned())
-                        .or_default()
-                        .push(Value::Object(entry));
+        let parts: Vec<Filter> = ids
+            .iter()
+            .map(|id| {
+                Filter::eq(
+                    AttrPath::new("members").with_sub_attr("value"),
+                    CompValue::from(*id),
+                )
+            })
+            .collect();
+        let filter = match parts.len() {
+            1 => parts.into_iter().next(),
+            _ => Some(Filter::Or(parts)),
+        };
+        let query = ListQuery {
+            schema: *groups,
+            filter: filter.as_ref(),
+            sort: None,
+            start_index: 1,
+            count: usize::MAX,
+            projection: &projection,
+        };
+        let page = self
+            .store
+            .list(ctx, groups.name(), &query)
+            .await
+            .map_err(|e| store_error(e, groups.name()))?;
+        let mut out = Vec::new();
+        for record in page.records {
+            let display_name = record
+                .resource
+                .get("displayName")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let members = record.resource.get("members").and_then(Value::as_array);
+            for member in members.into_iter().flatten() {
+                if let Some(id) = member.get("value").and_then(Value::as_str) {
+                    out.push(Membership {
+                        group: record.id.clone(),
+                        display_name: display_name.clone(),
+                        member: id.to_owned(),
+                    });
                 }
             }
         }
@@ -1187,14 +1250,23 @@ impl<S: Store> Service<S> {
             .map_err(|e| Error::invalid_syntax(format!("the body is not a PatchOp: {e}")))?;
         let expect = Expect::from(req);
         let projection = self.query_projection(req)?;
-        let record = match self.patch_record(ctx, rt, id, &op, expect.as_ref()).await? {
-            Patched::Record(record) => record,
-            Patched::Version(version) if !self.config.patch_returns_resource => {
+        let patched = self.patch_record(ctx, rt, id, &op, expect.as_ref()).await?;
+        let no_content = matches!(
+            (self.config.patch_response, &patched),
+            (PatchResponse::NoContent, _)
+                | (
+                    PatchResponse::NoContentForMemberChanges,
+                    Patched::Version(_)
+                )
+        );
+        let record = match patched {
+            Patched::Version(version) if no_content => {
                 return Ok(Response::empty(204).with_header("ETag", etag(version)));
             }
             Patched::Version(_) => self.load(ctx, rt, id, &projection).await?,
+            Patched::Record(record) => record,
         };
-        if !self.config.patch_returns_resource {
+        if no_content {
             return Ok(Response::empty(204).with_header("ETag", etag(record.version)));
         }
         self.respond(ctx, 200, rt, &record, &projection).await

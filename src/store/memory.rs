@@ -8,8 +8,8 @@ use std::sync::RwLock;
 use serde_json::{Map, Value};
 
 use super::{
-    ListQuery, MemberChange, MemberDelta, Page, Projection, Record, Store, StoreError, UniqueValue,
-    apply_query,
+    ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
+    UniqueValue, apply_query,
 };
 
 /// An in-memory [`Store`]: the default for tests and prototypes, and the model a
@@ -302,6 +302,45 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 }
             }
             Ok(Some(record.version))
+        }))
+    }
+
+    fn memberships(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        attribute: &str,
+        member_ids: &[&str],
+    ) -> impl Future<Output = Result<Option<Vec<Membership>>, StoreError>> + Send {
+        let wanted: std::collections::HashSet<String> =
+            member_ids.iter().map(|id| id.to_lowercase()).collect();
+        ready(self.read(ctx, resource_type, |table| {
+            let mut out = Vec::new();
+            for record in table.into_iter().flat_map(|t| t.records.values()) {
+                let Some(obj) = record.resource.as_object() else {
+                    continue;
+                };
+                let members = obj
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+                    .and_then(|(_, v)| v.as_array());
+                for member in members.into_iter().flatten() {
+                    let Some(id) = member.get("value").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if wanted.contains(&id.to_lowercase()) {
+                        out.push(Membership {
+                            group: record.id.clone(),
+                            display_name: obj
+                                .get("displayName")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                            member: id.to_owned(),
+                        });
+                    }
+                }
+            }
+            Ok(Some(out))
         }))
     }
 }

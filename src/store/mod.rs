@@ -179,6 +179,17 @@ pub struct MemberDelta {
     pub modified: DateTime<Utc>,
 }
 
+/// One membership: a group that lists a member (for deriving `User.groups`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The group's id.
+    pub group: String,
+    /// The group's `displayName`, if it has one.
+    pub display_name: Option<String>,
+    /// The member's id, as the group lists it.
+    pub member: String,
+}
+
 /// The storage a host implements: one store for every resource type, scoped by a
 /// context the host chooses.
 ///
@@ -269,6 +280,24 @@ pub trait Store: Send + Sync {
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
         let _ = (ctx, resource_type, id, delta, expected_version);
+        std::future::ready(Ok(None))
+    }
+
+    /// The groups of `resource_type` whose `attribute` lists any of `member_ids`
+    /// (compared ignoring case), found without loading every member, if the store
+    /// can. Returns `Ok(None)` when it cannot (the default): the service then lists
+    /// the groups with a `members.value` filter.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    fn memberships(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        attribute: &str,
+        member_ids: &[&str],
+    ) -> impl Future<Output = Result<Option<Vec<Membership>>, StoreError>> + Send {
+        let _ = (ctx, resource_type, attribute, member_ids);
         std::future::ready(Ok(None))
     }
 }
