@@ -290,6 +290,7 @@ fn arb_path() -> impl Strategy<Value = String> {
         Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".to_owned()),
         Just("x509Certificates".to_owned()),
         "[a-zA-Z\\[\\]. \"]{0,20}",
+        "[a-zé日:.\\[\\]\" ]{0,12}",
     ]
 }
 
@@ -313,6 +314,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
                     Just("givenName".to_owned()),
                     Just("name.familyName".to_owned()),
                     Just("active".to_owned()),
+                    Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".to_owned()),
+                    Just("café".to_owned()),
                     "[a-z]{1,6}"
                 ],
                 inner,

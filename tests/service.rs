@@ -1220,3 +1220,81 @@ async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() 
     let (_, g) = handle(Request::new("GET", &format!("/Groups/{}", gids[1]))).await;
     assert!(g.get("members").is_none(), "{g}");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_method() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("GET".to_owned()),
+            Just("POST".to_owned()),
+            Just("PUT".to_owned()),
+            Just("PATCH".to_owned()),
+            Just("DELETE".to_owned()),
+            "[A-Za-z]{0,7}",
+        ]
+    }
+
+    fn arb_path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("/Users".to_owned()),
+            Just("/Users/u1".to_owned()),
+            Just("/Groups/g1".to_owned()),
+            Just("/Users/.search".to_owned()),
+            Just("/.search".to_owned()),
+            Just("/Bulk".to_owned()),
+            Just("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".to_owned()),
+            "(/[A-Za-z0-9.%é:_-]{0,12}){0,4}",
+        ]
+    }
+
+    fn arb_query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "filter=[a-zA-Z \"()\\[\\].%+]{0,40}",
+            "(startIndex|count|sortBy|sortOrder|attributes|excludedAttributes)=[-0-9a-zA-Z.,%]{0,12}",
+            "[ -~]{0,40}",
+        ]
+    }
+
+    fn arb_body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(Vec::new()),
+            any::<Vec<u8>>(),
+            Just(br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u"}"#.to_vec()),
+            Just(br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":"x"}]}"#.to_vec()),
+            Just(br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"POST","path":"/Users","bulkId":"a","data":{"userName":"bulkId:a"}}]}"#.to_vec()),
+            "[ -~]{0,80}".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever arrives, the service answers, and every error is a SCIM error.
+        #[test]
+        fn any_request_gets_a_scim_answer(method in arb_method(), path in arb_path(), query in arb_query(), body in arb_body(), json_type in any::<bool>()) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let svc = service();
+            rt.block_on(async {
+                // Something to find, update and delete.
+                let _ = svc.handle(&tenant(), post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "existing"}))).await;
+                let mut req = Request::new(method.clone(), &path).with_body(body);
+                req.query = query.clone();
+                if json_type {
+                    req = req.with_header("Content-Type", "application/scim+json");
+                }
+                let resp = svc.handle(&tenant(), req).await;
+                prop_assert!((200..600).contains(&resp.status));
+                if resp.status >= 400 {
+                    let body = resp.json_body().unwrap_or(Value::Null);
+                    prop_assert_eq!(&body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{} {}?{}: {}", method, path, query, body);
+                    let status = resp.status.to_string();
+                    prop_assert_eq!(body["status"].as_str(), Some(status.as_str()));
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
