@@ -467,7 +467,7 @@ impl<S: Store> Service<S> {
                 None => Err(Error::not_found(format!("no SCIM endpoint at /{endpoint}"))),
                 Some(rt) => match (rest, method.as_str()) {
                     ([], "GET") => {
-                        self.list(ctx, &rt, ListParams::from_query(&req.query), req)
+                        self.list(ctx, &rt, ListParams::from_query(&req.query))
                             .await
                     }
                     ([], _) => self.create(ctx, &rt, req).await,
@@ -934,7 +934,6 @@ impl<S: Store> Service<S> {
         ctx: &S::Context,
         rt: &ResourceSchema<'_>,
         params: ListParams,
-        _req: &Request,
     ) -> Result<Response> {
         let plan = query::plan(
             &params,
@@ -999,7 +998,7 @@ impl<S: Store> Service<S> {
         req: &Request,
     ) -> Result<Response> {
         let search = self.search_request(req)?;
-        self.list(ctx, rt, ListParams::from_search(search), req)
+        self.list(ctx, rt, ListParams::from_search(search))
             .await
     }
 
