@@ -12,6 +12,13 @@
 //! - [`schema`]: attribute characteristics, the RFC's built-in schemas, the discovery
 //!   documents, and the [`Registry`] that resolves attribute names case-insensitively
 //!   and normalises what identity providers send.
+//! - [`filter`] and [`path`]: the filter language and PATCH paths (RFC 7644
+//!   §3.4.2.2, §3.5.2): parse, print, evaluate by the schema.
+//! - [`patch`]: the schema-aware, atomic PATCH engine, lenient for what identity
+//!   providers send or strict.
+//! - [`store`]: the storage trait a host implements, and [`store::MemoryStore`].
+//! - [`service`]: the HTTP-agnostic service provider: a [`service::Request`] in, a
+//!   [`service::Response`] out.
 //! - [`Error`]: every failure as a SCIM error with HTTP status, `scimType` and detail.
 //!
 //! What you will *not* find: an HTTP server, a database or an async runtime. The crate
@@ -39,6 +46,58 @@
 //! let manager = user.enterprise.and_then(|e| e.manager).and_then(|m| m.value);
 //! assert_eq!(manager.as_deref(), Some("26118915-6090-4610-87e4-49d8ca9f808d"));
 //! # Ok::<(), scimkit::Error>(())
+//! ```
+//!
+//! Parse a filter and apply a PatchOp, both by the schema:
+//!
+//! ```
+//! use scimkit::{PatchOp, Registry, filter::Filter, patch::{self, PatchOptions}};
+//! use serde_json::json;
+//!
+//! let registry = Registry::core();
+//! let groups = registry.resource_type("Group").ok_or("no Group type")?;
+//! let mut group = json!({
+//!     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+//!     "displayName": "Tour Guides",
+//!     "members": [{"value": "2819c223"}]
+//! });
+//! // Okta's membership change: remove by filter, add with a display name.
+//! let op: PatchOp = serde_json::from_value(json!({
+//!     "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+//!     "Operations": [
+//!         {"op": "remove", "path": "members[value eq \"2819c223\"]"},
+//!         {"op": "add", "path": "members", "value": [{"value": "902c246b", "display": "Mandy"}]}
+//!     ]
+//! }))?;
+//! patch::apply(&groups, &mut group, &op, &PatchOptions::default())?;
+//! assert_eq!(group["members"], json!([{"value": "902c246b", "display": "Mandy"}]));
+//!
+//! let filter: Filter = r#"members[value eq "902C246B"]"#.parse()?;
+//! assert!(filter.matches(&groups, &group)); // members.value is not caseExact
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Serve SCIM from the in-memory store (any HTTP stack hands over a
+//! [`service::Request`] and writes out the [`service::Response`]):
+//!
+//! ```
+//! use scimkit::service::{Request, Service, ServiceConfig};
+//! use scimkit::store::MemoryStore;
+//! use serde_json::json;
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+//! # }
+//!
+//! let service = Service::new(MemoryStore::<()>::new(), ServiceConfig::default());
+//! let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen"});
+//! let created = block_on(service.handle(&(), Request::new("POST", "/Users").with_json(&body)));
+//! assert_eq!(created.status, 201);
+//! let missing = block_on(service.handle(&(), Request::new("GET", "/Users/nope")));
+//! assert_eq!(missing.status, 404);
+//! assert_eq!(missing.json_body().map(|b| b["status"].clone()), Some(json!("404")));
 //! ```
 //!
 //! Turn a failure into the SCIM error body:

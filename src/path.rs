@@ -37,6 +37,10 @@ pub struct AttrPath {
 
 impl AttrPath {
     /// A path to a top-level attribute of the core schema, e.g. `AttrPath::new("userName")`.
+    ///
+    /// The name is taken as it is, not parsed: `AttrPath::new("name.givenName")` is an
+    /// attribute with a dot in its name, which no schema has. Use
+    /// [`with_sub_attr`](Self::with_sub_attr), or [`AttrPath::parse`] for text.
     pub fn new(name: impl Into<String>) -> Self {
         AttrPath {
             schema: None,
@@ -75,8 +79,8 @@ impl AttrPath {
     /// Parses an attribute path with the default limits.
     ///
     /// # Errors
-    /// A [`FilterError`] with the byte offset of the problem; it converts into a
-    /// 400 `invalidPath` [`Error`] through [`PathError`].
+    /// A [`PathError`] with the byte offset of the problem; it converts into a 400
+    /// `invalidPath` [`Error`].
     pub fn parse(s: &str) -> Result<Self, PathError> {
         parser::parse_attr_path(s, &FilterOptions::default()).map_err(PathError)
     }

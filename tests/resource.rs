@@ -1,5 +1,5 @@
 //! The resource model, schemas and errors against RFC 7643 §8, RFC 7644 §3.12, the
-//! Cube Cloud reference and what identity providers send.
+//! bodies in Cube Cloud's published SCIM API reference and what identity providers send.
 
 mod common;
 

@@ -573,7 +573,7 @@ impl Store for SqliteStore {
             let mut version = version as u64;
             if changed {
                 version += 1;
-                let modified = delta.modified.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                let modified = scimkit::store::timestamp(delta.modified);
                 if let Some(map) = doc.as_object_mut() {
                     let meta = map.entry("meta").or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(meta) = meta {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::path::AttrPath;
 use crate::schema::normalize::parse_datetime;
 use crate::schema::registry::get_ci;
-use crate::schema::{Attribute, AttributeType, ResourceSchema};
+use crate::schema::{AttrRef, Attribute, AttributeType, ResourceSchema};
 
 /// Where attribute names are resolved: the resource, or inside a value filter
 /// the sub-attributes of one value of a complex attribute.
@@ -57,38 +57,51 @@ impl Filter {
     }
 }
 
-/// Resolves a path to the definition the comparison uses, and calls `f` with it
-/// and each value. Returns `None` when the schema does not define the path.
-fn resolve<'r>(
-    scope: Scope<'_, 'r>,
-    path: &AttrPath,
-) -> Option<(&'r Attribute, Option<&'r Attribute>)> {
+/// A path resolved against the schema: the attribute, the sub-attribute it names,
+/// and (in a resource) where the attribute's value lives.
+#[derive(Clone, Copy)]
+struct Resolved<'r> {
+    attr: &'r Attribute,
+    sub: Option<&'r Attribute>,
+    at: Option<AttrRef<'r>>,
+}
+
+impl Resolved<'_> {
+    /// The raw value of the path's attribute in `obj`.
+    fn raw<'v>(&self, path: &AttrPath, obj: &'v Map<String, Value>) -> Option<&'v Value> {
+        match &self.at {
+            Some(at) => at.value_in(obj),
+            None => get_ci(obj, path.name()),
+        }
+    }
+}
+
+/// Resolves a path once per evaluation step. Returns `None` when the schema does
+/// not define the path.
+fn resolve<'r>(scope: Scope<'_, 'r>, path: &AttrPath) -> Option<Resolved<'r>> {
     match scope {
         Scope::Resource(rs) => {
             let found = rs.attribute(path.schema(), path.name())?;
-            match path.sub_attr() {
-                Some(sub) => Some((found.attribute, Some(found.attribute.sub_attribute(sub)?))),
-                None => Some((found.attribute, None)),
-            }
+            let sub = match path.sub_attr() {
+                Some(sub) => Some(found.attribute.sub_attribute(sub)?),
+                None => None,
+            };
+            Some(Resolved {
+                attr: found.attribute,
+                sub,
+                at: Some(found),
+            })
         }
         Scope::Element(parent) => {
             if path.sub_attr().is_some() {
                 return None;
             }
-            Some((parent.sub_attribute(path.name())?, None))
+            Some(Resolved {
+                attr: parent.sub_attribute(path.name())?,
+                sub: None,
+                at: None,
+            })
         }
-    }
-}
-
-/// The raw value of the path's attribute in `obj`.
-fn raw<'v>(
-    scope: Scope<'_, '_>,
-    path: &AttrPath,
-    obj: &'v Map<String, Value>,
-) -> Option<&'v Value> {
-    match scope {
-        Scope::Resource(rs) => rs.attribute(path.schema(), path.name())?.value_in(obj),
-        Scope::Element(_) => get_ci(obj, path.name()),
     }
 }
 
@@ -136,10 +149,11 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
         Filter::Or(parts) => parts.iter().any(|p| eval(p, scope, obj)),
         Filter::Not(inner) => !eval(inner, scope, obj),
         Filter::Present(path) => {
-            let Some((attr, sub)) = resolve(scope, path) else {
+            let Some(resolved) = resolve(scope, path) else {
                 return false;
             };
-            let Some(raw) = raw(scope, path, obj) else {
+            let (attr, sub) = (resolved.attr, resolved.sub);
+            let Some(raw) = resolved.raw(path, obj) else {
                 return false;
             };
             if sub.is_none() && attr.is_complex() {
@@ -152,10 +166,11 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
             any_value(attr, sub, raw, is_present)
         }
         Filter::Compare(path, op, expected) => {
-            let Some((attr, sub)) = resolve(scope, path) else {
+            let Some(resolved) = resolve(scope, path) else {
                 return false;
             };
-            let raw = raw(scope, path, obj);
+            let (attr, sub) = (resolved.attr, resolved.sub);
+            let raw = resolved.raw(path, obj);
             let def = comparand(attr, sub);
             let any_eq = |op: CompareOp| match raw {
                 Some(raw) => any_value(attr, sub, raw, |v| compare(def, v, op, expected)),
@@ -173,13 +188,18 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
             }
         }
         Filter::ValuePath(path, inner) => {
-            let Some((attr, None)) = resolve(scope, path) else {
+            let Some(
+                resolved @ Resolved {
+                    attr, sub: None, ..
+                },
+            ) = resolve(scope, path)
+            else {
                 return false;
             };
             if !attr.is_complex() {
                 return false;
             }
-            let Some(raw) = raw(scope, path, obj) else {
+            let Some(raw) = resolved.raw(path, obj) else {
                 return false;
             };
             let element_matches = |v: &Value| {
@@ -338,14 +358,16 @@ fn check(filter: &Filter, scope: Scope<'_, '_>) -> Result<()> {
         Filter::Not(inner) => check(inner, scope),
         Filter::Present(_) => Ok(()),
         Filter::ValuePath(path, inner) => match resolve(scope, path) {
-            Some((attr, None)) if attr.is_complex() => check(inner, Scope::Element(attr)),
+            Some(Resolved {
+                attr, sub: None, ..
+            }) if attr.is_complex() => check(inner, Scope::Element(attr)),
             Some(_) => Err(Error::invalid_filter(format!(
                 "'{path}' is not a complex attribute, so it cannot have a value filter"
             ))),
             None => Ok(()),
         },
         Filter::Compare(path, op, value) => {
-            let Some((attr, sub)) = resolve(scope, path) else {
+            let Some(Resolved { attr, sub, .. }) = resolve(scope, path) else {
                 return Ok(());
             };
             let def = comparand(attr, sub);

@@ -73,8 +73,8 @@ impl Default for FilterOptions {
 
 /// A filter or path that does not parse: where, and what went wrong.
 ///
-/// Displays as, for example,
-/// `expected a comparison operator after "userName" at offset 9, found "equals"`.
+/// Displays as, for example, `expected a comparison operator (eq, ne, co, sw, ew, gt,
+/// lt, ge, le) or pr after "userName" at offset 9, found "equals"`.
 /// Converts into a 400 `invalidFilter` [`Error`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
@@ -366,11 +366,9 @@ impl<'a> Parser<'a> {
         let mut parts = vec![first];
         loop {
             self.skip_ws();
-            let save = self.pos;
             if self.eat_keyword("or") {
                 parts.push(self.and_expr(in_value_filter)?);
             } else {
-                self.pos = save;
                 break;
             }
         }

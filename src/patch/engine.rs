@@ -24,8 +24,10 @@ use crate::schema::{AttrRef, Attribute, Mutability, ResourceSchema, Schema, urn}
 /// # Errors
 /// - 400 `invalidSyntax`: `schemas` is not the PatchOp URN, `Operations` is empty
 ///   (strict), or `add`/`replace` has no `value`;
-/// - 400 `invalidPath`: a path does not parse or names no attribute;
-/// - 400 `noTarget`: `remove` without a path, or a value filter that selects nothing;
+/// - 400 `invalidPath`: a path does not parse, or (strict) names no attribute;
+/// - 400 `noTarget`: `remove` without a path, or a value filter that selects nothing
+///   (for `remove`, strict only; for `add`/`replace`, when leniency cannot create
+///   the value either);
 /// - 400 `invalidValue`: a value of the wrong type, or removing a required attribute;
 /// - 400 `mutability`: changing a `readOnly` attribute, or an `immutable` one that has a value;
 /// - 413: more operations than [`PatchOptions::max_operations`] allows.
@@ -62,7 +64,9 @@ pub fn apply(
     })
 }
 
-fn validate_message(patch: &PatchOp, options: &PatchOptions) -> Result<()> {
+/// Checks a PatchOp's shape before any operation is applied: `schemas`, the
+/// number of operations.
+pub(crate) fn validate_message(patch: &PatchOp, options: &PatchOptions) -> Result<()> {
     if patch.operations.len() > options.max_operations {
         return Err(Error::payload_too_large(format!(
             "the PatchOp has {} operations, more than the limit of {}",

@@ -71,6 +71,7 @@ mod quirks;
 use serde_json::Value;
 
 pub use engine::apply;
+pub(crate) use engine::validate_message as validate;
 
 use crate::error::{Error, Result};
 use crate::filter::FilterOptions;
@@ -120,7 +121,8 @@ impl PatchOptions {
         self
     }
 
-    /// The maximum number of operations in one PatchOp.
+    /// The maximum number of operations in one PatchOp, as set by
+    /// [`max_operations`](Self::max_operations).
     pub fn operation_limit(&self) -> usize {
         self.max_operations
     }
@@ -171,12 +173,7 @@ pub fn apply_to<R: Resource>(
     patch: &PatchOp,
     options: &PatchOptions,
 ) -> Result<PatchOutcome> {
-    let rt = registry.resource_type(R::RESOURCE_TYPE).ok_or_else(|| {
-        Error::internal(format!(
-            "resource type {} is not registered",
-            R::RESOURCE_TYPE
-        ))
-    })?;
+    let rt = registry.schema_of::<R>()?;
     let mut json: Value = serde_json::to_value(&*resource).map_err(Error::internal)?;
     let outcome = apply(&rt, &mut json, patch, options)?;
     if outcome.changed {

@@ -7,8 +7,9 @@ use super::engine::find_key;
 use crate::error::{Error, Result};
 use crate::filter::{CompValue, CompareOp, Filter};
 use crate::message::OpKind;
+use crate::schema::Attribute;
 use crate::schema::normalize::{coerce, coerce_single};
-use crate::schema::{Attribute, AttributeType};
+use crate::schema::registry::get_ci;
 
 /// The identity of a value of a multi-valued attribute, for "is this value
 /// already there": the `value` sub-attribute of a complex value, or the value
@@ -16,19 +17,14 @@ use crate::schema::{Attribute, AttributeType};
 /// when the value has no such identity (then whole values are compared).
 pub(super) fn identity<'v>(attr: &Attribute, element: &'v Value) -> Option<(&'v str, bool)> {
     let (def, v) = if attr.is_complex() {
-        let sub = attr.sub_attribute("value")?;
-        let obj = element.as_object()?;
-        let v = obj.get("value").or_else(|| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-                .map(|(_, v)| v)
-        })?;
-        (sub, v)
+        (
+            attr.sub_attribute("value")?,
+            get_ci(element.as_object()?, "value")?,
+        )
     } else {
         (attr, element)
     };
-    let case_exact = def.is_case_exact() || def.attr_type() == AttributeType::Binary;
-    v.as_str().map(|s| (s, case_exact))
+    v.as_str().map(|s| (s, def.compares_case_exact()))
 }
 
 /// Whether two values of a multi-valued attribute are the same value.

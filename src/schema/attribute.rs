@@ -274,12 +274,12 @@ impl Attribute {
             .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
-    /// Whether values of this attribute compare as strings whose case matters.
-    ///
-    /// Only `string`, `reference` and `binary` values are strings; `caseExact`
-    /// applies to them alone. A `reference` is compared case-exactly unless the
-    /// schema says otherwise, as URIs are case-sensitive in their path.
-    pub(crate) fn compares_case_exact(&self) -> bool {
+    /// Whether values of this attribute compare with their case, as filters, sorting
+    /// and duplicate detection compare them: `caseExact` for strings; a `binary`
+    /// value always; a `reference` unless the schema says `caseExact: false`, since
+    /// URIs are case-sensitive in their path. A store that evaluates filters itself
+    /// uses this to agree with [`Filter::matches`](crate::filter::Filter::matches).
+    pub fn compares_case_exact(&self) -> bool {
         match self.attr_type {
             AttributeType::Binary => true,
             AttributeType::Reference => self.case_exact.unwrap_or(true),

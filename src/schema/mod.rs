@@ -5,7 +5,9 @@
 //!
 //! Everything that behaves differently per attribute (case-insensitive names,
 //! `caseExact` comparison, multi-valued or single, mutability, `returned`) reads it
-//! from here, never from hard-coded attribute names.
+//! from here, never from hard-coded attribute names. The service names attributes
+//! only for the relations RFC 7643 itself defines between resource types:
+//! `User.groups` derived from `Group.members`, and `password` for `changePassword`.
 //!
 //! ```
 //! use scimkit::schema::{Registry, Mutability, Returned};

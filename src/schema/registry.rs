@@ -199,6 +199,17 @@ impl Registry {
         })
     }
 
+    /// The resource type a typed resource belongs to; a 500 if it is not registered,
+    /// since that is the host's configuration, not the client's request.
+    pub(crate) fn schema_of<R: Resource>(&self) -> Result<ResourceSchema<'_>> {
+        self.resource_type(R::RESOURCE_TYPE).ok_or_else(|| {
+            Error::internal(format!(
+                "resource type {} is not registered",
+                R::RESOURCE_TYPE
+            ))
+        })
+    }
+
     /// Reads a typed resource from what a client sent: normalised by the schema
     /// first (attribute names in any case, booleans as strings, a bare-string
     /// `manager`; see [`ResourceSchema::normalize`]), then deserialised.
@@ -221,13 +232,7 @@ impl Registry {
     /// 400 `invalidValue` when a value does not fit its attribute's type;
     /// 400 `invalidSyntax` when the document is not a JSON object.
     pub fn decode<R: Resource>(&self, value: Value) -> Result<R> {
-        let rt = self.resource_type(R::RESOURCE_TYPE).ok_or_else(|| {
-            Error::internal(format!(
-                "resource type {} is not registered",
-                R::RESOURCE_TYPE
-            ))
-        })?;
-        let value = rt.normalize(value)?;
+        let value = self.schema_of::<R>()?.normalize(value)?;
         serde_json::from_value(value).map_err(|e| Error::invalid_value(e.to_string()))
     }
 }

@@ -107,10 +107,7 @@ impl<S: Store> Service<S> {
             schemas: vec![urn::BULK_RESPONSE.to_owned()],
             operations: results,
         };
-        Ok(Response::json(
-            200,
-            &serde_json::to_value(body).map_err(Error::internal)?,
-        ))
+        Ok(Response::json(200, &body))
     }
 
     async fn bulk_operation(
@@ -146,18 +143,8 @@ impl<S: Store> Service<S> {
                 sub = sub.with_header("If-Match", format!("W/\"{tag}\""));
             }
         }
-        let segments: Vec<String> = sub
-            .path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(super::percent_decode)
-            .collect();
-        if segments
-            .first()
-            .is_some_and(|s| s.eq_ignore_ascii_case("Bulk"))
-        {
-            return Err(Error::bad_request("bulk requests cannot be nested"));
-        }
+        // `dispatch` refuses a nested `/Bulk`.
+        let segments = super::path_segments(&sub.path);
         Ok(self.dispatch(ctx, &sub, &segments).await)
     }
 }

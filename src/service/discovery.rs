@@ -1,7 +1,5 @@
 //! Discovery (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`.
 
-use serde_json::Value;
-
 use super::{Service, eq};
 use crate::error::{Error, Result};
 use crate::message::ListResponse;
@@ -72,13 +70,11 @@ impl<S: Store> Service<S> {
 
     fn list_of<T: serde::Serialize>(items: Vec<T>) -> Response {
         let n = items.len() as u64;
-        let body = serde_json::to_value(ListResponse::new(items, n, 1)).unwrap_or(Value::Null);
-        Response::json(200, &body)
+        Response::json(200, &ListResponse::new(items, n, 1))
     }
 
     pub(super) fn service_provider_config_response(&self) -> Response {
-        let body = serde_json::to_value(self.service_provider_config()).unwrap_or(Value::Null);
-        Response::json(200, &body)
+        Response::json(200, &self.service_provider_config())
     }
 
     pub(super) fn resource_types_response(&self) -> Response {
@@ -99,9 +95,10 @@ impl<S: Store> Service<S> {
                     || rt.definition().id.as_deref().is_some_and(|id| eq(id, name))
             })
             .ok_or_else(|| Error::not_found(format!("no resource type named {name}")))?;
-        let body = serde_json::to_value(self.resource_type_doc(rt.definition()))
-            .map_err(Error::internal)?;
-        Ok(Response::json(200, &body))
+        Ok(Response::json(
+            200,
+            &self.resource_type_doc(rt.definition()),
+        ))
     }
 
     pub(super) fn schemas_response(&self) -> Response {
@@ -118,7 +115,6 @@ impl<S: Store> Service<S> {
             .registry
             .schema(id)
             .ok_or_else(|| Error::not_found(format!("no schema {id}")))?;
-        let body = serde_json::to_value(self.schema_doc(schema)).map_err(Error::internal)?;
-        Ok(Response::json(200, &body))
+        Ok(Response::json(200, &self.schema_doc(schema)))
     }
 }

@@ -146,7 +146,7 @@ pub struct ServiceConfig {
     /// How many times a write that raced another writer is retried on the fresh
     /// version before giving up with 409.
     pub max_write_retries: usize,
-    /// Limits for parsing filters.
+    /// Limits for parsing filters in list queries (PATCH paths use those in `patch`).
     pub filter: FilterOptions,
     /// Whether `password` may be changed (`changePassword.supported`).
     pub change_password: bool,
@@ -273,6 +273,14 @@ fn parse_etags(header: &str) -> Vec<String> {
         .collect()
 }
 
+/// The non-empty, percent-decoded segments of a path.
+fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
 /// Decodes `%XX` escapes in a path segment.
 fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
@@ -298,7 +306,7 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A new resource id: 128 bits in UUID form, from the standard library's
+/// A new resource id: a version-4 UUID (122 random bits), from the standard library's
 /// randomly keyed hasher, a counter and the time.
 fn new_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -372,8 +380,7 @@ impl<S: Store> Service<S> {
     }
 
     fn now_string(&self) -> String {
-        self.now()
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        crate::store::timestamp(self.now())
     }
 
     /// The URL of something under the base: `/Users/2819c223` becomes
@@ -397,12 +404,7 @@ impl<S: Store> Service<S> {
 
     /// Serves one request. Every failure is a SCIM error response.
     pub async fn handle(&self, ctx: &S::Context, req: Request) -> Response {
-        let segments: Vec<String> = req
-            .path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(percent_decode)
-            .collect();
+        let segments = path_segments(&req.path);
         let result = match segments.as_slice() {
             [bulk] if eq(bulk, "Bulk") => match self.allow(&req, &["POST"]) {
                 Ok(()) => self.bulk(ctx, &req).await,
@@ -645,15 +647,19 @@ impl<S: Store> Service<S> {
     fn render(
         &self,
         rt: &ResourceSchema<'_>,
-        record: &Record,
+        record: Record,
         projection: &Projection,
         groups: Option<&HashMap<String, Vec<Value>>>,
     ) -> Value {
-        let mut doc = match &record.resource {
-            Value::Object(map) => map.clone(),
+        let Record {
+            id,
+            version,
+            resource,
+        } = record;
+        let mut doc = match resource {
+            Value::Object(map) => map,
             _ => Map::new(),
         };
-        doc.insert("id".to_owned(), Value::String(record.id.clone()));
         let meta = doc
             .entry("meta")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -662,13 +668,14 @@ impl<S: Store> Service<S> {
                 .or_insert_with(|| Value::String(rt.name().to_owned()));
             meta.insert(
                 "location".to_owned(),
-                Value::String(self.resource_location(rt, &record.id)),
+                Value::String(self.resource_location(rt, &id)),
             );
-            meta.insert("version".to_owned(), Value::String(etag(record.version)));
+            meta.insert("version".to_owned(), Value::String(etag(version)));
         }
-        if let Some(list) = groups.and_then(|g| g.get(&record.id)) {
+        if let Some(list) = groups.and_then(|g| g.get(&id)) {
             doc.insert("groups".to_owned(), Value::Array(list.clone()));
         }
+        doc.insert("id".to_owned(), Value::String(id));
         project(rt, &mut doc, projection);
         Value::Object(doc)
     }
@@ -677,16 +684,18 @@ impl<S: Store> Service<S> {
         &self,
         status: u16,
         rt: &ResourceSchema<'_>,
-        record: &Record,
+        record: Record,
         projection: &Projection,
         groups: Option<&HashMap<String, Vec<Value>>>,
     ) -> Response {
+        let location = (status == 201).then(|| self.resource_location(rt, &record.id));
+        let tag = etag(record.version);
         let body = self.render(rt, record, projection, groups);
-        let mut response = Response::json(status, &body).with_header("ETag", etag(record.version));
-        if status == 201 {
-            response = response.with_header("Location", self.resource_location(rt, &record.id));
+        let response = Response::json(status, &body).with_header("ETag", tag);
+        match location {
+            Some(l) => response.with_header("Location", l),
+            None => response,
         }
-        response
     }
 
     /// A stored resource, or 404.
@@ -709,24 +718,23 @@ impl<S: Store> Service<S> {
         ctx: &S::Context,
         status: u16,
         rt: &ResourceSchema<'_>,
-        record: &Record,
+        record: Record,
         projection: &Projection,
     ) -> Result<Response> {
         let groups = self
-            .groups_for(ctx, rt, std::slice::from_ref(record), projection)
+            .groups_for(ctx, rt, std::slice::from_ref(&record), projection)
             .await?;
         Ok(self.resource_response(status, rt, record, projection, groups.as_ref()))
     }
 
     /// Whether `rt` has the read-only `groups` that RFC 7643 §4.1.2 derives from
-    /// group memberships, and a Group type to derive it from.
-    fn derives_groups(&self, rt: &ResourceSchema<'_>, projection: &Projection) -> bool {
+    /// group memberships, and there is a Group type to derive it from.
+    fn has_derived_groups(&self, rt: &ResourceSchema<'_>) -> bool {
         let has_groups = rt
             .core()
             .attribute("groups")
             .is_some_and(|a| a.mutability() == Mutability::ReadOnly && a.is_complex());
         has_groups
-            && projection.wants("groups")
             && self
                 .registry
                 .resource_type("Group")
@@ -858,7 +866,7 @@ impl<S: Store> Service<S> {
         records: &[Record],
         projection: &Projection,
     ) -> Result<Option<HashMap<String, Vec<Value>>>> {
-        if !self.derives_groups(rt, projection) || records.is_empty() {
+        if !self.has_derived_groups(rt) || !projection.wants("groups") || records.is_empty() {
             return Ok(None);
         }
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
@@ -903,7 +911,7 @@ impl<S: Store> Service<S> {
             .create(ctx, rt.name(), record, &unique)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
-        self.respond(ctx, 201, rt, &stored, &projection).await
+        self.respond(ctx, 201, rt, stored, &projection).await
     }
 
     /// GET by id (RFC 7644 §3.4.1), honouring `If-None-Match` (§3.14).
@@ -925,7 +933,7 @@ impl<S: Store> Service<S> {
                 return Ok(Response::empty(304).with_header("ETag", etag(record.version)));
             }
         }
-        self.respond(ctx, 200, rt, &record, &projection).await
+        self.respond(ctx, 200, rt, record, &projection).await
     }
 
     /// GET with a query (RFC 7644 §3.4.2).
@@ -942,9 +950,7 @@ impl<S: Store> Service<S> {
             self.config.max_results,
         )?;
         if let Some(f) = &plan.filter {
-            if self.derives_groups(rt, &Projection::all())
-                && filter_mentions(f, "groups", &rt.core().id)
-            {
+            if self.has_derived_groups(rt) && filter_mentions(f, "groups", &rt.core().id) {
                 return Err(Error::invalid_filter(
                     "'groups' is derived from group memberships and cannot be filtered on; \
                      list /Groups?filter=members.value eq \"<id>\" instead",
@@ -978,7 +984,7 @@ impl<S: Store> Service<S> {
             .await?;
         let resources: Vec<Value> = page
             .records
-            .iter()
+            .into_iter()
             .map(|r| self.render(rt, r, &plan.projection, groups.as_ref()))
             .collect();
         let list = ListResponse::new(
@@ -986,8 +992,7 @@ impl<S: Store> Service<S> {
             page.total_results as u64,
             plan.start_index as u64,
         );
-        let body = serde_json::to_value(&list).map_err(Error::internal)?;
-        Ok(Response::json(200, &body))
+        Ok(Response::json(200, &list))
     }
 
     /// POST `.search` on an endpoint (RFC 7644 §3.4.3).
@@ -998,8 +1003,7 @@ impl<S: Store> Service<S> {
         req: &Request,
     ) -> Result<Response> {
         let search = self.search_request(req)?;
-        self.list(ctx, rt, ListParams::from_search(search))
-            .await
+        self.list(ctx, rt, ListParams::from_search(search)).await
     }
 
     fn search_request(&self, req: &Request) -> Result<SearchRequest> {
@@ -1054,7 +1058,7 @@ impl<S: Store> Service<S> {
             let groups = self
                 .groups_for(ctx, &rt, &page.records, &plan.projection)
                 .await?;
-            for r in &page.records {
+            for r in page.records {
                 let key = plan
                     .sort
                     .as_ref()
@@ -1076,10 +1080,7 @@ impl<S: Store> Service<S> {
             .take(probe.count)
             .collect();
         let list = ListResponse::new(resources, total as u64, probe.start_index as u64);
-        Ok(Response::json(
-            200,
-            &serde_json::to_value(&list).map_err(Error::internal)?,
-        ))
+        Ok(Response::json(200, &list))
     }
 
     /// PUT: replace (RFC 7644 §3.5.1).
@@ -1112,8 +1113,8 @@ impl<S: Store> Service<S> {
             };
             let mut new = doc.clone();
             self.carry_over(rt, old, &mut new)?;
-            if strip_meta(&new) == strip_meta(old) {
-                return self.respond(ctx, 200, rt, &current, &projection).await;
+            if same_except_meta(&new, old) {
+                return self.respond(ctx, 200, rt, current, &projection).await;
             }
             touch_meta(&mut new, &self.now_string());
             let unique = self.unique_values(rt, &new);
@@ -1128,13 +1129,10 @@ impl<S: Store> Service<S> {
                 .await
             {
                 Ok(stored) => {
-                    return self.respond(ctx, 200, rt, &stored, &projection).await;
+                    return self.respond(ctx, 200, rt, stored, &projection).await;
                 }
                 Err(StoreError::PreconditionFailed)
-                    if !matches!(expect, Some(Expect::Versions(_))) =>
-                {
-                    std::thread::yield_now();
-                }
+                    if !matches!(expect, Some(Expect::Versions(_))) => {}
                 Err(e) => return Err(store_error(e, rt.name())),
             }
         }
@@ -1268,7 +1266,7 @@ impl<S: Store> Service<S> {
         if no_content {
             return Ok(Response::empty(204).with_header("ETag", etag(record.version)));
         }
-        self.respond(ctx, 200, rt, &record, &projection).await
+        self.respond(ctx, 200, rt, record, &projection).await
     }
 
     /// Applies a PatchOp: through the store's member delta when it only touches
@@ -1331,10 +1329,7 @@ impl<S: Store> Service<S> {
             {
                 Ok(stored) => return Ok(Patched::Record(stored)),
                 Err(StoreError::PreconditionFailed)
-                    if !matches!(expect, Some(Expect::Versions(_))) =>
-                {
-                    std::thread::yield_now();
-                }
+                    if !matches!(expect, Some(Expect::Versions(_))) => {}
                 Err(e) => return Err(store_error(e, rt.name())),
             }
         }
@@ -1363,7 +1358,7 @@ impl<S: Store> Service<S> {
             .delete(ctx, rt.name(), id, expected_version)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
-        if self.derives_groups(rt, &Projection::all()) {
+        if self.has_derived_groups(rt) {
             self.leave_groups(ctx, id).await?;
         }
         Ok(Response::empty(204))
@@ -1416,12 +1411,11 @@ enum Patched {
     Version(u64),
 }
 
-/// The resource without `meta`, for "did anything change".
-fn strip_meta(doc: &Map<String, Value>) -> Map<String, Value> {
-    doc.iter()
-        .filter(|(k, _)| !eq(k, "meta"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// Whether two resources differ only in `meta`, for "did anything change".
+fn same_except_meta(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let not_meta = |(k, _): &(&String, &Value)| !eq(k, "meta");
+    a.iter().filter(not_meta).count() == b.iter().filter(not_meta).count()
+        && a.iter().filter(not_meta).all(|(k, v)| b.get(k) == Some(v))
 }
 
 fn touch_meta(doc: &mut Map<String, Value>, now: &str) {
@@ -1444,14 +1438,7 @@ fn member_delta(
     options: &PatchOptions,
     now: DateTime<Utc>,
 ) -> Option<MemberDelta> {
-    if !options.is_lenient()
-        || op.operations.is_empty()
-        || op.operations.len() > options.operation_limit()
-    {
-        return None;
-    }
-    let has_urn = op.schemas.is_empty() || op.schemas.iter().any(|s| eq(s, urn::PATCH_OP));
-    if !has_urn {
+    if !options.is_lenient() || op.operations.is_empty() || patch::validate(op, options).is_err() {
         return None;
     }
     let members = rt.core().attribute("members")?;

@@ -85,11 +85,12 @@ pub struct Response {
 
 impl Response {
     /// A JSON response with the SCIM media type.
-    pub fn json(status: u16, body: &Value) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Self {
         Response {
             status,
             headers: vec![("Content-Type".to_owned(), SCIM_MEDIA_TYPE.to_owned())],
-            body: body.to_string().into_bytes(),
+            // Serialising JSON values and the crate's message types cannot fail.
+            body: serde_json::to_vec(body).unwrap_or_default(),
         }
     }
 
@@ -104,8 +105,7 @@ impl Response {
 
     /// The SCIM error response for `error` (RFC 7644 §3.12).
     pub fn error(error: &Error) -> Self {
-        let body = serde_json::to_value(ErrorResponse::from(error)).unwrap_or(Value::Null);
-        Response::json(error.status(), &body)
+        Response::json(error.status(), &ErrorResponse::from(error))
     }
 
     /// Adds a header.

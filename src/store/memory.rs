@@ -256,7 +256,9 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             let mut page = apply_query(table.records.values(), query);
             if query.projection != &Projection::all() {
                 for r in &mut page.records {
-                    *r = projected(r, query.projection);
+                    if let Value::Object(map) = &mut r.resource {
+                        map.retain(|k, _| is_core_member(k) || query.projection.wants(k));
+                    }
                 }
             }
             Ok(page)
@@ -293,11 +295,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 if let Value::Object(meta) = meta {
                     meta.insert(
                         "lastModified".to_owned(),
-                        Value::String(
-                            delta
-                                .modified
-                                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                        ),
+                        Value::String(super::timestamp(delta.modified)),
                     );
                 }
             }

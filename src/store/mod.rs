@@ -156,6 +156,12 @@ pub struct Page {
     pub records: Vec<Record>,
 }
 
+/// A time as `meta.created` and `meta.lastModified` are written: RFC 3339 in UTC,
+/// with as many fractional digits as it has (`2024-05-13T04:42:34.120Z`).
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// One change to a group's members, in request order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberChange {
@@ -283,9 +289,9 @@ pub trait Store: Send + Sync {
         std::future::ready(Ok(None))
     }
 
-    /// The groups of `resource_type` whose `attribute` lists any of `member_ids`
-    /// (compared ignoring case), found without loading every member, if the store
-    /// can. Returns `Ok(None)` when it cannot (the default): the service then lists
+    /// The groups of `resource_type` whose `attribute` lists any of `member_ids`,
+    /// found without loading every member, if the store can. Ids may be compared
+    /// ignoring case; the service keeps the matches the schema's `caseExact` allows. Returns `Ok(None)` when it cannot (the default): the service then lists
     /// the groups with a `members.value` filter.
     ///
     /// # Errors
