@@ -46,9 +46,9 @@ CREATE TABLE IF NOT EXISTS resources (
     body TEXT NOT NULL,
     PRIMARY KEY (rtype, id)
 );
-CREATE INDEX IF NOT EXISTS resources_user_name ON resources (rtype, user_name_ci);
-CREATE INDEX IF NOT EXISTS resources_display_name ON resources (rtype, display_name_ci);
-CREATE INDEX IF NOT EXISTS resources_external_id ON resources (rtype, external_id);
+CREATE INDEX IF NOT EXISTS resources_by_user_name ON resources (rtype, user_name_ci, id);
+CREATE INDEX IF NOT EXISTS resources_by_display_name ON resources (rtype, display_name_ci, id);
+CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources (rtype, external_id, id);
 CREATE TABLE IF NOT EXISTS uniques (
     rtype TEXT NOT NULL,
     attribute TEXT NOT NULL,
