@@ -917,6 +917,7 @@ async fn error_paths_are_scim_errors() {
         (Request::new("GET", "/Nothing"), 404, None),
         (Request::new("GET", "/"), 404, None),
         (Request::new("GET", "/Users/a/b"), 404, None),
+        (Request::new("GET", "/Me"), 501, None),
         (Request::new("DELETE", "/Users"), 405, None),
         (Request::new("PATCH", "/ServiceProviderConfig"), 405, None),
         (Request::new("GET", "/Bulk"), 405, None),
@@ -1297,4 +1298,47 @@ mod never_panics {
             })?;
         }
     }
+}
+
+#[tokio::test]
+async fn projection_of_extension_attributes() {
+    let svc = service();
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let (_, user, _) = call(&svc, post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent], "userName": "a", "title": "T", ent: {"department": "D", "costCenter": "C"}}))).await;
+    let id = user["id"].as_str().expect("id");
+    let (_, one, _) = call(
+        &svc,
+        Request::new("GET", &format!("/Users/{id}?attributes={ent}:department")),
+    )
+    .await;
+    assert_eq!(
+        one,
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent], "id": id, ent: {"department": "D"}})
+    );
+    let (_, whole, _) = call(
+        &svc,
+        Request::new("GET", &format!("/Users/{id}?attributes={ent},userName")),
+    )
+    .await;
+    assert_eq!(
+        whole,
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent], "id": id, "userName": "a", ent: {"department": "D", "costCenter": "C"}})
+    );
+    let (_, without, _) = call(
+        &svc,
+        Request::new(
+            "GET",
+            &format!("/Users/{id}?excludedAttributes={ent}:costCenter,title"),
+        ),
+    )
+    .await;
+    assert_eq!(without[ent], json!({"department": "D"}));
+    assert!(without.get("title").is_none());
+    assert_eq!(without["userName"], "a");
+    let (_, no_ext, _) = call(
+        &svc,
+        Request::new("GET", &format!("/Users/{id}?excludedAttributes={ent}")),
+    )
+    .await;
+    assert!(no_ext.get(ent).is_none());
 }

@@ -464,6 +464,9 @@ impl<S: Store> Service<S> {
             ([s], _) if eq(s, "Schemas") => Ok(self.schemas_response()),
             ([s, id], _) if eq(s, "Schemas") => self.schema_response(id),
             ([s], _) if eq(s, "Bulk") => Err(Error::bad_request("bulk requests cannot be nested")),
+            ([s, ..], _) if eq(s, "Me") => Err(Error::not_implemented(
+                "the /Me endpoint is not supported here (RFC 7644 §3.11); use /Users/{id}",
+            )),
             ([".search"], _) => self.root_search(ctx, req).await,
             ([endpoint, rest @ ..], _) => match self.registry.resource_type_by_endpoint(endpoint) {
                 None => Err(Error::not_found(format!("no SCIM endpoint at /{endpoint}"))),
