@@ -4,6 +4,7 @@
 mod common;
 
 mod bulk_location;
+mod filter_depth_fits_stack;
 mod filter_on_derived_groups;
 mod non_ascii_patch_key;
 mod password_change_disabled;
