@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::path::AttrPath;
 use crate::schema::normalize::parse_datetime;
 use crate::schema::registry::get_ci;
-use crate::schema::{AttrRef, Attribute, AttributeType, ResourceSchema};
+use crate::schema::{AttrRef, Attribute, AttributeType, ResourceSchema, Returned};
 
 /// Where attribute names are resolved: the resource, or inside a value filter
 /// the sub-attributes of one value of a complex attribute.
@@ -28,7 +28,7 @@ impl Filter {
     /// does; a complex multi-valued attribute without a sub-attribute compares
     /// its `value` sub-attribute; `gt`/`ge`/`lt`/`le` order numbers numerically,
     /// dateTimes chronologically and strings lexically. An attribute the schema
-    /// does not define matches nothing. Call [`Filter::check`] once first to
+    /// does not define, or one that is never returned (`password`), matches nothing. Call [`Filter::check`] once first to
     /// reject operator and type combinations the RFC calls invalid; here they
     /// simply do not match.
     pub fn matches(&self, schema: &ResourceSchema<'_>, resource: &Value) -> bool {
@@ -50,10 +50,32 @@ impl Filter {
     /// a value that cannot be the attribute's type (a dateTime that does not
     /// parse), and a value filter on a simple attribute are errors.
     ///
+    /// An attribute whose `returned` is `never` (RFC 7643 §7), such as `password`,
+    /// cannot be filtered on at all: a filter on it would reveal, one answer at a
+    /// time, what the service never returns.
+    ///
+    /// ```
+    /// use scimkit::{Registry, ScimType, filter::Filter};
+    ///
+    /// let registry = Registry::core();
+    /// let users = registry.resource_type("User").ok_or("no User type")?;
+    /// let probe: Filter = r#"password sw "Hu""#.parse()?;
+    /// let err = probe.check(&users).unwrap_err();
+    /// assert_eq!(err.scim_type(), Some(ScimType::InvalidFilter));
+    /// assert!(err.detail().contains("'password'"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// 400 `invalidFilter` naming the attribute and operator.
     pub fn check(&self, schema: &ResourceSchema<'_>) -> Result<()> {
         check(self, Scope::Resource(schema))
+    }
+
+    /// [`Filter::check`] for a value filter, whose attribute names are the
+    /// sub-attributes of `attr` (a PATCH path's `emails[type eq "work"]`).
+    pub(crate) fn check_element(&self, attr: &Attribute) -> Result<()> {
+        check(self, Scope::Element(attr))
     }
 }
 
@@ -77,8 +99,22 @@ impl Resolved<'_> {
 }
 
 /// Resolves a path once per evaluation step. Returns `None` when the schema does
-/// not define the path.
+/// not define the path, or defines it as never returned: a filter must not reveal
+/// what a response would not (RFC 7643 §7 `returned`).
 fn resolve<'r>(scope: Scope<'_, 'r>, path: &AttrPath) -> Option<Resolved<'r>> {
+    resolve_any(scope, path).filter(|r| !r.never_returned())
+}
+
+impl Resolved<'_> {
+    /// Whether the attribute or the sub-attribute named is `returned: never`.
+    fn never_returned(&self) -> bool {
+        self.attr.returned() == Returned::Never
+            || self.sub.is_some_and(|s| s.returned() == Returned::Never)
+    }
+}
+
+/// [`resolve`], secrets included, for [`check`] to name them.
+fn resolve_any<'r>(scope: Scope<'_, 'r>, path: &AttrPath) -> Option<Resolved<'r>> {
     match scope {
         Scope::Resource(rs) => {
             let found = rs.attribute(path.schema(), path.name())?;
@@ -352,7 +388,27 @@ fn comp_f64(v: &CompValue) -> Option<f64> {
     }
 }
 
+/// 400 `invalidFilter` for a path that names a never-returned attribute.
+fn check_returned(scope: Scope<'_, '_>, path: &AttrPath) -> Result<()> {
+    match resolve_any(scope, path) {
+        Some(r) if r.never_returned() => {
+            let name = match r.sub {
+                Some(sub) => format!("{}.{}", r.attr.name(), sub.name()),
+                None => r.attr.name().to_owned(),
+            };
+            Err(Error::invalid_filter(format!(
+                "'{name}' is never returned (RFC 7643 §7), so it cannot be used in a filter"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check(filter: &Filter, scope: Scope<'_, '_>) -> Result<()> {
+    if let Filter::Compare(path, ..) | Filter::Present(path) | Filter::ValuePath(path, _) = filter
+    {
+        check_returned(scope, path)?;
+    }
     match filter {
         Filter::And(parts) | Filter::Or(parts) => parts.iter().try_for_each(|p| check(p, scope)),
         Filter::Not(inner) => check(inner, scope),

@@ -262,11 +262,15 @@ impl<'r> Engine<'_, 'r> {
             })?),
             None => None,
         };
-        if path.filter().is_some() && !(def.is_complex() && def.is_multi_valued()) {
-            return Err(Error::invalid_path(format!(
-                "'{}' is not a multi-valued complex attribute, so it cannot take a value filter",
-                def.name()
-            )));
+        if let Some(filter) = path.filter() {
+            if !(def.is_complex() && def.is_multi_valued()) {
+                return Err(Error::invalid_path(format!(
+                    "'{}' is not a multi-valued complex attribute, so it cannot take a value filter",
+                    def.name()
+                )));
+            }
+            // The same rules as a list filter: types fit, and nothing never-returned.
+            filter.check_element(def)?;
         }
         Ok(Target::Attr(found, sub))
     }

@@ -961,13 +961,7 @@ impl<S: Store> Service<S> {
             }
         }
         if let Some(sort) = &plan.sort {
-            if rt.attribute(sort.by.schema(), sort.by.name()).is_none() {
-                return Err(Error::invalid_value(format!(
-                    "sortBy '{}' names no attribute of {}",
-                    sort.by,
-                    rt.name()
-                )));
-            }
+            query::check_sort(rt, sort)?;
         }
         let query = ListQuery {
             schema: *rt,
@@ -1040,10 +1034,11 @@ impl<S: Store> Service<S> {
                 &self.config.filter,
                 self.config.max_results,
             )?;
-            let sort = plan
-                .sort
-                .as_ref()
-                .filter(|s| rt.attribute(s.by.schema(), s.by.name()).is_some());
+            // Each type sorts by the attribute if it has it.
+            let sort = match &plan.sort {
+                Some(s) if query::sort_attribute(&rt, s)?.is_some() => Some(s),
+                _ => None,
+            };
             let query = ListQuery {
                 schema: rt,
                 filter: plan.filter.as_ref(),

@@ -127,6 +127,51 @@ pub(crate) fn plan(
     })
 }
 
+/// The attribute `sortBy` names in `rt`, if `rt` has it.
+///
+/// # Errors
+/// 400 `invalidValue` when it names a never-returned attribute (RFC 7643 §7): sorting
+/// by `password` would reveal it through the order of the results.
+pub(crate) fn sort_attribute<'r>(
+    rt: &ResourceSchema<'r>,
+    sort: &Sort,
+) -> Result<Option<&'r Attribute>> {
+    let Some(found) = rt.attribute(sort.by.schema(), sort.by.name()) else {
+        return Ok(None);
+    };
+    let sub = match sort.by.sub_attr() {
+        Some(name) => found.attribute.sub_attribute(name),
+        None => None,
+    };
+    if found.attribute.returned() == Returned::Never
+        || sub.is_some_and(|s| s.returned() == Returned::Never)
+    {
+        let name = match sub {
+            Some(sub) => format!("{}.{}", found.attribute.name(), sub.name()),
+            None => found.attribute.name().to_owned(),
+        };
+        return Err(Error::invalid_value(format!(
+            "sortBy names '{name}', which is never returned (RFC 7643 §7), so results cannot be sorted by it"
+        )));
+    }
+    Ok(Some(sub.unwrap_or(found.attribute)))
+}
+
+/// Checks that `sortBy` names an attribute of `rt` that may be revealed.
+///
+/// # Errors
+/// 400 `invalidValue` naming the attribute.
+pub(crate) fn check_sort(rt: &ResourceSchema<'_>, sort: &Sort) -> Result<()> {
+    match sort_attribute(rt, sort)? {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid_value(format!(
+            "sortBy '{}' names no attribute of {}",
+            sort.by,
+            rt.name()
+        ))),
+    }
+}
+
 /// Parses `attributes` and `excludedAttributes` (comma-separated attribute paths).
 pub(crate) fn projection(attributes: Option<&str>, excluded: Option<&str>) -> Result<Projection> {
     let list = |name: &str, s: Option<&str>| -> Result<Vec<AttrPath>> {

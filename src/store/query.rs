@@ -8,7 +8,7 @@ use super::{ListQuery, Page, Record, Sort};
 use crate::message::SortOrder;
 use crate::schema::normalize::parse_datetime;
 use crate::schema::registry::get_ci;
-use crate::schema::{AttributeType, ResourceSchema};
+use crate::schema::{AttributeType, ResourceSchema, Returned};
 
 /// Filters, sorts and pages `records` as `query` says (RFC 7644 §3.4.2), cloning
 /// only the records of the page.
@@ -95,6 +95,10 @@ pub(crate) fn sort_key(schema: &ResourceSchema<'_>, sort: &Sort, resource: &Valu
     let Some(found) = schema.attribute(sort.by.schema(), sort.by.name()) else {
         return SortKey::Missing;
     };
+    if found.attribute.returned() == Returned::Never {
+        // Never revealed, not even through the order of results (RFC 7643 §7).
+        return SortKey::Missing;
+    }
     let Some(raw) = found.value_in(obj) else {
         return SortKey::Missing;
     };
@@ -112,6 +116,7 @@ pub(crate) fn sort_key(schema: &ResourceSchema<'_>, sort: &Sort, resource: &Valu
     };
     let (def, leaf) = match (sort.by.sub_attr(), attr.is_complex()) {
         (Some(sub), _) => match (attr.sub_attribute(sub), single.as_object()) {
+            (Some(def), _) if def.returned() == Returned::Never => return SortKey::Missing,
             (Some(def), Some(o)) => (def, get_ci(o, sub)),
             _ => return SortKey::Missing,
         },

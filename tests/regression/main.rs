@@ -15,6 +15,7 @@ mod replace_creates_with_filter_fields;
 mod required_and_strict_sub_attributes;
 mod root_search_errors;
 mod schemas_not_patchable;
+mod secrets_not_searchable;
 mod several_if_match_tags;
 
 use std::future::Future;
