@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::{Attribute, AttributeType, ResourceSchema, Schema};
+use super::registry::split_urn;
+use super::{AttrRef, Attribute, AttributeType, ResourceSchema, Schema};
 use crate::error::{Error, Result};
 
 impl ResourceSchema<'_> {
@@ -12,6 +13,10 @@ impl ResourceSchema<'_> {
     /// - Attribute names are matched case-insensitively (RFC 7643 §2.1) and
     ///   rewritten in the schema's spelling (`UserName` → `userName`), including
     ///   sub-attributes and extension URNs used as keys.
+    /// - URN-qualified names (RFC 7644 §3.10) are the attributes they name:
+    ///   `urn:…:core:2.0:User:password` is `password`, `urn:…:enterprise:2.0:User:department`
+    ///   goes into the extension object, `urn:…:User:name.givenName` into `name`. The
+    ///   same attribute given twice with different values is an error.
     /// - Values are coerced to the attribute's type where the intent is clear:
     ///   `"True"`/`"false"` to booleans, numeric strings to numbers, numbers to
     ///   strings, a single value to a one-element list for a multi-valued
@@ -27,11 +32,12 @@ impl ResourceSchema<'_> {
         let Value::Object(input) = value else {
             return Err(Error::invalid_syntax("a resource must be a JSON object"));
         };
+        let core = &self.core().id;
         let mut out = Map::new();
         for (key, value) in input {
-            if let Some(attr) = self.attribute(Some(&self.core().id), &key) {
+            if let Some(attr) = self.attribute(Some(core), &key) {
                 if let Some(v) = coerce(attr.attribute, attr.attribute.name(), value)? {
-                    out.insert(attr.attribute.name().to_owned(), v);
+                    merge(&mut out, attr.attribute.name(), v)?;
                 }
             } else if let Some(ext) = self.extension(&key) {
                 if value.is_null() {
@@ -44,13 +50,76 @@ impl ResourceSchema<'_> {
                     )));
                 };
                 let obj = normalize_members(&ext.attributes, None, obj)?;
-                out.insert(ext.id.clone(), Value::Object(obj));
+                merge(&mut out, &ext.id, Value::Object(obj))?;
+            } else if let Some((at, sub)) = self.qualified(&key) {
+                // RFC 7644 §3.10: `urn:…:User:password`, `urn:…:enterprise:2.0:User:manager`
+                // or `urn:…:User:name.givenName` names the attribute as the short form does.
+                let attr = at.attribute;
+                let value = match sub {
+                    None => coerce(attr, attr.name(), value)?,
+                    Some(sub) => {
+                        let path = format!("{}.{}", attr.name(), sub.name());
+                        coerce(sub, &path, value)?.map(|v| {
+                            let mut obj = Map::new();
+                            obj.insert(sub.name().to_owned(), v);
+                            Value::Object(obj)
+                        })
+                    }
+                };
+                let Some(value) = value else { continue };
+                if at.extension {
+                    let mut obj = Map::new();
+                    obj.insert(attr.name().to_owned(), value);
+                    merge(&mut out, at.schema, Value::Object(obj))?;
+                } else {
+                    merge(&mut out, attr.name(), value)?;
+                }
             } else {
-                out.insert(key, value);
+                merge(&mut out, &key, value)?;
             }
         }
         Ok(Value::Object(out))
     }
+
+    /// A key qualified by the URN of the core schema or of an extension, resolved
+    /// to its attribute and, for `name.sub`, a sub-attribute of a single complex one.
+    fn qualified(&self, key: &str) -> Option<(AttrRef<'_>, Option<&Attribute>)> {
+        split_urn(key).0?;
+        let (at, sub) = self.resolve(key)?;
+        // `emails.value` would not say which email: only a single complex attribute's
+        // sub-attribute can be named so.
+        (sub.is_none() || !at.attribute.is_multi_valued()).then_some((at, sub))
+    }
+}
+
+/// Puts a normalised member into `out`. The same attribute given twice (`userName`
+/// and `urn:…:User:userName`) is merged when the values agree or are objects with
+/// distinct members; different values are 400 `invalidValue`.
+fn merge(out: &mut Map<String, Value>, key: &str, value: Value) -> Result<()> {
+    match out.get_mut(key) {
+        None => {
+            out.insert(key.to_owned(), value);
+            Ok(())
+        }
+        Some(existing) if *existing == value => Ok(()),
+        Some(Value::Object(existing)) => match value {
+            Value::Object(more) => {
+                for (k, v) in more {
+                    merge(existing, &k, v).map_err(|_| given_twice(&format!("{key}.{k}")))?;
+                }
+                Ok(())
+            }
+            _ => Err(given_twice(key)),
+        },
+        Some(_) => Err(given_twice(key)),
+    }
+}
+
+fn given_twice(key: &str) -> Error {
+    Error::invalid_value(format!(
+        "'{key}' is given twice with different values (attribute names are case-insensitive, \
+         and a URN-qualified name is the same attribute as the short one)"
+    ))
 }
 
 impl Schema {
@@ -81,12 +150,10 @@ fn normalize_members(
                     None => attr.name().to_owned(),
                 };
                 if let Some(v) = coerce(attr, &path, value)? {
-                    out.insert(attr.name().to_owned(), v);
+                    merge(&mut out, attr.name(), v)?;
                 }
             }
-            None => {
-                out.insert(key, value);
-            }
+            None => merge(&mut out, &key, value)?,
         }
     }
     Ok(out)

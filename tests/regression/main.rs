@@ -17,6 +17,7 @@ mod root_search_errors;
 mod schemas_not_patchable;
 mod secrets_not_searchable;
 mod several_if_match_tags;
+mod urn_qualified_body_keys;
 
 use std::future::Future;
 
