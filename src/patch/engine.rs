@@ -787,6 +787,13 @@ fn merge_element(
                 check_mutability(sub, &path, element.get(&key), Some(&v))?;
                 element.insert(key, v);
             }
+            None if attr.mutability() == Mutability::ReadOnly => {
+                // Nothing a client sends may land inside a readOnly attribute.
+                return Err(Error::mutability(format!(
+                    "'{}' is readOnly: '{k}' cannot be added to it",
+                    attr.name()
+                )));
+            }
             None if lenient => {
                 element.insert(k, v);
             }

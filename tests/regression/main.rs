@@ -7,6 +7,7 @@ mod bulk_location;
 mod filter_depth_fits_stack;
 mod filter_on_derived_groups;
 mod non_ascii_patch_key;
+mod nothing_lands_in_read_only;
 mod password_change_disabled;
 mod projection_parsed_before_write;
 mod put_keeps_read_only;
