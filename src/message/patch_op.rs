@@ -62,8 +62,15 @@ pub struct PatchOperation {
     /// the attributes to change.
     #[serde(default, alias = "Path", skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The value to add or replace with, or the values to remove.
-    #[serde(default, alias = "Value", skip_serializing_if = "Option::is_none")]
+    /// The value to add or replace with, or the values to remove. An explicit
+    /// `null` is kept as `Some(Value::Null)`: replacing with null unassigns
+    /// (RFC 7643 §2.5).
+    #[serde(
+        default,
+        alias = "Value",
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub value: Option<Value>,
 }
 
@@ -94,4 +101,9 @@ impl PatchOperation {
             value: None,
         }
     }
+}
+
+/// A member that is there, `null` included (a plain `Option` reads `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }

@@ -28,8 +28,9 @@ use crate::schema::{AttrRef, Attribute, Mutability, ResourceSchema, Schema, urn}
 /// - 400 `noTarget`: `remove` without a path, or a value filter that selects nothing
 ///   (for `remove`, strict only; for `add`/`replace`, when leniency cannot create
 ///   the value either);
-/// - 400 `invalidValue`: a value of the wrong type, or removing a required attribute;
-/// - 400 `mutability`: changing a `readOnly` attribute, or an `immutable` one that has a value;
+/// - 400 `invalidValue`: a value of the wrong type;
+/// - 400 `mutability`: changing a `readOnly` attribute, or an `immutable` one that has
+///   a value; removing or unassigning a required attribute (RFC 7644 §3.5.2.2);
 /// - 413: more operations than [`PatchOptions::max_operations`] allows.
 pub fn apply(
     schema: &ResourceSchema<'_>,
@@ -384,7 +385,7 @@ impl<'r> Engine<'_, 'r> {
             .extensions()
             .any(|(s, required)| required && s.id == ext.id)
         {
-            return Err(Error::invalid_value(format!(
+            return Err(Error::mutability(format!(
                 "the extension {} is required and cannot be removed",
                 ext.id
             )));
@@ -452,7 +453,7 @@ impl<'r> Engine<'_, 'r> {
             (None, None) if attr.is_multi_valued() => {
                 write_list(op, attr, container, &key, value)?;
                 if attr.is_required() && container.get(&key).is_none_or(is_empty) {
-                    return Err(Error::invalid_value(format!(
+                    return Err(Error::mutability(format!(
                         "'{}' is required and cannot be emptied",
                         attr.name()
                     )));
@@ -466,7 +467,7 @@ impl<'r> Engine<'_, 'r> {
             (None, None) => {
                 let new = coerce(attr, attr.name(), value.clone())?;
                 if new.is_none() && op == OpKind::Replace && attr.is_required() {
-                    return Err(Error::invalid_value(format!(
+                    return Err(Error::mutability(format!(
                         "'{}' is required and cannot be removed",
                         attr.name()
                     )));
@@ -527,7 +528,7 @@ impl<'r> Engine<'_, 'r> {
                     return quirks::remove_listed(attr, list, listed);
                 }
                 if attr.is_required() {
-                    return Err(Error::invalid_value(format!(
+                    return Err(Error::mutability(format!(
                         "'{}' is required and cannot be removed",
                         attr.name()
                     )));
@@ -562,7 +563,7 @@ impl<'r> Engine<'_, 'r> {
                     None => {
                         check_removal(attr)?;
                         if attr.is_required() && selected.len() == list.len() {
-                            return Err(Error::invalid_value(format!(
+                            return Err(Error::mutability(format!(
                                 "'{}' is required; removing every value would leave it empty",
                                 attr.name()
                             )));
@@ -828,7 +829,7 @@ fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>
         return Ok(());
     };
     if sub.is_required() {
-        return Err(Error::invalid_value(format!(
+        return Err(Error::mutability(format!(
             "'{path}' is required and cannot be removed"
         )));
     }
@@ -838,7 +839,7 @@ fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>
 }
 
 /// RFC 7643 §2.4: at most one value is primary. When an operation makes a value
-/// primary, the others stop being primary.
+/// primary, the server sets `primary` to `false` on the others (RFC 7644 §3.5.2).
 fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
     let Some(primary) = attr.sub_attribute("primary") else {
         return;
@@ -859,7 +860,7 @@ fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
         if i != winner && is_primary(v) {
             if let Value::Object(o) = v {
                 if let Some(k) = find_key(o, primary.name()) {
-                    o.remove(&k);
+                    o.insert(k, Value::Bool(false));
                 }
             }
         }

@@ -54,7 +54,9 @@
 //!
 //! A value path creates a missing value only when its filter is a plain
 //! conjunction of `eq` tests (`type eq "work"`, `type eq "work" and primary eq
-//! true`): only then does the filter say what the new value is. Any other filter
+//! true`): only then does the filter say what the new value is. A filter on the
+//! value's identity (`members[value eq "…"]`, `emails[value eq "…"]`) only selects
+//! values that exist, so a PATCH never invents a group member. Any other filter
 //! that matches nothing is 400 `noTarget` in both settings.
 //!
 //! In both settings `schemas` is kept by the engine (an extension's URN is added when

@@ -72,6 +72,10 @@ pub(super) fn remove_listed(attr: &Attribute, list: &mut Vec<Value>, listed: &Va
 /// work email creates one. The filter must be a conjunction of `eq` tests on
 /// sub-attributes, which then say what the new value holds; any other filter
 /// gives `None`.
+///
+/// A filter on the value's identity (its `value` sub-attribute, as in
+/// `members[value eq "2819c223"]`) selects values that exist; it never creates one,
+/// so a PATCH cannot invent a group member (RFC 7644 §3.5.2.3: no match is `noTarget`).
 pub(super) fn element_from_filter(
     attr: &Attribute,
     filter: &Filter,
@@ -91,6 +95,9 @@ pub(super) fn element_from_filter(
         let Some(sub) = attr.sub_attribute(path.name()) else {
             return Ok(None);
         };
+        if sub.name() == "value" {
+            return Ok(None);
+        }
         let json = match value {
             CompValue::Null => return Ok(None),
             CompValue::Bool(b) => Value::Bool(*b),

@@ -5,13 +5,17 @@ mod common;
 
 mod bulk_location;
 mod filter_depth_fits_stack;
+mod filtered_write_never_invents_members;
 mod filter_on_derived_groups;
+mod member_display_path;
 mod non_ascii_patch_key;
 mod nothing_lands_in_read_only;
 mod password_change_disabled;
+mod primary_moves_to_the_new_value;
 mod projection_parsed_before_write;
 mod put_keeps_read_only;
 mod read_only_through_value_filter;
+mod removing_required_is_mutability;
 mod replace_creates_with_filter_fields;
 mod required_and_strict_sub_attributes;
 mod root_search_errors;

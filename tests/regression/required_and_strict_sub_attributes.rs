@@ -14,7 +14,8 @@ fn the_engine_enforces_required_and_strict_sub_attributes() {
     let op: PatchOp = serde_json::from_value(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"userName": null}}]})).expect("PatchOp");
     let err = patch::apply(&users, &mut user, &op, &PatchOptions::default())
         .expect_err("userName is required");
-    assert_eq!(err.scim_type(), Some(ScimType::InvalidValue));
+    // RFC 7644 §3.5.2.2: a required attribute that becomes unassigned is `mutability`.
+    assert_eq!(err.scim_type(), Some(ScimType::Mutability));
     assert_eq!(user["userName"], "a");
 
     let op: PatchOp = serde_json::from_value(super::patch_op(
