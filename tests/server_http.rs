@@ -495,7 +495,11 @@ fn concurrent_member_adds_over_http_lose_nothing() {
             let gid = &gid;
             scope.spawn(move || {
                 for i in 0..50 {
-                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": format!("c{client}-m{i}")}]}]});
+                    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("c{client}-m{i}")});
+                    let (status, _, user) = server.request("POST", "/Users", Some(&user));
+                    assert_eq!(status, 201, "{user}");
+                    let uid = user["id"].as_str().expect("id");
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
                     let (status, _, body) = server.request("PATCH", &format!("/Groups/{gid}?excludedAttributes=members"), Some(&op));
                     assert_eq!(status, 204, "{body}");
                 }

@@ -422,7 +422,16 @@ async fn deleting_a_user_removes_it_from_groups() {
     )
     .await;
     let uid = u["id"].as_str().expect("id");
-    let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}, {"value": "other"}]}))).await;
+    let (_, other, _) = call(
+        &svc,
+        post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b"}),
+        ),
+    )
+    .await;
+    let other = other["id"].as_str().expect("id");
+    let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}, {"value": other}]}))).await;
     let gid = g["id"].as_str().expect("id");
     assert_eq!(
         call(&svc, Request::new("DELETE", &format!("/Users/{uid}")))
@@ -431,7 +440,7 @@ async fn deleting_a_user_removes_it_from_groups() {
         204
     );
     let (_, g, _) = call(&svc, Request::new("GET", &format!("/Groups/{gid}"))).await;
-    assert_eq!(g["members"], json!([{"value": "other"}]));
+    assert_eq!(g["members"], json!([{"value": other}]));
 }
 
 #[tokio::test]
@@ -721,7 +730,10 @@ async fn uniqueness_is_case_insensitive_and_per_tenant() {
 }
 
 async fn concurrent_member_adds(store: MemoryStore<String>) {
-    let svc = Arc::new(service_with(store, clock()));
+    // The members are made-up ids: this is about concurrency, not references.
+    let mut config = ServiceConfig::default();
+    config.check_references = false;
+    let svc = Arc::new(Service::new(store, config).with_clock(clock()));
     let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Big"}))).await;
     let gid = g["id"].as_str().expect("id").to_owned();
     let mut tasks = Vec::new();
@@ -1166,7 +1178,11 @@ impl scimkit::store::Store for Plain {
 
 #[tokio::test]
 async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() {
-    let svc = Service::new(Plain(MemoryStore::new()), ServiceConfig::default());
+    // A store without `existing_ids` checks references exactly, and the member ids
+    // here differ in case on purpose: this is about memberships, not references.
+    let mut config = ServiceConfig::default();
+    config.check_references = false;
+    let svc = Service::new(Plain(MemoryStore::new()), config);
     let t = tenant();
     let handle = |req: Request| {
         let svc = &svc;

@@ -1,6 +1,7 @@
 //! A SQLite store for the example server: durable, transactional, with the common
 //! equality filters pushed down and group members in their own table.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -588,6 +589,51 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(backend)?;
             Ok(Some(version))
+        })
+    }
+
+    async fn existing_ids(
+        &self,
+        _: &(),
+        rtype: &str,
+        ids: &[&str],
+        case_exact: bool,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        // One indexed query per 500 ids; ids in another case (rare: the server makes
+        // lower-case ids) take a second query that compares ignoring ASCII case.
+        let lookup = |conn: &mut Connection, ids: &[&str], cmp: &str| {
+            let mut found = Vec::new();
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql =
+                    format!("SELECT id FROM resources WHERE rtype = ? AND {cmp} IN ({marks})");
+                let mut stmt = conn.prepare(&sql).map_err(backend)?;
+                let args = std::iter::once(&rtype as &dyn rusqlite::ToSql)
+                    .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(backend)?;
+                for row in rows {
+                    found.push(row.map_err(backend)?);
+                }
+            }
+            Ok::<_, StoreError>(found)
+        };
+        self.with(|conn| {
+            let exact: HashSet<String> = lookup(conn, ids, "id")?.into_iter().collect();
+            let (mut found, rest): (Vec<&str>, Vec<&str>) =
+                ids.iter().partition(|id| exact.contains(**id));
+            if !case_exact && !rest.is_empty() {
+                let folded: HashSet<String> = lookup(conn, &rest, "id COLLATE NOCASE")?
+                    .into_iter()
+                    .map(|id| id.to_ascii_lowercase())
+                    .collect();
+                found.extend(
+                    rest.into_iter()
+                        .filter(|id| folded.contains(&id.to_ascii_lowercase())),
+                );
+            }
+            Ok(Some(found.into_iter().map(str::to_owned).collect()))
         })
     }
 

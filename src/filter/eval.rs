@@ -405,8 +405,7 @@ fn check_returned(scope: Scope<'_, '_>, path: &AttrPath) -> Result<()> {
 }
 
 fn check(filter: &Filter, scope: Scope<'_, '_>) -> Result<()> {
-    if let Filter::Compare(path, ..) | Filter::Present(path) | Filter::ValuePath(path, _) = filter
-    {
+    if let Filter::Compare(path, ..) | Filter::Present(path) | Filter::ValuePath(path, _) = filter {
         check_returned(scope, path)?;
     }
     match filter {

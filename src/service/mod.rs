@@ -36,6 +36,7 @@
 mod bulk;
 mod discovery;
 mod query;
+mod references;
 mod request;
 
 use std::collections::HashMap;
@@ -150,6 +151,11 @@ pub struct ServiceConfig {
     pub filter: FilterOptions,
     /// Whether `password` may be changed (`changePassword.supported`).
     pub change_password: bool,
+    /// Whether group members (the values of any writable multi-valued attribute whose
+    /// `$ref` names registered resource types) must name existing resources: a write
+    /// naming unknown ids is 400 `invalidValue`. On by default; a host that syncs
+    /// members before the resources they name can turn it off.
+    pub check_references: bool,
     /// The authentication schemes the host enforces, for discovery.
     pub authentication_schemes: Vec<AuthenticationScheme>,
     /// A URL of human-readable help.
@@ -169,6 +175,7 @@ impl Default for ServiceConfig {
             max_write_retries: 32,
             filter: FilterOptions::default(),
             change_password: true,
+            check_references: true,
             authentication_schemes: vec![AuthenticationScheme::bearer_token()],
             documentation_uri: None,
         }
@@ -896,6 +903,7 @@ impl<S: Store> Service<S> {
         self.ensure_schemas(rt, &mut doc)?;
         self.strip_read_only(rt, &mut doc);
         self.check_required(rt, &doc)?;
+        self.check_references(ctx, rt, &doc, None).await?;
         let id = new_id();
         let now = self.now_string();
         doc.insert("id".to_owned(), Value::String(id.clone()));
@@ -1111,6 +1119,7 @@ impl<S: Store> Service<S> {
             };
             let mut new = doc.clone();
             self.carry_over(rt, old, &mut new)?;
+            self.check_references(ctx, rt, &new, Some(old)).await?;
             if same_except_meta(&new, old) {
                 return self.respond(ctx, 200, rt, current, &projection).await;
             }
@@ -1287,6 +1296,8 @@ impl<S: Store> Service<S> {
         let delta = fast_version
             .and_then(|v| member_delta(rt, op, &self.config.patch, self.now()).map(|d| (d, v)));
         if let Some((delta, expected_version)) = delta {
+            self.check_added_members(ctx, rt, &delta.attribute, &delta.changes)
+                .await?;
             match self
                 .store
                 .update_members(ctx, rt.name(), id, &delta, expected_version)
@@ -1316,6 +1327,7 @@ impl<S: Store> Service<S> {
                 return Err(Error::internal("the stored resource is not a JSON object"));
             };
             self.check_required(rt, doc)?;
+            self.check_patched_references(ctx, rt, op, doc).await?;
             touch_meta(doc, &self.now_string());
             let unique = self.unique_values(rt, doc);
             let expected = current.version;

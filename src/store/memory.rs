@@ -303,6 +303,32 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
         }))
     }
 
+    fn existing_ids(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        ids: &[&str],
+        case_exact: bool,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, StoreError>> + Send {
+        ready(self.read(ctx, resource_type, |table| {
+            let Some(table) = table else {
+                return Ok(Some(Vec::new()));
+            };
+            let (mut found, rest): (Vec<&str>, Vec<&str>) =
+                ids.iter().partition(|id| table.records.contains_key(**id));
+            if !case_exact && !rest.is_empty() {
+                // Ids that differ only in case: one pass over the table's ids.
+                let folded: std::collections::HashSet<String> =
+                    table.records.keys().map(|k| k.to_lowercase()).collect();
+                found.extend(
+                    rest.into_iter()
+                        .filter(|id| folded.contains(&id.to_lowercase())),
+                );
+            }
+            Ok(Some(found.into_iter().map(str::to_owned).collect()))
+        }))
+    }
+
     fn memberships(
         &self,
         ctx: &C,

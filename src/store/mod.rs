@@ -289,6 +289,26 @@ pub trait Store: Send + Sync {
         std::future::ready(Ok(None))
     }
 
+    /// Which of `ids` name resources of `resource_type` in this context, found in one
+    /// query if the store can (the service checks that group members exist before it
+    /// writes them). Unless `case_exact`, an id names a resource whose id differs only
+    /// in case (`members.value` is not caseExact). Returns the ids as given that were
+    /// found, or `Ok(None)` when the store cannot answer (the default): the service
+    /// then lists with an `id eq` filter, which matches ids exactly.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    fn existing_ids(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        ids: &[&str],
+        case_exact: bool,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, StoreError>> + Send {
+        let _ = (ctx, resource_type, ids, case_exact);
+        std::future::ready(Ok(None))
+    }
+
     /// The groups of `resource_type` whose `attribute` lists any of `member_ids`,
     /// found without loading every member, if the store can. Ids may be compared
     /// ignoring case; the service keeps the matches the schema's `caseExact` allows. Returns `Ok(None)` when it cannot (the default): the service then lists

@@ -28,7 +28,10 @@ fn the_cap_applies_whatever_the_setting() {
     let options = FilterOptions::default().max_depth(1_000_000);
     let too_deep = nested_not(FilterOptions::MAX_DEPTH + 1);
     let err = options.parse(&too_deep).unwrap_err();
-    assert!(err.to_string().contains("nested more than 128 levels"), "{err}");
+    assert!(
+        err.to_string().contains("nested more than 128 levels"),
+        "{err}"
+    );
     assert!(options.parse(&nested_not(FilterOptions::MAX_DEPTH)).is_ok());
     // Far beyond the cap: still an error, not a crash.
     assert!(options.parse(&nested_not(100_000)).is_err());

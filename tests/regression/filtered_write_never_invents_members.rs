@@ -16,18 +16,44 @@ fn an_identity_filter_that_matches_nothing_is_no_target() {
     let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": "u1"}]});
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "emails": [{"value": "a@x", "type": "home"}]});
     let cases = [
-        (&groups, &group, json!({"op": "replace", "path": "members[value eq \"nobody\"]", "value": {"value": "nobody"}})),
-        (&groups, &group, json!({"op": "add", "path": "members[value eq \"nobody\"]", "value": {"value": "nobody"}})),
-        (&groups, &group, json!({"op": "replace", "path": "members[value eq \"nobody\"].display", "value": "No Body"})),
-        (&users, &user, json!({"op": "replace", "path": "emails[value eq \"b@x\"].type", "value": "work"})),
-        (&users, &user, json!({"op": "add", "path": "emails[value eq \"b@x\" and type eq \"work\"]", "value": {"primary": true}})),
+        (
+            &groups,
+            &group,
+            json!({"op": "replace", "path": "members[value eq \"nobody\"]", "value": {"value": "nobody"}}),
+        ),
+        (
+            &groups,
+            &group,
+            json!({"op": "add", "path": "members[value eq \"nobody\"]", "value": {"value": "nobody"}}),
+        ),
+        (
+            &groups,
+            &group,
+            json!({"op": "replace", "path": "members[value eq \"nobody\"].display", "value": "No Body"}),
+        ),
+        (
+            &users,
+            &user,
+            json!({"op": "replace", "path": "emails[value eq \"b@x\"].type", "value": "work"}),
+        ),
+        (
+            &users,
+            &user,
+            json!({"op": "add", "path": "emails[value eq \"b@x\" and type eq \"work\"]", "value": {"primary": true}}),
+        ),
     ];
     for (rt, resource, op) in cases {
         for options in [PatchOptions::lenient(), PatchOptions::strict()] {
             let mut doc = resource.clone();
-            let patch: PatchOp = serde_json::from_value(super::patch_op(json!([op.clone()]))).expect("PatchOp");
+            let patch: PatchOp =
+                serde_json::from_value(super::patch_op(json!([op.clone()]))).expect("PatchOp");
             let err = patch::apply(rt, &mut doc, &patch, &options).unwrap_err();
-            assert_eq!(err.scim_type(), Some(ScimType::NoTarget), "{op}: {}", err.detail());
+            assert_eq!(
+                err.scim_type(),
+                Some(ScimType::NoTarget),
+                "{op}: {}",
+                err.detail()
+            );
             assert_eq!(&doc, resource, "{op}");
         }
     }

@@ -5,8 +5,8 @@ mod common;
 
 mod bulk_location;
 mod filter_depth_fits_stack;
-mod filtered_write_never_invents_members;
 mod filter_on_derived_groups;
+mod filtered_write_never_invents_members;
 mod member_display_path;
 mod non_ascii_patch_key;
 mod nothing_lands_in_read_only;
@@ -22,6 +22,7 @@ mod root_search_errors;
 mod schemas_not_patchable;
 mod secrets_not_searchable;
 mod several_if_match_tags;
+mod unknown_member_references;
 mod urn_qualified_body_keys;
 
 use std::future::Future;

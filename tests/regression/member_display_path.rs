@@ -21,7 +21,10 @@ fn display_can_be_set_by_path_and_by_value() {
             Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&super::patch_op(ops)),
         );
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["members"], json!([{"value": user, "display": display}]));
+        assert_eq!(
+            body["members"],
+            json!([{"value": user, "display": display}])
+        );
     }
     let ops = json!([{"op": "remove", "path": path}]);
     let (status, body) = super::call(
@@ -32,7 +35,13 @@ fn display_can_be_set_by_path_and_by_value() {
     assert_eq!(body["members"], json!([{"value": user}]));
     let (_, schema) = super::call(
         &svc,
-        Request::new("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"),
+        Request::new(
+            "GET",
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group",
+        ),
     );
-    assert!(schema.to_string().contains("\"name\":\"display\""), "{schema}");
+    assert!(
+        schema.to_string().contains("\"name\":\"display\""),
+        "{schema}"
+    );
 }

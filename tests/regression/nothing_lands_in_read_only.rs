@@ -25,9 +25,15 @@ fn unknown_sub_attributes_of_meta_are_refused() {
     ] {
         for options in [PatchOptions::lenient(), PatchOptions::strict()] {
             let mut user = original.clone();
-            let op: PatchOp = serde_json::from_value(super::patch_op(ops.clone())).expect("PatchOp");
+            let op: PatchOp =
+                serde_json::from_value(super::patch_op(ops.clone())).expect("PatchOp");
             let err = patch::apply(&users, &mut user, &op, &options).unwrap_err();
-            assert_eq!(err.scim_type(), Some(scimkit::ScimType::Mutability), "{ops}: {}", err.detail());
+            assert_eq!(
+                err.scim_type(),
+                Some(scimkit::ScimType::Mutability),
+                "{ops}: {}",
+                err.detail()
+            );
             assert_eq!(user, original, "{ops}");
         }
     }
@@ -50,7 +56,11 @@ fn through_the_service_meta_stays_the_servers() {
         &svc,
         Request::new("PATCH", &format!("/Users/{id}")).with_json(&patch),
     );
-    assert_eq!((status, body["scimType"].clone()), (400, json!("mutability")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (400, json!("mutability")),
+        "{body}"
+    );
     let (_, user) = super::call(&svc, Request::new("GET", &format!("/Users/{id}")));
     assert!(user["meta"].get("x").is_none(), "{user}");
 }

@@ -26,7 +26,8 @@ fn the_old_primary_becomes_false() {
         ])
     );
     // Through a value path, as Entra ID sends it.
-    let ops = json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": "True"}]);
+    let ops =
+        json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": "True"}]);
     let (status, user) = super::call(
         &svc,
         Request::new("PATCH", &format!("/Users/{id}")).with_json(&super::patch_op(ops)),
@@ -38,5 +39,8 @@ fn the_old_primary_becomes_false() {
         .iter()
         .map(|e| e.get("primary").cloned())
         .collect();
-    assert_eq!(primaries, [Some(json!(false)), Some(json!(true)), Some(json!(false))]);
+    assert_eq!(
+        primaries,
+        [Some(json!(false)), Some(json!(true)), Some(json!(false))]
+    );
 }

@@ -20,16 +20,24 @@ fn removing_or_unassigning_user_name_is_mutability() {
             &svc,
             Request::new("PATCH", &format!("/Users/{id}")).with_json(&super::patch_op(ops.clone())),
         );
-        assert_eq!((status, body["scimType"].clone()), (400, json!("mutability")), "{ops}: {body}");
-        assert!(body["detail"].as_str().unwrap_or("").contains("userName"), "{body}");
+        assert_eq!(
+            (status, body["scimType"].clone()),
+            (400, json!("mutability")),
+            "{ops}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains("userName"),
+            "{body}"
+        );
     }
     let (_, user) = super::call(&svc, Request::new("GET", &format!("/Users/{id}")));
     assert_eq!(user["userName"], "a");
     // Removing what is not required is fine.
     let (status, _) = super::call(
         &svc,
-        Request::new("PATCH", &format!("/Users/{id}"))
-            .with_json(&super::patch_op(json!([{"op": "remove", "path": "emails"}]))),
+        Request::new("PATCH", &format!("/Users/{id}")).with_json(&super::patch_op(
+            json!([{"op": "remove", "path": "emails"}]),
+        )),
     );
     assert_eq!(status, 200);
 }

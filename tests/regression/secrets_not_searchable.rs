@@ -18,10 +18,7 @@ fn encoded(filter: &str) -> String {
 #[test]
 fn filters_on_password_are_refused() {
     let svc = super::service();
-    super::create_user(
-        &svc,
-        json!({"userName": "bjensen", "password": "Hunter2"}),
-    );
+    super::create_user(&svc, json!({"userName": "bjensen", "password": "Hunter2"}));
     for filter in [
         r#"password sw "Hu""#,
         r#"password sw "Hx""#,
@@ -46,8 +43,15 @@ fn filters_on_password_are_refused() {
             "{filter}: {body}"
         );
         let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter});
-        let (status, body) = super::call(&svc, Request::new("POST", "/Users/.search").with_json(&search));
-        assert_eq!((status, body["scimType"].clone()), (400, json!("invalidFilter")), "{body}");
+        let (status, body) = super::call(
+            &svc,
+            Request::new("POST", "/Users/.search").with_json(&search),
+        );
+        assert_eq!(
+            (status, body["scimType"].clone()),
+            (400, json!("invalidFilter")),
+            "{body}"
+        );
         let (status, _) = super::call(&svc, Request::new("POST", "/.search").with_json(&search));
         assert_eq!(status, 400);
     }
@@ -58,15 +62,26 @@ fn sorting_by_password_is_refused() {
     let svc = super::service();
     super::create_user(&svc, json!({"userName": "a", "password": "Zzz"}));
     super::create_user(&svc, json!({"userName": "b", "password": "Aaa"}));
-    for sort in ["password", "Password", "urn:ietf:params:scim:schemas:core:2.0:User:password"] {
+    for sort in [
+        "password",
+        "Password",
+        "urn:ietf:params:scim:schemas:core:2.0:User:password",
+    ] {
         let (status, body) =
             super::call(&svc, Request::new("GET", &format!("/Users?sortBy={sort}")));
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["scimType"], "invalidValue");
-        assert!(body["detail"].as_str().unwrap_or("").contains("password"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains("password"),
+            "{body}"
+        );
         let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "sortBy": sort});
         let (status, body) = super::call(&svc, Request::new("POST", "/.search").with_json(&search));
-        assert_eq!((status, body["scimType"].clone()), (400, json!("invalidValue")), "{body}");
+        assert_eq!(
+            (status, body["scimType"].clone()),
+            (400, json!("invalidValue")),
+            "{body}"
+        );
     }
 }
 
@@ -98,7 +113,11 @@ fn registry_with_secret_sub_attribute() -> Registry {
         ],
     ));
     registry
-        .add_resource_type(ResourceType::new("Device", "/Devices", "urn:example:scim:Device"))
+        .add_resource_type(ResourceType::new(
+            "Device",
+            "/Devices",
+            "urn:example:scim:Device",
+        ))
         .expect("registers");
     registry
 }
@@ -127,20 +146,40 @@ fn patch_value_filters_on_secrets_are_refused() {
     );
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id");
-    let patch = super::patch_op(json!([{"op": "replace", "path": "keys[secret eq \"s3cr3t\"].value", "value": "k2"}]));
+    let patch = super::patch_op(
+        json!([{"op": "replace", "path": "keys[secret eq \"s3cr3t\"].value", "value": "k2"}]),
+    );
     let (status, body) = super::call(
         &svc,
         Request::new("PATCH", &format!("/Devices/{id}")).with_json(&patch),
     );
-    assert_eq!((status, body["scimType"].clone()), (400, json!("invalidFilter")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (400, json!("invalidFilter")),
+        "{body}"
+    );
     let (status, body) = super::call(
         &svc,
-        Request::new("GET", &format!("/Devices?filter={}", encoded(r#"keys[secret sw "s"]"#))),
+        Request::new(
+            "GET",
+            &format!("/Devices?filter={}", encoded(r#"keys[secret sw "s"]"#)),
+        ),
     );
-    assert_eq!((status, body["scimType"].clone()), (400, json!("invalidFilter")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (400, json!("invalidFilter")),
+        "{body}"
+    );
     let (status, body) = super::call(
         &svc,
-        Request::new("GET", &format!("/Devices?filter={}", encoded(r#"keys.secret sw "s""#))),
+        Request::new(
+            "GET",
+            &format!("/Devices?filter={}", encoded(r#"keys.secret sw "s""#)),
+        ),
     );
-    assert_eq!((status, body["scimType"].clone()), (400, json!("invalidFilter")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (400, json!("invalidFilter")),
+        "{body}"
+    );
 }

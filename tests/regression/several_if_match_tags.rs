@@ -9,7 +9,8 @@ fn any_matching_tag_is_enough() {
     let svc = super::service();
     let (_, g) = super::call(&svc, Request::new("POST", "/Groups").with_json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"})));
     let gid = g["id"].as_str().expect("id");
-    let op = super::patch_op(json!([{"op": "add", "path": "members", "value": [{"value": "u1"}]}]));
+    let uid = super::create_user(&svc, json!({"userName": "u1"}));
+    let op = super::patch_op(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]));
     let req = Request::new("PATCH", &format!("/Groups/{gid}"))
         .with_json(&op)
         .with_header("If-Match", "W/\"7\", W/\"1\"");

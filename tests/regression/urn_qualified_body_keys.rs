@@ -61,10 +61,21 @@ fn qualified_keys_follow_every_rule_of_the_short_form() {
     assert_eq!(status, 201, "{user}");
     assert_eq!(user["userName"], "Ann@Example.com");
     assert_eq!(user["active"], false);
-    assert_eq!(user["name"], json!({"givenName": "Ann", "familyName": "Lee"}));
+    assert_eq!(
+        user["name"],
+        json!({"givenName": "Ann", "familyName": "Lee"})
+    );
     assert_ne!(user["id"], "chosen-by-client");
-    assert_eq!(user[ENT], json!({"employeeNumber": "701984", "department": "Tour Operations"}));
-    assert!(user["schemas"].as_array().expect("schemas").contains(&json!(ENT)));
+    assert_eq!(
+        user[ENT],
+        json!({"employeeNumber": "701984", "department": "Tour Operations"})
+    );
+    assert!(
+        user["schemas"]
+            .as_array()
+            .expect("schemas")
+            .contains(&json!(ENT))
+    );
     let qualified_keys: Vec<&String> = user
         .as_object()
         .expect("object")
@@ -76,7 +87,11 @@ fn qualified_keys_follow_every_rule_of_the_short_form() {
     // userName given qualified is unique like the short form, case-insensitively.
     let again = json!({format!("{CORE}:userName"): "ann@example.com"});
     let (status, body) = super::call(&svc, Request::new("POST", "/Users").with_json(&again));
-    assert_eq!((status, body["scimType"].clone()), (409, json!("uniqueness")), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (409, json!("uniqueness")),
+        "{body}"
+    );
 }
 
 #[test]
@@ -84,8 +99,15 @@ fn the_same_attribute_twice_with_different_values_is_refused() {
     let svc = super::service();
     let body = json!({"userName": "a", format!("{CORE}:userName"): "b"});
     let (status, body) = super::call(&svc, Request::new("POST", "/Users").with_json(&body));
-    assert_eq!((status, body["scimType"].clone()), (400, json!("invalidValue")), "{body}");
-    assert!(body["detail"].as_str().unwrap_or("").contains("userName"), "{body}");
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (400, json!("invalidValue")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("userName"),
+        "{body}"
+    );
     let (_, list) = super::call(&svc, Request::new("GET", "/Users"));
     assert_eq!(list["totalResults"], 0);
     // Agreeing values are one attribute.
