@@ -570,6 +570,22 @@ impl Store for SqliteStore {
                     }
                 }
             }
+            if delta.changes.iter().any(|c| matches!(c, MemberChange::Add(_))) {
+                // Dropping the transaction undoes the changes above.
+                let count: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM members WHERE rtype = ?1 AND group_id = ?2",
+                        params![rtype, id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if count as u64 > delta.max_members as u64 {
+                    return Err(StoreError::Invalid(format!(
+                        "'{}' would have {count} values, more than the limit of {} (max_members)",
+                        delta.attribute, delta.max_members
+                    )));
+                }
+            }
             let mut doc: Value = serde_json::from_str(&body).map_err(backend)?;
             let mut version = version as u64;
             if changed {

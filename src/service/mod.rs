@@ -35,6 +35,7 @@
 
 mod bulk;
 mod discovery;
+mod limits;
 mod query;
 mod references;
 mod request;
@@ -136,6 +137,16 @@ pub struct ServiceConfig {
     pub max_results: usize,
     /// The largest request body accepted, in bytes (more is 413).
     pub max_body_bytes: usize,
+    /// The most values one multi-valued attribute of a resource may hold (`emails`,
+    /// `phoneNumbers`, an extension's lists, attributes no schema defines); more is
+    /// 400 `invalidValue` naming the attribute. Group members have `max_members`.
+    pub max_values: usize,
+    /// The most values a list of references to other resources (a group's `members`)
+    /// may hold; more is 400 `invalidValue`.
+    pub max_members: usize,
+    /// The largest a stored resource may be, in bytes of JSON, not counting its
+    /// members (which `max_members` bounds); more is 413.
+    pub max_resource_bytes: usize,
     /// The most operations in one bulk request (`bulk.maxOperations`).
     pub bulk_max_operations: usize,
     /// The largest bulk request body, in bytes (`bulk.maxPayloadSize`).
@@ -168,6 +179,9 @@ impl Default for ServiceConfig {
             base_url: None,
             max_results: 200,
             max_body_bytes: 1024 * 1024,
+            max_values: 1_000,
+            max_members: 1_000_000,
+            max_resource_bytes: 256 * 1024,
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             patch: PatchOptions::default(),
@@ -223,6 +237,7 @@ fn store_error(e: StoreError, what: &str) -> Error {
     match e {
         StoreError::NotFound(id) => Error::not_found(format!("{what} {id} not found")),
         StoreError::Conflict(detail) => Error::uniqueness(detail),
+        StoreError::Invalid(detail) => Error::invalid_value(detail),
         StoreError::PreconditionFailed => Error::precondition_failed(format!(
             "{what} changed since the version in If-Match; read it again"
         )),
@@ -523,6 +538,24 @@ impl<S: Store> Service<S> {
         }
         serde_json::from_slice(&req.body)
             .map_err(|e| Error::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    }
+
+    /// The resource a POST or PUT body describes: limits checked on what was sent
+    /// (before normalising can multiply it) and on the result, names and values
+    /// normalised, `schemas` completed, read-only values dropped, required ones there.
+    fn resource_body(&self, rt: &ResourceSchema<'_>, req: &Request) -> Result<Map<String, Value>> {
+        let body = self.body_json(req, self.config.max_body_bytes)?;
+        if let Value::Object(raw) = &body {
+            self.check_limits(rt, raw)?;
+        }
+        let Value::Object(mut doc) = rt.normalize(body)? else {
+            return Err(Error::invalid_syntax("a resource must be a JSON object"));
+        };
+        self.ensure_schemas(rt, &mut doc)?;
+        self.strip_read_only(rt, &mut doc);
+        self.check_required(rt, &doc)?;
+        self.check_limits(rt, &doc)?;
+        Ok(doc)
     }
 
     /// Makes `schemas` list the core schema and every extension present; refuses a
@@ -896,13 +929,7 @@ impl<S: Store> Service<S> {
         req: &Request,
     ) -> Result<Response> {
         let projection = self.query_projection(req)?;
-        let body = self.body_json(req, self.config.max_body_bytes)?;
-        let Value::Object(mut doc) = rt.normalize(body)? else {
-            return Err(Error::invalid_syntax("a resource must be a JSON object"));
-        };
-        self.ensure_schemas(rt, &mut doc)?;
-        self.strip_read_only(rt, &mut doc);
-        self.check_required(rt, &doc)?;
+        let mut doc = self.resource_body(rt, req)?;
         self.check_references(ctx, rt, &doc, None).await?;
         let id = new_id();
         let now = self.now_string();
@@ -1097,13 +1124,7 @@ impl<S: Store> Service<S> {
         id: &str,
         req: &Request,
     ) -> Result<Response> {
-        let body = self.body_json(req, self.config.max_body_bytes)?;
-        let Value::Object(mut doc) = rt.normalize(body)? else {
-            return Err(Error::invalid_syntax("a resource must be a JSON object"));
-        };
-        self.ensure_schemas(rt, &mut doc)?;
-        self.strip_read_only(rt, &mut doc);
-        self.check_required(rt, &doc)?;
+        let doc = self.resource_body(rt, req)?;
         if !self.config.change_password && doc.contains_key("password") {
             return Err(password_unsupported());
         }
@@ -1294,7 +1315,7 @@ impl<S: Store> Service<S> {
             Some(e) => e.version().map(Some),
         };
         let delta = fast_version
-            .and_then(|v| member_delta(rt, op, &self.config.patch, self.now()).map(|d| (d, v)));
+            .and_then(|v| member_delta(rt, op, &self.config, self.now()).map(|d| (d, v)));
         if let Some((delta, expected_version)) = delta {
             self.check_added_members(ctx, rt, &delta.attribute, &delta.changes)
                 .await?;
@@ -1327,6 +1348,7 @@ impl<S: Store> Service<S> {
                 return Err(Error::internal("the stored resource is not a JSON object"));
             };
             self.check_required(rt, doc)?;
+            self.check_limits(rt, doc)?;
             self.check_patched_references(ctx, rt, op, doc).await?;
             touch_meta(doc, &self.now_string());
             let unique = self.unique_values(rt, doc);
@@ -1445,9 +1467,10 @@ fn touch_meta(doc: &mut Map<String, Value>, now: &str) {
 fn member_delta(
     rt: &ResourceSchema<'_>,
     op: &PatchOp,
-    options: &PatchOptions,
+    config: &ServiceConfig,
     now: DateTime<Utc>,
 ) -> Option<MemberDelta> {
+    let options = &config.patch;
     if !options.is_lenient() || op.operations.is_empty() || patch::validate(op, options).is_err() {
         return None;
     }
@@ -1514,5 +1537,6 @@ fn member_delta(
         case_exact: value_def.is_case_exact(),
         changes,
         modified: now,
+        max_members: config.max_members,
     })
 }

@@ -11,11 +11,12 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::limits::is_reference_list;
 use super::{Service, store_error};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::path::AttrPath;
-use crate::schema::{Attribute, Mutability, ResourceSchema};
+use crate::schema::{Attribute, ResourceSchema};
 use crate::store::{ListQuery, MemberChange, Projection, Store};
 
 /// How many ids one fallback `id eq … or …` list names.
@@ -33,10 +34,7 @@ impl<S: Store> Service<S> {
         rt.core()
             .attributes
             .iter()
-            .filter(|a| {
-                a.is_multi_valued() && a.is_complex() && a.mutability() != Mutability::ReadOnly
-            })
-            .filter(|a| a.sub_attribute("value").is_some())
+            .filter(|a| is_reference_list(a))
             .filter_map(|a| {
                 let types: Vec<&str> = a
                     .sub_attribute("$ref")?

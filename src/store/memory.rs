@@ -287,7 +287,31 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             let Value::Object(resource) = &mut record.resource else {
                 return Err(StoreError::backend("stored resource is not an object"));
             };
-            if apply_member_changes(resource, delta) {
+            // Only a delta that could pass the limit pays for a copy to restore.
+            let count = |r: &Map<String, Value>| {
+                r.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&delta.attribute))
+                    .and_then(|(_, v)| v.as_array())
+                    .map_or(0, Vec::len)
+            };
+            let adds = delta
+                .changes
+                .iter()
+                .filter(|c| matches!(c, MemberChange::Add(_)))
+                .count();
+            let before = (count(resource) + adds > delta.max_members).then(|| resource.clone());
+            let changed = apply_member_changes(resource, delta);
+            if let Some(before) = before {
+                let after = count(resource);
+                if after > delta.max_members {
+                    *resource = before;
+                    return Err(StoreError::Invalid(format!(
+                        "'{}' would have {after} values, more than the limit of {} (max_members)",
+                        delta.attribute, delta.max_members
+                    )));
+                }
+            }
+            if changed {
                 record.version += 1;
                 let meta = resource
                     .entry("meta")

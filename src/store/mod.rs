@@ -71,6 +71,11 @@ pub enum StoreError {
     /// A unique value is taken. Becomes 409 `uniqueness`.
     #[error("{0}")]
     Conflict(String),
+    /// The store refuses the value, for example a member delta that would take a
+    /// group past [`MemberDelta::max_members`]. Becomes 400 `invalidValue` with this
+    /// message.
+    #[error("{0}")]
+    Invalid(String),
     /// The stored version is not the one the write expected. The service retries a
     /// PATCH on the fresh version, or answers 412 when the client sent `If-Match`.
     #[error("the resource changed since it was read")]
@@ -183,6 +188,9 @@ pub struct MemberDelta {
     pub changes: Vec<MemberChange>,
     /// The time to write to `meta.lastModified` if anything changes.
     pub modified: DateTime<Utc>,
+    /// The most members the group may have afterwards; a store answers
+    /// [`StoreError::Invalid`] and changes nothing when the delta would leave more.
+    pub max_members: usize,
 }
 
 /// One membership: a group that lists a member (for deriving `User.groups`).

@@ -18,6 +18,7 @@ mod read_only_through_value_filter;
 mod removing_required_is_mutability;
 mod replace_creates_with_filter_fields;
 mod required_and_strict_sub_attributes;
+mod resource_limits;
 mod root_search_errors;
 mod schemas_not_patchable;
 mod secrets_not_searchable;
