@@ -1,7 +1,9 @@
 //! The PATCH engine: a typical Entra ID user update and the Okta deactivation on
 //! the RFC's full user, member add and remove on groups of 10, 10,000 and 100,000
 //! members, each beside the floor of serde_json parsing and serialising the same
-//! resource.
+//! resource; and hostile PATCHes whose cost must stay (operations × elements each
+//! operation looks at): 1,000 filtered removes against 1,000 emails, and 40 small
+//! operations on a user holding 1,000 emails.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use scimkit::patch::{self, PatchOptions};
@@ -107,5 +109,63 @@ fn groups(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, users, groups);
+fn user_with_emails(n: usize) -> Value {
+    let emails: Vec<Value> = (0..n)
+        .map(|i| json!({"value": format!("x{i}"), "type": "work"}))
+        .collect();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "2819c223-7f76-453a-919d-413861904646",
+        "userName": "bjensen",
+        "emails": emails
+    })
+}
+
+fn hostile(c: &mut Criterion) {
+    let registry = Registry::core();
+    let users = registry.resource_type("User").expect("User");
+    let options = PatchOptions::default();
+    let user = user_with_emails(1_000);
+    let removes: Vec<Value> = (0..1_000)
+        .map(|i| json!({"op": "remove", "path": format!("emails[value eq \"x{i}\"]")}))
+        .collect();
+    let removes: PatchOp = serde_json::from_value(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": removes
+    }))
+    .expect("PatchOp");
+    let trivial: Vec<Value> = (0..40)
+        .map(|i| match i % 4 {
+            0 => json!({"op": "replace", "path": "displayName", "value": format!("Babs {i}")}),
+            1 => json!({"op": "add", "path": "emails", "value": [{"value": format!("new{i}@example.com")}]}),
+            2 => json!({"op": "replace", "path": "emails[value eq \"x500\"].type", "value": format!("t{i}")}),
+            _ => json!({"op": "remove", "path": format!("emails[value eq \"new{}@example.com\"]", i - 2)}),
+        })
+        .collect();
+    let trivial: PatchOp = serde_json::from_value(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": trivial
+    }))
+    .expect("PatchOp");
+
+    let mut g = c.benchmark_group("patch/hostile");
+    g.sample_size(20);
+    g.bench_function("remove_1000_emails_by_filter_of_1000", |b| {
+        b.iter_batched_ref(
+            || user.clone(),
+            |d| patch::apply(&users, d, black_box(&removes), &options).expect("applies"),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("40_small_ops_on_1000_emails", |b| {
+        b.iter_batched_ref(
+            || user.clone(),
+            |d| patch::apply(&users, d, black_box(&trivial), &options).expect("applies"),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, users, groups, hostile);
 criterion_main!(benches);

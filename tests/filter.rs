@@ -720,3 +720,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// The bound evaluator (used to filter lists and select PATCH targets) answers
+    /// exactly as the straightforward one, on schema-aware filters and hostile users.
+    #[test]
+    fn the_bound_evaluator_agrees_with_matches(
+        f in common::arb::filter(),
+        users in proptest::collection::vec(common::arb::user(), 1..6),
+    ) {
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("User");
+        let bound = f.bind(&schema);
+        for user in &users {
+            prop_assert_eq!(bound.matches(user), f.matches(&schema, user), "{} on {}", f, user);
+        }
+    }
+}

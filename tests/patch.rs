@@ -366,3 +366,101 @@ proptest! {
         }
     }
 }
+
+const POOL: &[&str] = &[
+    "a@x",
+    "A@X",
+    "b@x",
+    "c@x",
+    "Äa@x",
+    "äa@x",
+    "\u{212A}@x",
+    "k@x",
+    "d",
+];
+
+fn arb_email_op() -> impl Strategy<Value = Value> {
+    let v = proptest::sample::select(POOL);
+    prop_oneof![
+        8 => v.clone().prop_map(|v| json!({"op": "remove", "path": format!("emails[value eq {}]", json!(v))})),
+        1 => v.clone().prop_map(|v| json!({"op": "remove", "path": format!("EMAILS[VALUE eq {}]", json!(v))})),
+        1 => v.clone().prop_map(|v| json!({"op": "remove", "path": format!("emails[type eq {}]", json!(v))})),
+        1 => v.clone().prop_map(|v| json!({"op": "remove", "path": format!("emails[value co {}]", json!(v))})),
+        1 => v.clone().prop_map(|v| json!({"op": "add", "path": "emails", "value": [{"value": v}]})),
+        1 => v.prop_map(|v| json!({"op": "replace", "path": "displayName", "value": v})),
+        1 => Just(json!({"op": "remove", "path": "emails[value eq \"a@x\"].type"})),
+    ]
+}
+
+fn arb_email_user() -> impl Strategy<Value = Value> {
+    proptest::collection::vec(
+        (
+            proptest::sample::select(POOL),
+            proptest::option::of(proptest::sample::select(&["work", "home"][..])),
+        ),
+        0..8,
+    )
+    .prop_map(|emails| {
+        let emails: Vec<Value> = emails
+            .into_iter()
+            .map(|(v, t)| match t {
+                Some(t) => json!({"value": v, "type": t}),
+                None => json!({"value": v}),
+            })
+            .collect();
+        let mut user =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u"});
+        if !emails.is_empty() {
+            user["emails"] = Value::Array(emails);
+        }
+        user
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Runs of keyed removals are applied in one pass; the outcome, and on failure
+    /// the error and the operation it names, are those of applying the operations
+    /// one at a time, and a failed PATCH leaves the resource exactly as it was.
+    #[test]
+    fn keyed_removal_runs_agree_with_one_at_a_time(
+        user in arb_email_user(),
+        ops in proptest::collection::vec(arb_email_op(), 1..12),
+        strict in any::<bool>(),
+    ) {
+        let registry = Registry::core();
+        let users = registry.resource_type("User").expect("User");
+        let options = if strict { PatchOptions::strict() } else { PatchOptions::lenient() };
+        let whole: PatchOp = serde_json::from_value(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})).expect("PatchOp");
+
+        // One at a time: the model.
+        let mut model = user.clone();
+        let mut model_error = None;
+        for (i, op) in whole.operations.iter().enumerate() {
+            let single = PatchOp::new(vec![op.clone()]);
+            match patch::apply(&users, &mut model, &single, &options) {
+                Ok(_) => {}
+                Err(e) => {
+                    model_error = Some((i, e.scim_type()));
+                    break;
+                }
+            }
+        }
+
+        let mut doc = user.clone();
+        match (patch::apply(&users, &mut doc, &whole, &options), model_error) {
+            (Ok(outcome), None) => {
+                prop_assert_eq!(&doc, &model);
+                prop_assert_eq!(outcome.changed, model != user);
+            }
+            (Err(e), Some((i, scim_type))) => {
+                prop_assert_eq!(&doc, &user, "a failed PATCH changes nothing");
+                prop_assert_eq!(e.scim_type(), scim_type);
+                let prefix = format!("Operations[{i}] ");
+                prop_assert!(e.detail().starts_with(&prefix), "{} should name Operations[{}]", e.detail(), i);
+            }
+            (got, want) => prop_assert!(false, "whole: {:?}, one at a time: {:?}", got, want),
+        }
+    }
+}

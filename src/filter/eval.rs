@@ -38,13 +38,6 @@ impl Filter {
         }
     }
 
-    /// Whether one value of a complex attribute matches the filter, whose attribute
-    /// names are then the complex attribute's sub-attributes (a value filter,
-    /// `emails[type eq "work"]`).
-    pub(crate) fn matches_element(&self, attr: &Attribute, element: &Map<String, Value>) -> bool {
-        eval(self, Scope::Element(attr), element)
-    }
-
     /// Checks the filter against the schema: `gt`, `ge`, `lt` and `le` on a
     /// boolean or binary attribute, `co`, `sw` and `ew` on a boolean or number,
     /// a value that cannot be the attribute's type (a dateTime that does not
@@ -90,10 +83,10 @@ struct Resolved<'r> {
 
 impl Resolved<'_> {
     /// The raw value of the path's attribute in `obj`.
-    fn raw<'v>(&self, path: &AttrPath, obj: &'v Map<String, Value>) -> Option<&'v Value> {
+    fn raw<'v>(&self, obj: &'v Map<String, Value>) -> Option<&'v Value> {
         match &self.at {
             Some(at) => at.value_in(obj),
-            None => get_ci(obj, path.name()),
+            None => get_ci(obj, self.attr.name()),
         }
     }
 }
@@ -189,7 +182,7 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
                 return false;
             };
             let (attr, sub) = (resolved.attr, resolved.sub);
-            let Some(raw) = resolved.raw(path, obj) else {
+            let Some(raw) = resolved.raw(obj) else {
                 return false;
             };
             if sub.is_none() && attr.is_complex() {
@@ -206,7 +199,7 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
                 return false;
             };
             let (attr, sub) = (resolved.attr, resolved.sub);
-            let raw = resolved.raw(path, obj);
+            let raw = resolved.raw(obj);
             let def = comparand(attr, sub);
             let any_eq = |op: CompareOp| match raw {
                 Some(raw) => any_value(attr, sub, raw, |v| compare(def, v, op, expected)),
@@ -235,7 +228,7 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
             if !attr.is_complex() {
                 return false;
             }
-            let Some(raw) = resolved.raw(path, obj) else {
+            let Some(raw) = resolved.raw(obj) else {
                 return false;
             };
             let element_matches = |v: &Value| {
@@ -251,7 +244,7 @@ fn eval(filter: &Filter, scope: Scope<'_, '_>, obj: &Map<String, Value>) -> bool
 }
 
 /// `pr`: not null, not an empty string, list or object.
-fn is_present(v: &Value) -> bool {
+pub(super) fn is_present(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::String(s) => !s.is_empty(),
@@ -303,7 +296,7 @@ fn compare(def: &Attribute, actual: &Value, op: CompareOp, expected: &CompValue)
     }
 }
 
-fn ordering_matches(op: CompareOp, ord: Ordering) -> bool {
+pub(super) fn ordering_matches(op: CompareOp, ord: Ordering) -> bool {
     match op {
         CompareOp::Eq => ord == Ordering::Equal,
         CompareOp::Ne => ord != Ordering::Equal,
@@ -336,7 +329,7 @@ fn compare_str(a: &str, e: &str, op: CompareOp, case_exact: bool) -> bool {
     compare_exact(a, e, op)
 }
 
-fn compare_exact(a: &str, e: &str, op: CompareOp) -> bool {
+pub(super) fn compare_exact(a: &str, e: &str, op: CompareOp) -> bool {
     match op {
         CompareOp::Co => a.contains(e),
         CompareOp::Sw => a.starts_with(e),
@@ -345,7 +338,7 @@ fn compare_exact(a: &str, e: &str, op: CompareOp) -> bool {
     }
 }
 
-fn as_bool(v: &Value) -> Option<bool> {
+pub(super) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) => parse_bool(s),
@@ -354,7 +347,7 @@ fn as_bool(v: &Value) -> Option<bool> {
 }
 
 /// Entra ID compares booleans as strings: `primary eq "True"`.
-fn comp_bool(v: &CompValue) -> Option<bool> {
+pub(super) fn comp_bool(v: &CompValue) -> Option<bool> {
     match v {
         CompValue::Bool(b) => Some(*b),
         CompValue::String(s) => parse_bool(s),
@@ -372,7 +365,7 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-fn as_f64(v: &Value) -> Option<f64> {
+pub(super) fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -380,7 +373,7 @@ fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
-fn comp_f64(v: &CompValue) -> Option<f64> {
+pub(super) fn comp_f64(v: &CompValue) -> Option<f64> {
     match v {
         CompValue::Number(n) => n.as_f64(),
         CompValue::String(s) => s.trim().parse().ok(),

@@ -39,12 +39,14 @@
 //! ```
 
 mod ast;
+mod bound;
 mod eval;
 pub(crate) mod parser;
 
 use std::str::FromStr;
 
 pub use ast::{CompValue, CompareOp, Filter};
+pub use bound::BoundFilter;
 pub use parser::{FilterError, FilterErrorKind, FilterOptions};
 
 impl Filter {

@@ -48,16 +48,29 @@ pub fn apply(
         obj,
         saved: Vec::new(),
     };
-    for (i, op) in patch.operations.iter().enumerate() {
-        if let Err(e) = engine.operation(op) {
-            engine.rollback();
-            let path = op
-                .path
-                .as_deref()
-                .map(|p| format!(" {p}"))
-                .unwrap_or_default();
-            let detail = format!("Operations[{i}] ({}{path}): {}", op.op, e.detail());
-            return Err(e.with_detail(detail));
+    let ops = &patch.operations;
+    let mut i = 0;
+    while i < ops.len() {
+        let result = match engine.keyed_removals(&ops[i..]) {
+            Some(run) => run.map_err(|(k, e)| (i + k, e)).map(|n| i + n),
+            None => engine
+                .operation(&ops[i])
+                .map_err(|e| (i, e))
+                .map(|()| i + 1),
+        };
+        match result {
+            Ok(next) => i = next,
+            Err((failed, e)) => {
+                engine.rollback();
+                let op = &ops[failed];
+                let path = op
+                    .path
+                    .as_deref()
+                    .map(|p| format!(" {p}"))
+                    .unwrap_or_default();
+                let detail = format!("Operations[{failed}] ({}{path}): {}", op.op, e.detail());
+                return Err(e.with_detail(detail));
+            }
         }
     }
     Ok(PatchOutcome {
@@ -92,7 +105,7 @@ pub(crate) fn validate_message(patch: &PatchOp, options: &PatchOptions) -> Resul
 }
 
 /// What a path points at.
-enum Target<'r> {
+pub(super) enum Target<'r> {
     /// An attribute the schema defines, with the sub-attribute the path ends at.
     Attr(AttrRef<'r>, Option<&'r Attribute>),
     /// A whole extension object, e.g. `urn:…:enterprise:2.0:User`.
@@ -105,9 +118,9 @@ enum Target<'r> {
     },
 }
 
-struct Engine<'a, 'r> {
+pub(super) struct Engine<'a, 'r> {
     rs: &'a ResourceSchema<'r>,
-    opts: PatchOptions,
+    pub(super) opts: PatchOptions,
     obj: &'a mut Map<String, Value>,
     /// The undo journal: each top-level member touched, as it was before.
     saved: Vec<(String, Option<Value>)>,
@@ -244,7 +257,7 @@ impl<'r> Engine<'_, 'r> {
         }
     }
 
-    fn resolve(&self, path: &Path) -> Result<Target<'r>> {
+    pub(super) fn resolve(&self, path: &Path) -> Result<Target<'r>> {
         let attr = path.attr();
         if path.filter().is_none() && path.sub_attr().is_none() {
             if let Some(schema) = attr.schema() {
@@ -298,7 +311,7 @@ impl<'r> Engine<'_, 'r> {
 
     /// The object holding `at`'s value, journaled before it is touched; an
     /// extension object is created (and its URN added to `schemas`) if `create`.
-    fn container(
+    pub(super) fn container(
         &mut self,
         at: &AttrRef<'_>,
         create: bool,
@@ -400,7 +413,7 @@ impl<'r> Engine<'_, 'r> {
 
     /// After an operation on `at`: an emptied attribute is removed, and an
     /// emptied extension object with it, URN and all.
-    fn tidy(&mut self, at: &AttrRef<'_>) {
+    pub(super) fn tidy(&mut self, at: &AttrRef<'_>) {
         let ext_key = at
             .extension
             .then(|| find_key(self.obj, at.schema))
@@ -586,7 +599,7 @@ impl<'r> Engine<'_, 'r> {
     }
 }
 
-fn no_target(attr: &Attribute, filter: Option<&Filter>) -> Error {
+pub(super) fn no_target(attr: &Attribute, filter: Option<&Filter>) -> Error {
     match filter {
         Some(f) => Error::no_target(format!(
             "no value of '{}' matches the filter [{f}]",
@@ -687,11 +700,12 @@ fn append_unique(
 
 /// The indices of the values a filter selects (all of them without a filter).
 fn select(attr: &Attribute, filter: Option<&Filter>, list: &[Value]) -> Vec<usize> {
+    let bound = filter.map(|f| f.bind_element(attr));
     list.iter()
         .enumerate()
-        .filter(|(_, e)| match filter {
+        .filter(|(_, e)| match &bound {
             None => true,
-            Some(f) => e.as_object().is_some_and(|o| f.matches_element(attr, o)),
+            Some(f) => e.as_object().is_some_and(|o| f.matches_element(o)),
         })
         .map(|(i, _)| i)
         .collect()
@@ -868,7 +882,7 @@ fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
 }
 
 /// Refuses removing values of a `readOnly` or `immutable` attribute.
-fn check_removal(attr: &Attribute) -> Result<()> {
+pub(super) fn check_removal(attr: &Attribute) -> Result<()> {
     match attr.mutability() {
         Mutability::ReadOnly => Err(Error::mutability(format!(
             "'{}' is readOnly and cannot be changed",
@@ -939,7 +953,7 @@ fn object_slot<'m>(
 }
 
 /// The list under `key`, created if absent (a single stored value becomes a list of one).
-fn list_slot<'m>(
+pub(super) fn list_slot<'m>(
     container: &'m mut Map<String, Value>,
     key: &str,
     attr: &Attribute,

@@ -67,6 +67,7 @@
 //! operation names in any case, `"False"` for a boolean, a bare id string for
 //! `manager` or a member.
 
+mod batch;
 mod engine;
 mod quirks;
 

@@ -28,7 +28,7 @@ impl<S: Store> Service<S> {
         let mut bytes = 2usize; // `{}`
         for (key, value) in doc {
             let attr = rt.attribute(Some(&core.id), key).map(|a| a.attribute);
-            let is_list = attr.is_some_and(|a| is_reference_list(a));
+            let is_list = attr.is_some_and(is_reference_list);
             if let Some(ext) = rt.extension(key) {
                 if let Value::Object(obj) = value {
                     self.check_counts(ext, obj, &ext.id)?;

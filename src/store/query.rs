@@ -19,8 +19,9 @@ pub fn apply_query<'r>(
     records: impl IntoIterator<Item = &'r Record>,
     query: &ListQuery<'_>,
 ) -> Page {
-    let matching = records.into_iter().filter(|r| match query.filter {
-        Some(f) => f.matches(&query.schema, &r.resource),
+    let bound = query.filter.map(|f| f.bind(&query.schema));
+    let matching = records.into_iter().filter(|r| match &bound {
+        Some(f) => f.matches(&r.resource),
         None => true,
     });
     let matching: Vec<&Record> = match query.sort {

@@ -4,6 +4,8 @@
 use serde_json::Value;
 use std::path::PathBuf;
 
+pub mod arb;
+
 /// Reads a JSON file relative to `tests/`.
 pub fn json(rel: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
