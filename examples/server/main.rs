@@ -19,6 +19,9 @@
 //!   PATCH answers (`members-no-content`: 204 for membership changes, as Okta's and
 //!   Entra ID's own examples do, so adding one member to a large group never loads
 //!   the group; 200 with the resource otherwise).
+//! - `--allow-unknown-members`: accept group members that name no existing user or
+//!   group (for identity providers that push memberships before the users); by
+//!   default such a write is 400 `invalidValue`.
 //!
 //! It prints `listening on http://ADDR/BASE` when ready, one line per request, and
 //! stops cleanly on Ctrl-C.
@@ -47,6 +50,7 @@ struct Args {
     token: Option<String>,
     db: String,
     patch_response: PatchResponse,
+    allow_unknown_members: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         token: None,
         db: "scim.db".to_owned(),
         patch_response: PatchResponse::NoContentForMemberChanges,
+        allow_unknown_members: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,8 +84,9 @@ fn parse_args() -> Result<Args, String> {
                     }
                 }
             }
+            "--allow-unknown-members" => args.allow_unknown_members = true,
             "-h" | "--help" => {
-                return Err("usage: server [--listen ADDR] [--base-path PATH] [--base-url URL] [--token TOKEN] [--db PATH] [--patch-response resource|no-content|members-no-content]".to_owned());
+                return Err("usage: server [--listen ADDR] [--base-path PATH] [--base-url URL] [--token TOKEN] [--db PATH] [--patch-response resource|no-content|members-no-content] [--allow-unknown-members]".to_owned());
             }
             other => return Err(format!("unknown option {other}; try --help")),
         }
@@ -301,6 +307,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = ServiceConfig::with_base_url(base_url);
     config.patch_response = args.patch_response;
+    config.check_references = !args.allow_unknown_members;
     let body_limit = config.max_body_bytes.max(config.bulk_max_payload_bytes) + 1;
     let app = Arc::new(App {
         service: Service::new(store, config),
