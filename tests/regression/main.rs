@@ -7,6 +7,7 @@ mod bulk_location;
 mod filter_depth_fits_stack;
 mod filter_on_derived_groups;
 mod filtered_write_never_invents_members;
+mod many_filtered_removes;
 mod member_display_path;
 mod non_ascii_patch_key;
 mod nothing_lands_in_read_only;
