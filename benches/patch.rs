@@ -14,6 +14,8 @@ use std::hint::black_box;
 const FULL_USER: &str = include_str!("../tests/vectors/rfc7643/enterprise-user.json");
 const ENTRA_UPDATE: &str =
     include_str!("../tests/fixtures/patch/entra-replace-attributes-default.json");
+/// Entra ID's four-operation update: work email, family name, userName, active.
+const ENTRA_UPDATE_4: &str = include_str!("../tests/fixtures/patch/entra-update-user.json");
 const OKTA_DEACTIVATE: &str = include_str!("../tests/fixtures/patch/okta-deactivate.json");
 
 fn fixture(text: &str) -> PatchOp {
@@ -42,6 +44,7 @@ fn users(c: &mut Criterion) {
     let mut g = c.benchmark_group("patch/user");
     for (name, op) in [
         ("entra_update_6_ops", fixture(ENTRA_UPDATE)),
+        ("entra_update_4_ops", fixture(ENTRA_UPDATE_4)),
         ("okta_deactivate", fixture(OKTA_DEACTIVATE)),
     ] {
         g.bench_function(name, |b| {
@@ -95,6 +98,36 @@ fn groups(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
+        // The floor: RFC 6902 on a known position, no search (json-patch).
+        let append: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/members/-", "value": {"value": "f648f8d5ea4e4cd38e9c"}}
+        ]))
+        .expect("json-patch");
+        let remove_at: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "remove", "path": "/members/5"}]))
+                .expect("json-patch");
+        g.bench_with_input(
+            BenchmarkId::new("floor_json_patch_append", size),
+            &size,
+            |b, _| {
+                b.iter_batched_ref(
+                    || doc.clone(),
+                    |d| json_patch::patch(d, black_box(&append)).expect("applies"),
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("floor_json_patch_remove_at", size),
+            &size,
+            |b, _| {
+                b.iter_batched_ref(
+                    || doc.clone(),
+                    |d| json_patch::patch(d, black_box(&remove_at)).expect("applies"),
+                    BatchSize::LargeInput,
+                )
+            },
+        );
         g.bench_with_input(
             BenchmarkId::new("floor_serde_json_parse_and_serialise", size),
             &size,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::journal::Journal;
 use super::{PatchOptions, PatchOutcome, quirks};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -46,7 +47,7 @@ pub fn apply(
         rs: schema,
         opts: *options,
         obj,
-        saved: Vec::new(),
+        journal: Journal::default(),
     };
     let ops = &patch.operations;
     let mut i = 0;
@@ -121,36 +122,23 @@ pub(super) enum Target<'r> {
 pub(super) struct Engine<'a, 'r> {
     rs: &'a ResourceSchema<'r>,
     pub(super) opts: PatchOptions,
-    obj: &'a mut Map<String, Value>,
-    /// The undo journal: each top-level member touched, as it was before.
-    saved: Vec<(String, Option<Value>)>,
+    pub(super) obj: &'a mut Map<String, Value>,
+    /// The undo journal (see [`Journal`]).
+    pub(super) journal: Journal,
 }
 
 impl<'r> Engine<'_, 'r> {
-    fn save(&mut self, key: &str) {
-        if !self.saved.iter().any(|(k, _)| k == key) {
-            self.saved
-                .push((key.to_owned(), self.obj.get(key).cloned()));
-        }
+    /// Records a top-level member as it is, before it is first touched.
+    pub(super) fn save(&mut self, key: &str) {
+        self.journal.snapshot(self.obj, key);
     }
 
     fn rollback(&mut self) {
-        while let Some((key, old)) = self.saved.pop() {
-            match old {
-                Some(v) => {
-                    self.obj.insert(key, v);
-                }
-                None => {
-                    self.obj.remove(&key);
-                }
-            }
-        }
+        self.journal.rollback(self.obj);
     }
 
     fn changed(&self) -> bool {
-        self.saved
-            .iter()
-            .any(|(k, old)| self.obj.get(k) != old.as_ref())
+        self.journal.changed(self.obj)
     }
 
     fn operation(&mut self, op: &PatchOperation) -> Result<()> {
@@ -450,6 +438,11 @@ impl<'r> Engine<'_, 'r> {
     ) -> Result<()> {
         let lenient = self.opts.lenient;
         let attr = at.attribute;
+        if op == OpKind::Add && filter.is_none() && sub.is_none() && attr.is_multi_valued() {
+            if let Some(result) = self.append_values(at, value) {
+                return result;
+            }
+        }
         let Some(container) = self.container(at, true)? else {
             return Ok(());
         };
@@ -512,6 +505,11 @@ impl<'r> Engine<'_, 'r> {
     ) -> Result<()> {
         let lenient = self.opts.lenient;
         let attr = at.attribute;
+        if let (Some(filter), None, false) = (filter, sub, at.extension) {
+            if attr.is_multi_valued() {
+                return self.remove_selected(at, filter);
+            }
+        }
         let no_target = || no_target(attr, filter);
         let Some(container) = self.container(at, false)? else {
             return if filter.is_some() && !lenient {
@@ -699,7 +697,7 @@ fn append_unique(
 }
 
 /// The indices of the values a filter selects (all of them without a filter).
-fn select(attr: &Attribute, filter: Option<&Filter>, list: &[Value]) -> Vec<usize> {
+pub(super) fn select(attr: &Attribute, filter: Option<&Filter>, list: &[Value]) -> Vec<usize> {
     let bound = filter.map(|f| f.bind_element(attr));
     list.iter()
         .enumerate()

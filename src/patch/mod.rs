@@ -67,8 +67,9 @@
 //! operation names in any case, `"False"` for a boolean, a bare id string for
 //! `manager` or a member.
 
-mod batch;
 mod engine;
+mod journal;
+mod lists;
 mod quirks;
 
 use serde_json::Value;

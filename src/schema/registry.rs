@@ -376,7 +376,25 @@ pub(crate) fn split_urn(path: &str) -> (Option<&str>, &str) {
 
 /// A JSON object member matched case-insensitively (an exact match first, as
 /// normalised documents use the schema's spelling).
+///
+/// Resources are small objects read many times (a filter over every user, a scan
+/// over every member), so a small object is searched by key length first: only
+/// keys of the right length are read, where a tree search would read several.
 pub(crate) fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    if map.len() <= 16 {
+        let mut folded = None;
+        for (k, v) in map {
+            if k.len() == key.len() {
+                if k == key {
+                    return Some(v);
+                }
+                if folded.is_none() && k.eq_ignore_ascii_case(key) {
+                    folded = Some(v);
+                }
+            }
+        }
+        return folded;
+    }
     map.get(key).or_else(|| {
         map.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))

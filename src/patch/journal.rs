@@ -1,0 +1,176 @@
+//! The undo journal that makes a PATCH atomic, at the cost of what it changes.
+//!
+//! Most operations record a top-level member as it was before they first touch it (a
+//! snapshot: small attributes, cheap to copy). The list operations that identity
+//! providers send against large groups record only what they did instead: values
+//! appended to a list (undone by truncating) and values removed from it (moved into
+//! the journal, undone by putting them back). So adding one member to a group of
+//! 100,000 copies nothing, and neither does removing one.
+//!
+//! Undoing runs backwards through the entries, each restoring the state just before
+//! it, so entries of both kinds can follow each other on one member in any order.
+
+use serde_json::{Map, Value};
+
+enum Entry {
+    /// A top-level member before it was first touched (`None`: absent).
+    Snapshot { key: String, old: Option<Value> },
+    /// The list at `key` had `len` values before more were appended.
+    Appended { key: String, len: usize },
+    /// Values removed from the list at `key`, with the positions they had, in
+    /// ascending order of position.
+    Removed {
+        key: String,
+        items: Vec<(usize, Value)>,
+    },
+}
+
+impl Entry {
+    fn key(&self) -> &str {
+        match self {
+            Entry::Snapshot { key, .. }
+            | Entry::Appended { key, .. }
+            | Entry::Removed { key, .. } => key,
+        }
+    }
+
+    /// Puts `obj` back as it was just before this entry's change.
+    fn undo(self, obj: &mut Map<String, Value>) {
+        match self {
+            Entry::Snapshot { key, old: Some(v) } => {
+                obj.insert(key, v);
+            }
+            Entry::Snapshot { key, old: None } => {
+                obj.remove(&key);
+            }
+            Entry::Appended { key, len } => {
+                if let Some(Value::Array(list)) = obj.get_mut(&key) {
+                    list.truncate(len);
+                }
+            }
+            Entry::Removed { key, items } => {
+                if let Some(Value::Array(list)) = obj.get_mut(&key) {
+                    for (i, v) in items {
+                        list.insert(i.min(list.len()), v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a PATCH changed so far, to undo it or to tell whether it changed anything.
+#[derive(Default)]
+pub(super) struct Journal {
+    entries: Vec<Entry>,
+}
+
+impl Journal {
+    /// Whether `key` has a snapshot, which then restores it whatever follows.
+    pub(super) fn has_snapshot(&self, key: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, Entry::Snapshot { key: k, .. } if k == key))
+    }
+
+    /// Records `key` as it is now, unless it has a snapshot already.
+    pub(super) fn snapshot(&mut self, obj: &Map<String, Value>, key: &str) {
+        if !self.has_snapshot(key) {
+            self.entries.push(Entry::Snapshot {
+                key: key.to_owned(),
+                old: obj.get(key).cloned(),
+            });
+        }
+    }
+
+    /// Records that the list at `key` had `len` values before an append.
+    pub(super) fn appended(&mut self, key: &str, len: usize) {
+        self.entries.push(Entry::Appended {
+            key: key.to_owned(),
+            len,
+        });
+    }
+
+    /// Records values removed from the list at `key` (with their former positions,
+    /// ascending).
+    pub(super) fn removed(&mut self, key: &str, items: Vec<(usize, Value)>) {
+        if !items.is_empty() {
+            self.entries.push(Entry::Removed {
+                key: key.to_owned(),
+                items,
+            });
+        }
+    }
+
+    /// Undoes everything, newest first.
+    pub(super) fn rollback(&mut self, obj: &mut Map<String, Value>) {
+        while let Some(entry) = self.entries.pop() {
+            entry.undo(obj);
+        }
+    }
+
+    /// Whether `obj` differs from what it was before the first entry.
+    ///
+    /// A member whose first entry is a snapshot compares with it. A list that was
+    /// only appended to, or only removed from, changed. Only a list with both (a
+    /// remove and an add of the same value may leave it as it was) is rebuilt from
+    /// its entries and compared.
+    pub(super) fn changed(&self, obj: &Map<String, Value>) -> bool {
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in &self.entries {
+            let key = entry.key();
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let changed = match entry {
+                Entry::Snapshot { old, .. } => obj.get(key) != old.as_ref(),
+                _ => self.list_changed(obj, key),
+            };
+            if changed {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// For a member whose first entry is a list entry.
+    fn list_changed(&self, obj: &Map<String, Value>, key: &str) -> bool {
+        let mut appended = false;
+        let mut removed = false;
+        let mut other = false;
+        for entry in self.entries.iter().filter(|e| e.key() == key) {
+            match entry {
+                Entry::Appended { .. } => appended = true,
+                Entry::Removed { .. } => removed = true,
+                Entry::Snapshot { .. } => other = true,
+            }
+        }
+        if !other && appended != removed {
+            return true;
+        }
+        // Rebuild the member as it was from a copy of what it is now.
+        let mut before = Map::new();
+        if let Some(v) = obj.get(key) {
+            before.insert(key.to_owned(), v.clone());
+        }
+        for entry in self.entries.iter().rev().filter(|e| e.key() == key) {
+            let copy = match entry {
+                Entry::Snapshot { key, old } => Entry::Snapshot {
+                    key: key.clone(),
+                    old: old.clone(),
+                },
+                Entry::Appended { key, len } => Entry::Appended {
+                    key: key.clone(),
+                    len: *len,
+                },
+                Entry::Removed { key, items } => Entry::Removed {
+                    key: key.clone(),
+                    items: items.clone(),
+                },
+            };
+            copy.undo(&mut before);
+        }
+        before.get(key) != obj.get(key)
+    }
+}
