@@ -1358,3 +1358,82 @@ async fn projection_of_extension_attributes() {
     .await;
     assert!(no_ext.get(ent).is_none());
 }
+
+mod member_deltas {
+    //! The member fast path (an index per group, O(1) a change) answers exactly as
+    //! the general read–patch–replace path, up to the order of members.
+    use super::*;
+    use proptest::prelude::*;
+
+    const IDS: &[&str] = &["m1", "M1", "m2", "m3", "Ä4", "ä4", "m5"];
+
+    fn op() -> impl Strategy<Value = Value> {
+        let id = proptest::sample::select(IDS);
+        prop_oneof![
+            3 => proptest::collection::vec(id.clone(), 1..3).prop_map(|ids| json!({"op": "add", "path": "members", "value": ids.iter().map(|i| json!({"value": i, "display": i.to_uppercase()})).collect::<Vec<_>>()})),
+            3 => id.clone().prop_map(|i| json!({"op": "remove", "path": format!("members[value eq \"{i}\"]")})),
+            1 => proptest::collection::vec(id, 1..3).prop_map(|ids| json!({"op": "remove", "path": "members", "value": ids.iter().map(|i| json!({"value": i})).collect::<Vec<_>>()})),
+        ]
+    }
+
+    fn members(svc: &Service<MemoryStore<String>>, gid: &str) -> (Vec<Value>, Value) {
+        let resp = futures_lite_block_on(
+            svc.handle(&tenant(), Request::new("GET", &format!("/Groups/{gid}"))),
+        );
+        let body = resp.json_body().expect("json");
+        let mut list = body["members"].as_array().cloned().unwrap_or_default();
+        list.sort_by_key(|m| m["value"].as_str().unwrap_or("").to_owned());
+        (list, body["meta"]["version"].clone())
+    }
+
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            patches in proptest::collection::vec(proptest::collection::vec(op(), 1..4), 1..8),
+            max in 2usize..6,
+        ) {
+            let make = |store: MemoryStore<String>| {
+                let mut config = ServiceConfig::default();
+                config.check_references = false;
+                config.max_members = max;
+                Service::new(store, config)
+            };
+            let fast = make(MemoryStore::new());
+            let general = make(MemoryStore::without_member_deltas());
+            let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"});
+            let mut gids = Vec::new();
+            for svc in [&fast, &general] {
+                let resp = futures_lite_block_on(svc.handle(&tenant(), Request::new("POST", "/Groups").with_json(&body)));
+                gids.push(resp.json_body().expect("json")["id"].as_str().expect("id").to_owned());
+            }
+            for ops in patches {
+                let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+                let (fast_before, fast_version) = members(&fast, &gids[0]);
+                let mut statuses = Vec::new();
+                for (svc, gid) in [(&fast, &gids[0]), (&general, &gids[1])] {
+                    let req = Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&op);
+                    statuses.push(futures_lite_block_on(svc.handle(&tenant(), req)).status);
+                }
+                prop_assert_eq!(statuses[0], statuses[1], "{}", op);
+                let (fast_after, fast_version_after) = members(&fast, &gids[0]);
+                prop_assert_eq!(&fast_after, &members(&general, &gids[1]).0, "{}", op);
+                // A new version exactly when the members changed (adding and removing
+                // one member in the same PATCH is no change).
+                prop_assert_eq!(fast_version_after != fast_version, fast_after != fast_before, "{}", op);
+            }
+        }
+    }
+}

@@ -260,8 +260,21 @@ struct Parser<'a> {
     max_depth: usize,
 }
 
+/// The bytes a word (an attribute path, an operator, a keyword) is made of.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'_' | b'-' | b':' | b'.' | b'$' | b'%' | b'/');
+        b += 1;
+    }
+    table
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'$' | b'%' | b'/')
+    WORD_BYTES[b as usize]
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -365,51 +378,57 @@ impl<'a> Parser<'a> {
 
     /// Consumes `keyword` (case-insensitively) if it is the next whole word.
     fn eat_keyword(&mut self, keyword: &str) -> bool {
-        let word = self.peek_word();
-        if word.eq_ignore_ascii_case(keyword) {
-            self.pos += word.len();
+        if self.at_keyword(keyword) {
+            self.pos += keyword.len();
             true
         } else {
             false
         }
     }
 
+    /// Whether the word at the current position is `keyword`, in any case.
+    fn at_keyword(&self, keyword: &str) -> bool {
+        let end = self.pos + keyword.len();
+        self.bytes
+            .get(self.pos..end)
+            .is_some_and(|w| w.eq_ignore_ascii_case(keyword.as_bytes()))
+            && !self.bytes.get(end).copied().is_some_and(is_word_byte)
+    }
+
     /// `or_expr := and_expr ("or" and_expr)*`
     fn or_expr(&mut self, in_value_filter: bool) -> Result<Filter, FilterError> {
         let first = self.and_expr(in_value_filter)?;
-        let mut parts = vec![first];
+        self.skip_ws();
+        if !self.eat_keyword("or") {
+            return Ok(first);
+        }
+        let mut parts = Vec::with_capacity(4);
+        parts.push(first);
         loop {
+            parts.push(self.and_expr(in_value_filter)?);
             self.skip_ws();
-            if self.eat_keyword("or") {
-                parts.push(self.and_expr(in_value_filter)?);
-            } else {
-                break;
+            if !self.eat_keyword("or") {
+                return Ok(Filter::Or(parts));
             }
         }
-        Ok(if parts.len() == 1 {
-            parts.swap_remove(0)
-        } else {
-            Filter::Or(parts)
-        })
     }
 
     /// `and_expr := unary ("and" unary)*`
     fn and_expr(&mut self, in_value_filter: bool) -> Result<Filter, FilterError> {
         let first = self.unary(in_value_filter)?;
-        let mut parts = vec![first];
+        self.skip_ws();
+        if !self.eat_keyword("and") {
+            return Ok(first);
+        }
+        let mut parts = Vec::with_capacity(4);
+        parts.push(first);
         loop {
+            parts.push(self.unary(in_value_filter)?);
             self.skip_ws();
-            if self.eat_keyword("and") {
-                parts.push(self.unary(in_value_filter)?);
-            } else {
-                break;
+            if !self.eat_keyword("and") {
+                return Ok(Filter::And(parts));
             }
         }
-        Ok(if parts.len() == 1 {
-            parts.swap_remove(0)
-        } else {
-            Filter::And(parts)
-        })
     }
 
     /// `unary := "not" "(" or_expr ")" | "(" or_expr ")" | attr_expr`
@@ -418,8 +437,8 @@ impl<'a> Parser<'a> {
         if self.at_end() {
             return Err(self.expected("an attribute name, \"not\" or \"(\"", None));
         }
-        let word = self.peek_word();
-        if word.eq_ignore_ascii_case("not") {
+        if self.at_keyword("not") {
+            let word = "not";
             let save = self.pos;
             self.pos += word.len();
             self.skip_ws();
@@ -624,7 +643,7 @@ impl<'a> Parser<'a> {
         let mut out = String::new();
         loop {
             let rest = &self.input[self.pos..];
-            let Some(i) = rest.find(['"', '\\']) else {
+            let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\') else {
                 return Err(FilterError::new(start, FilterErrorKind::UnterminatedString));
             };
             out.push_str(&rest[..i]);

@@ -51,6 +51,52 @@ struct Table {
     unique: HashMap<UniqueValue, String>,
     /// The unique values each id holds.
     claims: HashMap<String, Vec<UniqueValue>>,
+    /// Where each member sits in a group's member list, for member deltas that
+    /// cost what they change; built on a group's first delta, kept up to date by
+    /// deltas, and rebuilt when a full write changed the list.
+    members: HashMap<String, MemberIndex>,
+}
+
+/// The position of each member of one group, by member id (folded unless the ids
+/// compare case-exactly), valid for one version of the group.
+#[derive(Debug)]
+struct MemberIndex {
+    version: u64,
+    attribute: String,
+    case_exact: bool,
+    positions: HashMap<String, usize>,
+}
+
+impl MemberIndex {
+    fn key(&self, id: &str) -> String {
+        if self.case_exact {
+            id.to_owned()
+        } else {
+            id.to_lowercase()
+        }
+    }
+
+    fn build(list: &[Value], version: u64, delta: &MemberDelta) -> MemberIndex {
+        let mut index = MemberIndex {
+            version,
+            attribute: delta.attribute.clone(),
+            case_exact: delta.case_exact,
+            positions: HashMap::with_capacity(list.len()),
+        };
+        for (i, m) in list.iter().enumerate() {
+            if let Some(id) = m.get("value").and_then(Value::as_str) {
+                let key = index.key(id);
+                index.positions.entry(key).or_insert(i);
+            }
+        }
+        index
+    }
+
+    fn fits(&self, version: u64, delta: &MemberDelta) -> bool {
+        self.version == version
+            && self.attribute == delta.attribute
+            && self.case_exact == delta.case_exact
+    }
 }
 
 impl<C> Default for MemoryStore<C> {
@@ -238,6 +284,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 return Err(StoreError::PreconditionFailed);
             }
             table.records.remove(id);
+            table.members.remove(id);
             table.release(id);
             Ok(())
         }))
@@ -287,29 +334,33 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             let Value::Object(resource) = &mut record.resource else {
                 return Err(StoreError::backend("stored resource is not an object"));
             };
-            // Only a delta that could pass the limit pays for a copy to restore.
-            let count = |r: &Map<String, Value>| {
-                r.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(&delta.attribute))
-                    .and_then(|(_, v)| v.as_array())
-                    .map_or(0, Vec::len)
+            let key = resource
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(&delta.attribute))
+                .cloned()
+                .unwrap_or_else(|| delta.attribute.clone());
+            let mut list = match resource.remove(&key) {
+                Some(Value::Array(list)) => list,
+                _ => Vec::new(),
             };
-            let adds = delta
-                .changes
-                .iter()
-                .filter(|c| matches!(c, MemberChange::Add(_)))
-                .count();
-            let before = (count(resource) + adds > delta.max_members).then(|| resource.clone());
-            let changed = apply_member_changes(resource, delta);
-            if let Some(before) = before {
-                let after = count(resource);
-                if after > delta.max_members {
-                    *resource = before;
-                    return Err(StoreError::Invalid(format!(
-                        "'{}' would have {after} values, more than the limit of {} (max_members)",
-                        delta.attribute, delta.max_members
-                    )));
+            let mut index = match table.members.remove(id) {
+                Some(index) if index.fits(record.version, delta) => index,
+                _ => MemberIndex::build(&list, record.version, delta),
+            };
+            let outcome = apply_member_changes(&mut list, &mut index, delta);
+            let changed = match outcome {
+                Ok(changed) => changed,
+                Err(e) => {
+                    // The list is as it was: the limit is checked before any change.
+                    if !list.is_empty() {
+                        resource.insert(key, Value::Array(list));
+                    }
+                    table.members.insert(id.to_owned(), index);
+                    return Err(e);
                 }
+            };
+            if !list.is_empty() {
+                resource.insert(key, Value::Array(list));
             }
             if changed {
                 record.version += 1;
@@ -323,6 +374,8 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                     );
                 }
             }
+            index.version = record.version;
+            table.members.insert(id.to_owned(), index);
             Ok(Some(record.version))
         }))
     }
@@ -393,67 +446,92 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
     }
 }
 
-/// Applies member changes in order; returns whether anything changed.
-pub(crate) fn apply_member_changes(resource: &mut Map<String, Value>, delta: &MemberDelta) -> bool {
-    let key = resource
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(&delta.attribute))
-        .cloned()
-        .unwrap_or_else(|| delta.attribute.clone());
-    let norm = |s: &str| {
-        if delta.case_exact {
-            s.to_owned()
-        } else {
-            s.to_lowercase()
+/// Applies member changes in order through the group's member index; returns
+/// whether anything changed. Each change costs O(1): a removal moves the last member
+/// into the freed place (members are a set, RFC 7643 §2.4, so their order carries no
+/// meaning). Nothing changes when the result would exceed `delta.max_members`.
+fn apply_member_changes(
+    list: &mut Vec<Value>,
+    index: &mut MemberIndex,
+    delta: &MemberDelta,
+) -> Result<bool, StoreError> {
+    // The size afterwards, counted before anything is touched: whether each id
+    // named is a member after the changes so far.
+    let mut member_now: HashMap<String, bool> = HashMap::new();
+    let mut count = list.len();
+    for change in &delta.changes {
+        let (id, add) = match change {
+            MemberChange::Add(m) => match m.get("value").and_then(Value::as_str) {
+                Some(id) => (id, true),
+                None => continue,
+            },
+            MemberChange::Remove(id) => (id.as_str(), false),
+        };
+        let key = index.key(id);
+        let there = member_now
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| index.positions.contains_key(&key));
+        match (there, add) {
+            (false, true) => count += 1,
+            (true, false) => count -= 1,
+            _ => {}
         }
-    };
-    let id_of = |v: &Value| v.get("value").and_then(Value::as_str).map(norm);
-    let mut members = match resource.remove(&key) {
-        Some(Value::Array(list)) => list,
-        _ => Vec::new(),
-    };
-    let mut index: HashMap<String, usize> = members
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| id_of(m).map(|id| (id, i)))
-        .collect();
-    let mut changed = false;
+        member_now.insert(key, add);
+    }
+    if count > delta.max_members {
+        return Err(StoreError::Invalid(format!(
+            "'{}' would have {count} values, more than the limit of {} (max_members)",
+            delta.attribute, delta.max_members
+        )));
+    }
+    // Each member touched, as it was before (None: not a member), to tell at the end
+    // whether the group changed: adding and removing the same member changes nothing.
+    let mut before: HashMap<String, Option<Value>> = HashMap::new();
     for change in &delta.changes {
         match change {
             MemberChange::Add(member) => {
-                let Some(id) = id_of(member) else { continue };
-                match index.get(&id) {
-                    Some(&i) => {
+                let Some(id) = member.get("value").and_then(Value::as_str) else {
+                    continue;
+                };
+                let key = index.key(id);
+                let at = index.positions.get(&key).copied();
+                before
+                    .entry(key.clone())
+                    .or_insert_with(|| at.and_then(|i| list.get(i).cloned()));
+                match at {
+                    Some(i) => {
                         if let (Some(Value::Object(old)), Value::Object(new)) =
-                            (members.get_mut(i), member)
+                            (list.get_mut(i), member)
                         {
-                            for (k, v) in new {
-                                if old.get(k) != Some(v) {
-                                    old.insert(k.clone(), v.clone());
-                                    changed = true;
-                                }
-                            }
+                            old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
                         }
                     }
                     None => {
-                        index.insert(id, members.len());
-                        members.push(member.clone());
-                        changed = true;
+                        index.positions.insert(key, list.len());
+                        list.push(member.clone());
                     }
                 }
             }
             MemberChange::Remove(id) => {
-                // Removed members leave a null behind until the end, so indices hold.
-                if let Some(i) = index.remove(&norm(id)) {
-                    members[i] = Value::Null;
-                    changed = true;
+                let key = index.key(id);
+                let Some(i) = index.positions.remove(&key) else {
+                    continue;
+                };
+                let gone = list.swap_remove(i);
+                before.entry(key).or_insert(Some(gone));
+                if let Some(moved) = list
+                    .get(i)
+                    .and_then(|m| m.get("value"))
+                    .and_then(Value::as_str)
+                {
+                    let key = index.key(moved);
+                    index.positions.insert(key, i);
                 }
             }
         }
     }
-    members.retain(|m| !m.is_null());
-    if !members.is_empty() {
-        resource.insert(key, Value::Array(members));
-    }
-    changed
+    Ok(before
+        .iter()
+        .any(|(key, old)| index.positions.get(key).and_then(|&i| list.get(i)) != old.as_ref()))
 }
