@@ -51,15 +51,13 @@ use url::Url;
 pub use request::{Request, Response, SCIM_MEDIA_TYPE};
 
 use crate::error::{Error, Result};
-use crate::filter::{CompValue, CompareOp, Filter, FilterOptions};
-use crate::message::{ListResponse, OpKind, PatchOp, SearchRequest};
+use crate::filter::{CompValue, Filter, FilterOptions};
+use crate::message::{ListResponse, PatchOp, SearchRequest};
 use crate::patch::{self, PatchOptions};
-use crate::path::{AttrPath, Path};
-use crate::schema::normalize::coerce;
+use crate::path::AttrPath;
 use crate::schema::{AuthenticationScheme, Mutability, Registry, ResourceSchema, Uniqueness, urn};
 use crate::store::{
-    ListQuery, MemberChange, MemberDelta, Membership, Projection, Record, Store, StoreError,
-    UniqueValue,
+    ListQuery, MemberDelta, Membership, Projection, Record, Store, StoreError, UniqueValue,
 };
 use query::{ListParams, project};
 
@@ -1314,8 +1312,12 @@ impl<S: Store> Service<S> {
             None | Some(Expect::Any) => Some(None),
             Some(e) => e.version().map(Some),
         };
-        let delta = fast_version
-            .and_then(|v| member_delta(rt, op, &self.config, self.now()).map(|d| (d, v)));
+        let delta = fast_version.and_then(|v| {
+            MemberDelta::from_patch(rt, op, &self.config.patch, self.now()).map(|mut d| {
+                d.max_members = self.config.max_members;
+                (d, v)
+            })
+        });
         if let Some((delta, expected_version)) = delta {
             self.check_added_members(ctx, rt, &delta.attribute, &delta.changes)
                 .await?;
@@ -1459,84 +1461,4 @@ fn touch_meta(doc: &mut Map<String, Value>, now: &str) {
         meta.remove("version");
         meta.remove("location");
     }
-}
-
-/// A PatchOp that only adds members (`add members`) and removes them by id
-/// (`remove members[value eq "…"]`, or Entra ID's `remove members` with a value
-/// list) as a [`MemberDelta`]; `None` for anything else.
-fn member_delta(
-    rt: &ResourceSchema<'_>,
-    op: &PatchOp,
-    config: &ServiceConfig,
-    now: DateTime<Utc>,
-) -> Option<MemberDelta> {
-    let options = &config.patch;
-    if !options.is_lenient() || op.operations.is_empty() || patch::validate(op, options).is_err() {
-        return None;
-    }
-    let members = rt.core().attribute("members")?;
-    let value_def = members.sub_attribute("value")?;
-    if !members.is_multi_valued() || members.mutability() != Mutability::ReadWrite {
-        return None;
-    }
-    let mut changes = Vec::new();
-    for o in &op.operations {
-        let path = Path::parse(o.path.as_deref()?).ok()?;
-        if !eq(path.attr().name(), members.name())
-            || path.attr().schema().is_some_and(|s| !eq(s, &rt.core().id))
-        {
-            return None;
-        }
-        if path.sub_attr().is_some() {
-            return None;
-        }
-        let ids_of = |v: &Value| -> Option<Vec<Value>> {
-            match coerce(members, members.name(), v.clone()).ok()? {
-                Some(Value::Array(items)) => Some(items),
-                None => Some(Vec::new()),
-                Some(_) => None,
-            }
-        };
-        match (o.op, path.filter(), &o.value) {
-            (OpKind::Add, None, Some(v)) => {
-                for item in ids_of(v)? {
-                    item.get("value")?.as_str()?;
-                    changes.push(MemberChange::Add(item));
-                }
-            }
-            (OpKind::Remove, None, Some(v)) => {
-                for item in ids_of(v)? {
-                    changes.push(MemberChange::Remove(
-                        item.get("value")?.as_str()?.to_owned(),
-                    ));
-                }
-            }
-            (OpKind::Remove, Some(filter), None) => {
-                let parts: Vec<&Filter> = match filter {
-                    Filter::Or(parts) => parts.iter().collect(),
-                    single => vec![single],
-                };
-                for part in parts {
-                    match part {
-                        Filter::Compare(p, CompareOp::Eq, CompValue::String(id))
-                            if eq(p.name(), "value")
-                                && p.sub_attr().is_none()
-                                && p.schema().is_none() =>
-                        {
-                            changes.push(MemberChange::Remove(id.clone()));
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(MemberDelta {
-        attribute: members.name().to_owned(),
-        case_exact: value_def.is_case_exact(),
-        changes,
-        modified: now,
-        max_members: config.max_members,
-    })
 }

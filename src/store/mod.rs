@@ -31,10 +31,14 @@ use serde_json::Value;
 pub use memory::MemoryStore;
 pub use query::{apply_query, compare_for_sort};
 
-use crate::filter::Filter;
-use crate::message::SortOrder;
+use crate::filter::{CompValue, CompareOp, Filter};
+use crate::message::{OpKind, PatchOp, SortOrder};
+use crate::patch::{self, PatchOptions};
 use crate::path::AttrPath;
+use crate::path::Path;
+use crate::schema::Mutability;
 use crate::schema::ResourceSchema;
+use crate::schema::normalize::coerce;
 
 /// A stored resource: its id, its version and its JSON.
 ///
@@ -334,4 +338,128 @@ pub trait Store: Send + Sync {
         let _ = (ctx, resource_type, attribute, member_ids);
         std::future::ready(Ok(None))
     }
+}
+
+impl MemberDelta {
+    /// The member-only change a PatchOp makes, for a store's
+    /// [`Store::update_members`]: a PatchOp that only adds members (`add members`)
+    /// and removes them by id (`remove members[value eq "…"]`, or Entra ID's
+    /// `remove members` with a value list); `None` for anything else, and in strict
+    /// mode. Hosts with their own HTTP glue use it as the service does; the delta's
+    /// `max_members` is unbounded until the caller sets it.
+    ///
+    /// ```
+    /// use scimkit::store::{MemberChange, MemberDelta};
+    /// use scimkit::{PatchOp, Registry, patch::PatchOptions};
+    /// use serde_json::json;
+    ///
+    /// let registry = Registry::core();
+    /// let groups = registry.resource_type("Group").ok_or("no Group type")?;
+    /// // Okta's membership change.
+    /// let op: PatchOp = serde_json::from_value(json!({
+    ///     "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    ///     "Operations": [
+    ///         {"op": "remove", "path": "members[value eq \"2819c223\"]"},
+    ///         {"op": "add", "path": "members", "value": [{"value": "902c246b", "display": "Mandy"}]}
+    ///     ]
+    /// }))?;
+    /// let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+    /// let delta = MemberDelta::from_patch(&groups, &op, &PatchOptions::default(), now)
+    ///     .ok_or("a member-only change")?;
+    /// assert_eq!(delta.changes[0], MemberChange::Remove("2819c223".into()));
+    /// assert_eq!(delta.changes.len(), 2);
+    ///
+    /// // Anything else is not a member delta.
+    /// let rename: PatchOp = serde_json::from_value(json!({
+    ///     "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    ///     "Operations": [{"op": "replace", "path": "displayName", "value": "Guides"}]
+    /// }))?;
+    /// assert!(MemberDelta::from_patch(&groups, &rename, &PatchOptions::default(), now).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_patch(
+        rt: &ResourceSchema<'_>,
+        op: &PatchOp,
+        options: &PatchOptions,
+        now: DateTime<Utc>,
+    ) -> Option<MemberDelta> {
+        if !options.is_lenient()
+            || op.operations.is_empty()
+            || patch::validate(op, options).is_err()
+        {
+            return None;
+        }
+        let members = rt.core().attribute("members")?;
+        let value_def = members.sub_attribute("value")?;
+        if !members.is_multi_valued() || members.mutability() != Mutability::ReadWrite {
+            return None;
+        }
+        let mut changes = Vec::new();
+        for o in &op.operations {
+            let path = Path::parse(o.path.as_deref()?).ok()?;
+            if !eq_ci(path.attr().name(), members.name())
+                || path
+                    .attr()
+                    .schema()
+                    .is_some_and(|s| !eq_ci(s, &rt.core().id))
+            {
+                return None;
+            }
+            if path.sub_attr().is_some() {
+                return None;
+            }
+            let ids_of = |v: &Value| -> Option<Vec<Value>> {
+                match coerce(members, members.name(), v.clone()).ok()? {
+                    Some(Value::Array(items)) => Some(items),
+                    None => Some(Vec::new()),
+                    Some(_) => None,
+                }
+            };
+            match (o.op, path.filter(), &o.value) {
+                (OpKind::Add, None, Some(v)) => {
+                    for item in ids_of(v)? {
+                        item.get("value")?.as_str()?;
+                        changes.push(MemberChange::Add(item));
+                    }
+                }
+                (OpKind::Remove, None, Some(v)) => {
+                    for item in ids_of(v)? {
+                        changes.push(MemberChange::Remove(
+                            item.get("value")?.as_str()?.to_owned(),
+                        ));
+                    }
+                }
+                (OpKind::Remove, Some(filter), None) => {
+                    let parts: Vec<&Filter> = match filter {
+                        Filter::Or(parts) => parts.iter().collect(),
+                        single => vec![single],
+                    };
+                    for part in parts {
+                        match part {
+                            Filter::Compare(p, CompareOp::Eq, CompValue::String(id))
+                                if eq_ci(p.name(), "value")
+                                    && p.sub_attr().is_none()
+                                    && p.schema().is_none() =>
+                            {
+                                changes.push(MemberChange::Remove(id.clone()));
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(MemberDelta {
+            attribute: members.name().to_owned(),
+            case_exact: value_def.is_case_exact(),
+            changes,
+            modified: now,
+            max_members: usize::MAX,
+        })
+    }
+}
+
+fn eq_ci(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
