@@ -1,6 +1,7 @@
 //! Atomic application of a PatchOp (RFC 7644 §3.5.2): target resolution, the
 //! undo journal, and add/remove/replace on every kind of attribute.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -225,7 +226,9 @@ impl<'r> Engine<'_, 'r> {
             },
             Target::Unknown { container, key } => {
                 if container.is_none() {
-                    let top = find_key(self.obj, &key).unwrap_or_else(|| key.clone());
+                    let top = find_key(self.obj, &key)
+                        .unwrap_or(Cow::Borrowed(&key))
+                        .into_owned();
                     self.save(&top);
                 }
                 let container = self.raw_container(container.as_deref(), op != OpKind::Remove);
@@ -306,20 +309,23 @@ impl<'r> Engine<'_, 'r> {
     ) -> Result<Option<&mut Map<String, Value>>> {
         if !at.extension {
             let key = find_key(self.obj, at.attribute.name())
-                .unwrap_or_else(|| at.attribute.name().to_owned());
-            self.save(&key);
+                .unwrap_or(Cow::Borrowed(at.attribute.name()));
+            let key: &str = &key;
+            self.save(key);
             return Ok(Some(self.obj));
         }
-        let ext_key = find_key(self.obj, at.schema).unwrap_or_else(|| at.schema.to_owned());
-        self.save(&ext_key);
-        if !self.obj.contains_key(&ext_key) {
+        let ext_key = find_key(self.obj, at.schema).unwrap_or(Cow::Borrowed(at.schema));
+        let ext_key: &str = &ext_key;
+        self.save(ext_key);
+        if !self.obj.contains_key(ext_key) {
             if !create {
                 return Ok(None);
             }
-            self.obj.insert(ext_key.clone(), Value::Object(Map::new()));
+            self.obj
+                .insert(ext_key.to_owned(), Value::Object(Map::new()));
             self.add_schema_urn(at.schema);
         }
-        match self.obj.get_mut(&ext_key) {
+        match self.obj.get_mut(ext_key) {
             Some(Value::Object(map)) => Ok(Some(map)),
             _ => Err(Error::invalid_value(format!(
                 "the resource's {} member is not an object",
@@ -338,24 +344,26 @@ impl<'r> Engine<'_, 'r> {
         let Some(urn) = container else {
             return Some(self.obj);
         };
-        let key = find_key(self.obj, urn).unwrap_or_else(|| urn.to_owned());
-        self.save(&key);
-        if !self.obj.contains_key(&key) {
+        let key = find_key(self.obj, urn).unwrap_or(Cow::Borrowed(urn));
+        let key: &str = &key;
+        self.save(key);
+        if !self.obj.contains_key(key) {
             if !create {
                 return None;
             }
-            self.obj.insert(key.clone(), Value::Object(Map::new()));
+            self.obj.insert(key.to_owned(), Value::Object(Map::new()));
             self.add_schema_urn(urn);
         }
-        match self.obj.get_mut(&key) {
+        match self.obj.get_mut(key) {
             Some(Value::Object(map)) => Some(map),
             _ => None,
         }
     }
 
     fn add_schema_urn(&mut self, id: &str) {
-        let key = find_key(self.obj, "schemas").unwrap_or_else(|| "schemas".to_owned());
-        self.save(&key);
+        let key = find_key(self.obj, "schemas").unwrap_or(Cow::Borrowed("schemas"));
+        let key: &str = &key;
+        self.save(key);
         let schemas = self
             .obj
             .entry(key)
@@ -374,8 +382,9 @@ impl<'r> Engine<'_, 'r> {
         let Some(key) = find_key(self.obj, "schemas") else {
             return;
         };
-        self.save(&key);
-        if let Some(Value::Array(list)) = self.obj.get_mut(&key) {
+        let key: &str = &key;
+        self.save(key);
+        if let Some(Value::Array(list)) = self.obj.get_mut(key) {
             list.retain(|s| !s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(id)));
         }
     }
@@ -393,7 +402,7 @@ impl<'r> Engine<'_, 'r> {
         }
         if let Some(key) = find_key(self.obj, &ext.id) {
             self.save(&key);
-            self.obj.remove(&key);
+            self.obj.remove(key.as_ref());
             self.remove_schema_urn(&ext.id);
         }
         Ok(())
@@ -407,7 +416,7 @@ impl<'r> Engine<'_, 'r> {
             .then(|| find_key(self.obj, at.schema))
             .flatten();
         let container = match &ext_key {
-            Some(k) => match self.obj.get_mut(k) {
+            Some(k) => match self.obj.get_mut(k.as_ref()) {
                 Some(Value::Object(map)) => map,
                 _ => return,
             },
@@ -415,13 +424,13 @@ impl<'r> Engine<'_, 'r> {
             None => &mut *self.obj,
         };
         if let Some(key) = find_key(container, at.attribute.name()) {
-            if container.get(&key).is_some_and(is_empty) {
-                container.remove(&key);
+            if container.get(key.as_ref()).is_some_and(is_empty) {
+                container.remove(key.as_ref());
             }
         }
         if let Some(k) = ext_key {
-            if self.obj.get(&k).is_some_and(is_empty) {
-                self.obj.remove(&k);
+            if self.obj.get(k.as_ref()).is_some_and(is_empty) {
+                self.obj.remove(k.as_ref());
                 self.remove_schema_urn(at.schema);
             }
         }
@@ -446,7 +455,8 @@ impl<'r> Engine<'_, 'r> {
         let Some(container) = self.container(at, true)? else {
             return Ok(());
         };
-        let key = find_key(container, attr.name()).unwrap_or_else(|| attr.name().to_owned());
+        let key = find_key(container, attr.name()).unwrap_or(Cow::Borrowed(attr.name()));
+        let key: &str = &key;
         if attr.mutability() == Mutability::ReadOnly
             && (filter.is_some() || (sub.is_some() && attr.is_multi_valued()))
         {
@@ -457,8 +467,8 @@ impl<'r> Engine<'_, 'r> {
         }
         match (filter, sub) {
             (None, None) if attr.is_multi_valued() => {
-                write_list(op, attr, container, &key, value)?;
-                if attr.is_required() && container.get(&key).is_none_or(is_empty) {
+                write_list(op, attr, container, key, value)?;
+                if attr.is_required() && container.get(key).is_none_or(is_empty) {
                     return Err(Error::mutability(format!(
                         "'{}' is required and cannot be emptied",
                         attr.name()
@@ -467,7 +477,7 @@ impl<'r> Engine<'_, 'r> {
                 Ok(())
             }
             (None, None) if attr.is_complex() => {
-                let parent = object_slot(container, &key, attr)?;
+                let parent = object_slot(container, key, attr)?;
                 merge_element(attr, parent, value, lenient)
             }
             (None, None) => {
@@ -478,18 +488,18 @@ impl<'r> Engine<'_, 'r> {
                         attr.name()
                     )));
                 }
-                check_mutability(attr, attr.name(), container.get(&key), new.as_ref())?;
+                check_mutability(attr, attr.name(), container.get(key), new.as_ref())?;
                 if op == OpKind::Replace || new.is_some() {
-                    set(container, &key, new);
+                    set(container, key, new);
                 }
                 Ok(())
             }
             (None, Some(sub)) if !attr.is_multi_valued() => {
-                let parent = object_slot(container, &key, attr)?;
+                let parent = object_slot(container, key, attr)?;
                 set_sub(attr, sub, parent, value)
             }
             (filter, sub) => {
-                let list = list_slot(container, &key, attr)?;
+                let list = list_slot(container, key, attr)?;
                 write_selected(op, attr, sub, filter, list, value, lenient)
             }
         }
@@ -525,6 +535,7 @@ impl<'r> Engine<'_, 'r> {
                 Ok(())
             };
         };
+        let key: &str = &key;
         match (filter, sub) {
             (None, None) => {
                 if let (Some(listed), true) = (value, attr.is_multi_valued()) {
@@ -534,7 +545,7 @@ impl<'r> Engine<'_, 'r> {
                             attr.name()
                         )));
                     }
-                    let list = list_slot(container, &key, attr)?;
+                    let list = list_slot(container, key, attr)?;
                     check_removal(attr)?;
                     return quirks::remove_listed(attr, list, listed);
                 }
@@ -544,16 +555,16 @@ impl<'r> Engine<'_, 'r> {
                         attr.name()
                     )));
                 }
-                check_mutability(attr, attr.name(), container.get(&key), None)?;
-                container.remove(&key);
+                check_mutability(attr, attr.name(), container.get(key), None)?;
+                container.remove(key);
                 Ok(())
             }
             (None, Some(sub)) if !attr.is_multi_valued() => {
-                let parent = object_slot(container, &key, attr)?;
+                let parent = object_slot(container, key, attr)?;
                 unset_sub(attr, sub, parent)
             }
             (filter, sub) => {
-                let list = list_slot(container, &key, attr)?;
+                let list = list_slot(container, key, attr)?;
                 let selected = select(attr, filter, list);
                 if selected.is_empty() {
                     return if lenient || filter.is_none() {
@@ -768,8 +779,8 @@ fn replace_element(
             Mutability::ReadOnly | Mutability::Immutable
         ) {
             let path = format!("{}.{}", attr.name(), sub.name());
-            let old = find_key(element, sub.name()).and_then(|k| element.get(&k));
-            let next = find_key(&new, sub.name()).and_then(|k| new.get(&k));
+            let old = find_key(element, sub.name()).and_then(|k| element.get(k.as_ref()));
+            let next = find_key(&new, sub.name()).and_then(|k| new.get(k.as_ref()));
             check_mutability(sub, &path, old, next)?;
         }
     }
@@ -796,9 +807,10 @@ fn merge_element(
         match attr.sub_attribute(&k) {
             Some(sub) => {
                 let path = format!("{}.{}", attr.name(), sub.name());
-                let key = find_key(element, sub.name()).unwrap_or_else(|| sub.name().to_owned());
-                check_mutability(sub, &path, element.get(&key), Some(&v))?;
-                element.insert(key, v);
+                let key = find_key(element, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
+                let key: &str = &key;
+                check_mutability(sub, &path, element.get(key), Some(&v))?;
+                element.insert(key.to_owned(), v);
             }
             None if attr.mutability() == Mutability::ReadOnly => {
                 // Nothing a client sends may land inside a readOnly attribute.
@@ -829,9 +841,10 @@ fn set_sub(
 ) -> Result<()> {
     let path = format!("{}.{}", attr.name(), sub.name());
     let new = coerce(sub, &path, value.clone())?;
-    let key = find_key(element, sub.name()).unwrap_or_else(|| sub.name().to_owned());
-    check_mutability(sub, &path, element.get(&key), new.as_ref())?;
-    set(element, &key, new);
+    let key = find_key(element, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
+    let key: &str = &key;
+    check_mutability(sub, &path, element.get(key), new.as_ref())?;
+    set(element, key, new);
     Ok(())
 }
 
@@ -840,13 +853,14 @@ fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>
     let Some(key) = find_key(element, sub.name()) else {
         return Ok(());
     };
+    let key: &str = &key;
     if sub.is_required() {
         return Err(Error::mutability(format!(
             "'{path}' is required and cannot be removed"
         )));
     }
-    check_mutability(sub, &path, element.get(&key), None)?;
-    element.remove(&key);
+    check_mutability(sub, &path, element.get(key), None)?;
+    element.remove(key);
     Ok(())
 }
 
@@ -858,7 +872,7 @@ fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
     };
     let is_primary = |v: &Value| {
         v.as_object()
-            .and_then(|o| find_key(o, primary.name()).and_then(|k| o.get(&k)))
+            .and_then(|o| find_key(o, primary.name()).and_then(|k| o.get(k.as_ref())))
             == Some(&Value::Bool(true))
     };
     let Some(&winner) = touched
@@ -872,7 +886,7 @@ fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
         if i != winner && is_primary(v) {
             if let Value::Object(o) = v {
                 if let Some(k) = find_key(o, primary.name()) {
-                    o.insert(k, Value::Bool(false));
+                    o.insert(k.into_owned(), Value::Bool(false));
                 }
             }
         }
@@ -976,12 +990,15 @@ pub(super) fn list_slot<'m>(
     }
 }
 
-/// A member's key matched case-insensitively (an exact match first).
-pub(super) fn find_key(map: &Map<String, Value>, name: &str) -> Option<String> {
+/// A member's key matched case-insensitively (an exact match first): borrowed when
+/// the map uses the name as given, as normalised resources do.
+pub(super) fn find_key<'n>(map: &Map<String, Value>, name: &'n str) -> Option<Cow<'n, str>> {
     if map.contains_key(name) {
-        return Some(name.to_owned());
+        return Some(Cow::Borrowed(name));
     }
-    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+    map.keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(|k| Cow::Owned(k.clone()))
 }
 
 /// Unassigned (RFC 7643 §2.5): null, an empty list or an object with nothing in it.

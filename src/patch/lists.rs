@@ -101,7 +101,7 @@ impl<'r> Engine<'_, 'r> {
             return None;
         }
         let identity = Identity::of(attr)?;
-        let key = find_key(self.obj, attr.name())?;
+        let key = find_key(self.obj, attr.name())?.into_owned();
         if self.journal.has_snapshot(&key) {
             return None;
         }
@@ -173,7 +173,7 @@ impl<'r> Engine<'_, 'r> {
     pub(super) fn remove_selected(&mut self, at: &AttrRef<'_>, filter: &Filter) -> Result<()> {
         let lenient = self.opts.lenient;
         let attr = at.attribute;
-        let Some(key) = find_key(self.obj, attr.name()) else {
+        let Some(key) = find_key(self.obj, attr.name()).map(|k| k.into_owned()) else {
             return if lenient {
                 Ok(())
             } else {
@@ -301,7 +301,7 @@ impl<'r> Engine<'_, 'r> {
         let lenient = self.opts.lenient;
         let attr = at.attribute;
         let missing = |i: usize| (i, no_target(attr, run[i].path.filter()));
-        let Some(key) = find_key(self.obj, attr.name()) else {
+        let Some(key) = find_key(self.obj, attr.name()).map(|k| k.into_owned()) else {
             return if lenient { Ok(()) } else { Err(missing(0)) };
         };
         if !matches!(self.obj.get(&key), Some(Value::Array(_))) {

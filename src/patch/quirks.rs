@@ -119,7 +119,9 @@ pub(super) fn raw_operation(
     name: &str,
     value: Option<&Value>,
 ) -> Result<()> {
-    let key = find_key(container, name).unwrap_or_else(|| name.to_owned());
+    let key = find_key(container, name)
+        .unwrap_or(std::borrow::Cow::Borrowed(name))
+        .into_owned();
     match (op, value) {
         (OpKind::Remove, _) => {
             container.remove(&key);
