@@ -264,9 +264,14 @@ impl Test {
                         CompareOp::Ew => {
                             a.len() >= e.len() && a[a.len() - e.len()..].eq_ignore_ascii_case(e)
                         }
+                        CompareOp::Co => {
+                            e.is_empty()
+                                || a.windows(e.len()).any(|w| w.eq_ignore_ascii_case(e))
+                        }
                         _ => {
-                            let a = String::from_utf8_lossy(a).to_ascii_lowercase();
-                            compare_exact(&a, literal, *op)
+                            // Ordering: the lower-cased bytes, compared without a copy.
+                            let folded = a.iter().map(u8::to_ascii_lowercase);
+                            ordering_matches(*op, folded.cmp(e.iter().copied()))
                         }
                     };
                 }

@@ -368,9 +368,12 @@ pub(crate) fn split_urn(path: &str) -> (Option<&str>, &str) {
         && path
             .get(..4)
             .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    if !is_urn {
+        return (None, path);
+    }
     match path.rfind(':') {
-        Some(i) if is_urn => (Some(&path[..i]), &path[i + 1..]),
-        _ => (None, path),
+        Some(i) => (Some(&path[..i]), &path[i + 1..]),
+        None => (None, path),
     }
 }
 
