@@ -219,6 +219,14 @@ pub(crate) fn parse_attr_path(
 }
 
 pub(crate) fn parse_path(input: &str, options: &FilterOptions) -> Result<Path, FilterError> {
+    // Most paths are one plain attribute name (`active`, `members`): no parser needed.
+    if input.len() <= options.max_len && is_valid_name(input) {
+        return Ok(Path::attribute(AttrPath::from_parts(
+            None,
+            input.to_owned(),
+            None,
+        )));
+    }
     let mut p = Parser::new(input, options)?;
     p.skip_ws();
     let attr_start = p.pos;
