@@ -265,8 +265,7 @@ impl Test {
                             a.len() >= e.len() && a[a.len() - e.len()..].eq_ignore_ascii_case(e)
                         }
                         CompareOp::Co => {
-                            e.is_empty()
-                                || a.windows(e.len()).any(|w| w.eq_ignore_ascii_case(e))
+                            e.is_empty() || a.windows(e.len()).any(|w| w.eq_ignore_ascii_case(e))
                         }
                         _ => {
                             // Ordering: the lower-cased bytes, compared without a copy.
