@@ -1,0 +1,196 @@
+//! The comparison document: what a SQL filter compares, computed in Rust.
+//!
+//! SQL and Rust disagree on almost every comparison a SCIM filter makes: SQLite's
+//! `lower()` folds ASCII only, PostgreSQL's depends on the collation, neither compares
+//! dateTimes at different offsets by instant, and both let `NULL` leak through `NOT`.
+//! So the SQL never folds or parses anything. Next to each resource a store keeps
+//! this document, built by the same rules [`Filter::matches`](scimkit::filter::Filter)
+//! uses:
+//!
+//! - every attribute the schema defines, under its canonical name (extension
+//!   attributes inside the extension's URN key); attributes no schema defines and
+//!   never-returned ones (`password`) are left out, as filters cannot match them;
+//! - strings of attributes that are not `caseExact` lower-cased with Rust's
+//!   `str::to_lowercase`, the one case-folding rule of both sides (literals are
+//!   folded the same way before they are bound);
+//! - dateTimes as the UTC instant in a fixed-width form, so comparing text compares
+//!   instants (`2011-05-13T06:42:34+02:00` equals `2011-05-13T04:42:34Z`); an empty
+//!   dateTime is unassigned, and one that does not parse is kept as `true`, present
+//!   but equal to nothing;
+//! - numbers as the `f64` the evaluator compares, booleans as booleans (also when
+//!   sent as `"True"`), every multi-valued attribute as a list;
+//! - sub-attributes no schema defines kept as they are, since they make a complex
+//!   value present.
+//!
+//! Build it from the normalised resource (what scimkit's service stores), and again
+//! on every write.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
+use serde_json::{Map, Number, Value};
+
+/// The comparison document of a resource (see the [module documentation](self)).
+///
+/// ```
+/// use scimkit::Registry;
+/// use scimkit_sql::comparison_document;
+/// use serde_json::json;
+///
+/// let registry = Registry::core();
+/// let users = registry.resource_type("User").ok_or("no User type")?;
+/// let user = json!({
+///     "userName": "BJensen", "password": "t1meMa$heen",
+///     "meta": {"created": "2011-05-13T06:42:34+02:00"},
+///     "emails": [{"value": "Babs@Example.com", "primary": true}]
+/// });
+/// let doc = comparison_document(&users, &user);
+/// assert_eq!(doc["userName"], "bjensen");
+/// assert_eq!(doc["meta"]["created"], "2011-05-13T04:42:34.000000000Z");
+/// assert_eq!(doc["emails"][0]["value"], "babs@example.com");
+/// assert!(doc.get("password").is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn comparison_document(schema: &ResourceSchema<'_>, resource: &Value) -> Value {
+    let mut out = Map::new();
+    let Some(obj) = resource.as_object() else {
+        return Value::Object(out);
+    };
+    let core = &schema.core().id;
+    for (key, value) in obj {
+        if let Some(found) = schema.attribute(Some(core), key) {
+            if let Some(v) = attribute(found.attribute, value) {
+                out.insert(found.attribute.name().to_owned(), v);
+            }
+        } else if let Some(ext) = schema.extension(key) {
+            let Some(members) = value.as_object() else {
+                continue;
+            };
+            let mut inner = Map::new();
+            for (k, v) in members {
+                if let Some(attr) = ext.attribute(k) {
+                    if let Some(v) = attribute(attr, v) {
+                        inner.insert(attr.name().to_owned(), v);
+                    }
+                }
+            }
+            out.insert(ext.id.clone(), Value::Object(inner));
+        }
+    }
+    Value::Object(out)
+}
+
+/// A whole attribute; `None` when filters never see it.
+fn attribute(attr: &Attribute, value: &Value) -> Option<Value> {
+    if attr.returned() == Returned::Never {
+        return None;
+    }
+    Some(if attr.is_multi_valued() {
+        match value {
+            Value::Array(items) => Value::Array(items.iter().map(|v| single(attr, v)).collect()),
+            Value::Null => Value::Null,
+            single_value => Value::Array(vec![single(attr, single_value)]),
+        }
+    } else {
+        single(attr, value)
+    })
+}
+
+/// One value (an element, for a multi-valued attribute).
+fn single(attr: &Attribute, value: &Value) -> Value {
+    if !attr.is_complex() {
+        return leaf(attr, value);
+    }
+    let Value::Object(obj) = value else {
+        return value.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        match attr.sub_attribute(k) {
+            Some(sub) if sub.returned() == Returned::Never => {}
+            Some(sub) => {
+                let v = match v {
+                    Value::Array(items) => {
+                        Value::Array(items.iter().map(|i| leaf(sub, i)).collect())
+                    }
+                    v => leaf(sub, v),
+                };
+                out.insert(sub.name().to_owned(), v);
+            }
+            // Not compared, but it makes the value present.
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// A simple value in the form SQL compares.
+fn leaf(def: &Attribute, value: &Value) -> Value {
+    match def.attr_type() {
+        AttributeType::Boolean => match value {
+            Value::String(s) => match parse_bool(s) {
+                Some(b) => Value::Bool(b),
+                None => value.clone(),
+            },
+            v => v.clone(),
+        },
+        AttributeType::Integer | AttributeType::Decimal => {
+            let f = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            match f.and_then(Number::from_f64) {
+                Some(n) => Value::Number(n),
+                None => value.clone(),
+            }
+        }
+        AttributeType::DateTime => match value {
+            Value::String(s) if s.is_empty() => Value::Null,
+            Value::String(s) => match parse_datetime(s) {
+                Some(t) => Value::String(instant(&t)),
+                None => Value::Bool(true),
+            },
+            v => v.clone(),
+        },
+        AttributeType::Complex => value.clone(),
+        // String, reference, binary, and any type a later RFC adds: text.
+        _ => match value {
+            Value::String(s) => Value::String(fold(def, s)),
+            v => v.clone(),
+        },
+    }
+}
+
+/// A string as compared for `def`: lower-cased unless case-exact.
+pub(crate) fn fold(def: &Attribute, s: &str) -> String {
+    if def.compares_case_exact() {
+        s.to_owned()
+    } else {
+        s.to_lowercase()
+    }
+}
+
+/// `xsd:dateTime` as scimkit reads it: RFC 3339 with a time zone, trimmed.
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(s.trim()).ok()
+}
+
+/// An instant as fixed-width UTC text, whose order is the instants' order.
+pub(crate) fn instant(t: &DateTime<FixedOffset>) -> String {
+    t.with_timezone(&Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+/// `true`/`false` in any case, as the evaluator reads booleans sent as strings.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}

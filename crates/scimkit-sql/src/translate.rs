@@ -1,0 +1,476 @@
+//! Filters as SQL over the comparison document (see [`crate::document`]).
+//!
+//! Every predicate the translation writes is two-valued: a missing attribute makes a
+//! comparison false, never `NULL`, so `not` and `ne` mean what they mean in
+//! [`Filter::matches`] (a user without `externalId` matches `externalId ne "x"`).
+//! Values are always bound parameters, JSON paths included; nothing from a filter is
+//! spliced into the SQL text. Strings compare with `instr`, `substr` and `=` rather
+//! than `LIKE`, so `%`, `_` and `\` in a value are plain characters.
+
+use scimkit::filter::{CompValue, CompareOp, Filter};
+use scimkit::path::AttrPath;
+use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
+
+use crate::document::{fold, instant, parse_bool, parse_datetime};
+
+/// The SQL dialect to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// SQLite 3.38 or later (JSON functions built in), the comparison document as
+    /// JSON text; placeholders `?1`, `?2`, ….
+    Sqlite,
+}
+
+/// A value bound to a placeholder of the translated SQL.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Param {
+    /// Text: a literal, or a JSON path.
+    Text(String),
+    /// A number, compared as the evaluator compares numbers (`f64`).
+    Real(f64),
+}
+
+/// A filter as a SQL condition on the column holding the comparison document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// The condition, for a `WHERE` clause; `1` when nothing could be pushed down.
+    pub sql: String,
+    /// The values of its placeholders, in order.
+    pub params: Vec<Param>,
+    /// What the SQL could not express (conjuncts of the filter): evaluate it with
+    /// [`Filter::matches`] on the rows returned. The SQL alone then selects a
+    /// superset, and the two together select exactly what the filter does.
+    pub residual: Option<Filter>,
+}
+
+/// Translates `filter` for resources of `schema` whose comparison document is in
+/// the column `column` (a trusted identifier: the host's own column name).
+///
+/// ```
+/// use scimkit::{Registry, filter::Filter};
+/// use scimkit_sql::{Dialect, Param, translate};
+///
+/// let registry = Registry::core();
+/// let users = registry.resource_type("User").ok_or("no User type")?;
+/// let filter: Filter = r#"userName eq "BJensen" and not (externalId sw "x%")"#.parse()?;
+/// let t = translate(&filter, &users, "cmp", Dialect::Sqlite);
+/// assert!(t.residual.is_none());
+/// assert!(t.params.contains(&Param::Text("bjensen".into()))); // folded like the evaluator
+/// assert!(t.params.contains(&Param::Text("x%".into()))); // `%` is a plain character
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn translate(
+    filter: &Filter,
+    schema: &ResourceSchema<'_>,
+    column: &str,
+    dialect: Dialect,
+) -> Translation {
+    let mut w = Writer {
+        schema,
+        column,
+        dialect,
+        params: Vec::new(),
+        aliases: 0,
+    };
+    let parts: Vec<&Filter> = match filter {
+        Filter::And(parts) => parts.iter().collect(),
+        f => vec![f],
+    };
+    let mut sql = Vec::new();
+    let mut residual = Vec::new();
+    for part in parts {
+        let mark = w.params.len();
+        match w.filter(part, &Scope::Resource) {
+            Some(s) => sql.push(s),
+            None => {
+                w.params.truncate(mark);
+                residual.push(part.clone());
+            }
+        }
+    }
+    let residual = match residual.len() {
+        0 => None,
+        1 => residual.pop(),
+        _ => Some(Filter::And(residual)),
+    };
+    Translation {
+        sql: if sql.is_empty() {
+            "1".to_owned()
+        } else {
+            sql.join(" AND ")
+        },
+        params: w.params,
+        residual,
+    }
+}
+
+/// Where names resolve: the resource, or one value of a complex attribute (the SQL
+/// expression of that value, a JSON object).
+enum Scope<'r> {
+    Resource,
+    Element { attr: &'r Attribute, value: String },
+}
+
+/// The comparison one leaf value gets.
+enum Test {
+    Never,
+    Text(CompareOp, String),
+    Number(CompareOp, f64),
+    Bool(bool),
+    Time(CompareOp, String),
+}
+
+struct Writer<'a, 'r> {
+    schema: &'a ResourceSchema<'r>,
+    column: &'a str,
+    dialect: Dialect,
+    params: Vec<Param>,
+    aliases: usize,
+}
+
+/// Where a path's leaf values are: the JSON holding them and the path to the
+/// attribute, whether it is a list, and the path inside each value.
+struct Place<'r> {
+    attr: &'r Attribute,
+    sub: Option<&'r Attribute>,
+    /// The JSON expression the path applies to.
+    root: String,
+    /// Keys from `root` to the attribute's value.
+    path: Vec<String>,
+    /// The key inside each value that holds the leaf (`value` implicitly).
+    leaf: Option<String>,
+}
+
+impl<'r> Writer<'_, 'r> {
+    fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        match self.dialect {
+            Dialect::Sqlite => format!("?{}", self.params.len()),
+        }
+    }
+
+    fn alias(&mut self) -> String {
+        self.aliases += 1;
+        format!("j{}", self.aliases)
+    }
+
+    /// A JSON path parameter: `$."a"."b"`, each key quoted.
+    fn json_path(&mut self, keys: &[String]) -> String {
+        let mut path = String::from("$");
+        for k in keys {
+            path.push_str(".\"");
+            for c in k.chars() {
+                if c == '"' || c == '\\' {
+                    path.push('\\');
+                }
+                path.push(c);
+            }
+            path.push('"');
+        }
+        self.bind(Param::Text(path))
+    }
+
+    fn filter(&mut self, f: &Filter, scope: &Scope<'r>) -> Option<String> {
+        match f {
+            Filter::And(parts) | Filter::Or(parts) => {
+                let joiner = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                let parts: Option<Vec<String>> =
+                    parts.iter().map(|p| self.filter(p, scope)).collect();
+                Some(format!("({})", parts?.join(joiner)))
+            }
+            Filter::Not(inner) => Some(format!("(NOT {})", self.filter(inner, scope)?)),
+            Filter::Present(path) => {
+                let Some(place) = self.place(scope, path) else {
+                    return Some("0".to_owned());
+                };
+                if place.sub.is_none() && place.attr.is_complex() {
+                    // A complex value is present when anything in it is.
+                    return Some(self.present_anywhere(&place.root, &place.path));
+                }
+                Some(self.any_leaf(&place, LeafPredicate::Present))
+            }
+            Filter::Compare(path, op, value) => {
+                let Some(place) = self.place(scope, path) else {
+                    return Some("0".to_owned());
+                };
+                let def = match place.sub {
+                    Some(sub) => sub,
+                    None if place.attr.is_complex() => {
+                        place.attr.sub_attribute("value").unwrap_or(place.attr)
+                    }
+                    None => place.attr,
+                };
+                match (op, value) {
+                    (CompareOp::Eq, CompValue::Null) => Some(format!(
+                        "(NOT {})",
+                        self.any_leaf(&place, LeafPredicate::Present)
+                    )),
+                    (CompareOp::Ne, CompValue::Null) => {
+                        Some(self.any_leaf(&place, LeafPredicate::Present))
+                    }
+                    (CompareOp::Ne, _) => {
+                        let test = test(def, CompareOp::Eq, value)?;
+                        Some(format!(
+                            "(NOT {})",
+                            self.any_leaf(&place, LeafPredicate::Test(test))
+                        ))
+                    }
+                    (op, _) => {
+                        let test = test(def, *op, value)?;
+                        Some(self.any_leaf(&place, LeafPredicate::Test(test)))
+                    }
+                }
+            }
+            Filter::ValuePath(path, inner) => {
+                if matches!(scope, Scope::Element { .. }) || path.sub_attr().is_some() {
+                    return Some("0".to_owned());
+                }
+                let Some(place) = self.place(scope, path) else {
+                    return Some("0".to_owned());
+                };
+                if !place.attr.is_complex() {
+                    return Some("0".to_owned());
+                }
+                let json_path = self.json_path(&place.path);
+                let alias = self.alias();
+                let element = format!("{alias}.value");
+                let inner_scope = Scope::Element {
+                    attr: place.attr,
+                    value: element,
+                };
+                let inner = self.filter(inner, &inner_scope)?;
+                // Each value of a list, or the one value of a single complex attribute.
+                let rows = if place.attr.is_multi_valued() {
+                    format!("json_each({}, {json_path})", place.root)
+                } else {
+                    single_row(&place.root, &json_path)
+                };
+                Some(format!(
+                    "EXISTS (SELECT 1 FROM {rows} AS {alias} WHERE {alias}.type = 'object' AND {inner})"
+                ))
+            }
+        }
+    }
+
+    /// Resolves a path as the evaluator does; `None` when it names nothing a filter
+    /// may see (undefined, or never returned).
+    fn place(&self, scope: &Scope<'r>, path: &AttrPath) -> Option<Place<'r>> {
+        let (attr, sub, root, keys) = match scope {
+            Scope::Resource => {
+                let found = self.schema.attribute(path.schema(), path.name())?;
+                let sub = match path.sub_attr() {
+                    Some(name) => Some(found.attribute.sub_attribute(name)?),
+                    None => None,
+                };
+                let mut keys = Vec::new();
+                if found.extension {
+                    keys.push(found.schema.to_owned());
+                }
+                keys.push(found.attribute.name().to_owned());
+                (found.attribute, sub, self.column.to_owned(), keys)
+            }
+            Scope::Element {
+                attr: parent,
+                value,
+            } => {
+                if path.sub_attr().is_some() {
+                    return None;
+                }
+                let attr = parent.sub_attribute(path.name())?;
+                (attr, None, value.clone(), vec![attr.name().to_owned()])
+            }
+        };
+        if attr.returned() == Returned::Never
+            || sub.is_some_and(|s| s.returned() == Returned::Never)
+        {
+            return None;
+        }
+        let leaf = match sub {
+            Some(sub) => Some(sub.name().to_owned()),
+            None if attr.is_complex() && attr.sub_attribute("value").is_some() => {
+                Some("value".to_owned())
+            }
+            None => None,
+        };
+        Some(Place {
+            attr,
+            sub,
+            root,
+            path: keys,
+            leaf,
+        })
+    }
+
+    /// Whether some leaf value of `place` satisfies `pred`. A leaf list (a
+    /// multi-valued attribute's values, or a sub-attribute holding a list) matches
+    /// when any of its items does.
+    fn any_leaf(&mut self, place: &Place<'_>, pred: LeafPredicate) -> String {
+        let path = self.json_path(&place.path);
+        let values = self.alias();
+        let leaf = match &place.leaf {
+            Some(key) => {
+                let leaf_path = self.json_path(std::slice::from_ref(key));
+                let items = self.alias();
+                let check = self.predicate(
+                    &format!("{items}.value"),
+                    &format!("{items}.type"),
+                    &format!("{items}.atom"),
+                    &pred,
+                );
+                // A leaf that is a list matches through any item; json_each over a
+                // scalar yields the scalar itself.
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each({values}.value, {leaf_path}) AS {items} WHERE {values}.type = 'object' AND {check})"
+                )
+            }
+            None => self.predicate(
+                &format!("{values}.value"),
+                &format!("{values}.type"),
+                &format!("{values}.atom"),
+                &pred,
+            ),
+        };
+        // Each value of a multi-valued attribute, or the one value of another.
+        let rows = if place.attr.is_multi_valued() {
+            format!("json_each({}, {path})", place.root)
+        } else {
+            single_row(&place.root, &path)
+        };
+        format!("EXISTS (SELECT 1 FROM {rows} AS {values} WHERE {leaf})")
+    }
+
+    /// Whether anything at `keys` under `root` is present (RFC 7644 §3.4.2.2 `pr`:
+    /// a value that is not null, not an empty string, and, for a list or object,
+    /// holds such a value somewhere).
+    fn present_anywhere(&mut self, root: &str, keys: &[String]) -> String {
+        let path = self.json_path(keys);
+        let t = self.alias();
+        format!(
+            "EXISTS (SELECT 1 FROM json_tree({root}, {path}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
+        )
+    }
+
+    /// A predicate on one leaf value: its JSON value, type and SQL atom.
+    fn predicate(&mut self, value: &str, kind: &str, atom: &str, pred: &LeafPredicate) -> String {
+        match pred {
+            LeafPredicate::Present => {
+                // A leaf may itself be an object (a complex value compared whole).
+                let t = self.alias();
+                format!(
+                    "(({kind} NOT IN ('null', 'object', 'array') AND NOT ({kind} = 'text' AND {atom} = '')) OR ({kind} IN ('object', 'array') AND EXISTS (SELECT 1 FROM json_tree({value}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))))"
+                )
+            }
+            LeafPredicate::Test(Test::Never) => "0".to_owned(),
+            LeafPredicate::Test(Test::Bool(b)) => {
+                format!("{kind} = '{}'", if *b { "true" } else { "false" })
+            }
+            LeafPredicate::Test(Test::Number(op, n)) => {
+                let Some(sql_op) = ordering(*op) else {
+                    return "0".to_owned();
+                };
+                let p = self.bind(Param::Real(*n));
+                format!("({kind} IN ('integer', 'real') AND {atom} {sql_op} {p})")
+            }
+            LeafPredicate::Test(Test::Time(op, t)) => {
+                let Some(sql_op) = ordering(*op) else {
+                    return "0".to_owned();
+                };
+                let p = self.bind(Param::Text(t.clone()));
+                format!("({kind} = 'text' AND {atom} {sql_op} {p})")
+            }
+            LeafPredicate::Test(Test::Text(op, s)) => {
+                let p = self.bind(Param::Text(s.clone()));
+                let cond = match op {
+                    CompareOp::Co => format!("instr({atom}, {p}) > 0"),
+                    CompareOp::Sw => format!("substr({atom}, 1, length({p})) = {p}"),
+                    CompareOp::Ew => format!(
+                        "length({atom}) >= length({p}) AND substr({atom}, length({atom}) - length({p}) + 1) = {p}"
+                    ),
+                    op => match ordering(*op) {
+                        Some(sql_op) => format!("{atom} {sql_op} {p}"),
+                        None => return "0".to_owned(),
+                    },
+                };
+                format!("({kind} = 'text' AND {cond})")
+            }
+        }
+    }
+}
+
+/// One row for the value at `path` in `root`, shaped like a `json_each` row.
+fn single_row(root: &str, path: &str) -> String {
+    format!(
+        "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom)"
+    )
+}
+
+enum LeafPredicate {
+    Present,
+    Test(Test),
+}
+
+/// The SQL operator for an ordering or equality.
+fn ordering(op: CompareOp) -> Option<&'static str> {
+    Some(match op {
+        CompareOp::Eq => "=",
+        CompareOp::Ne => "<>",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        _ => return None,
+    })
+}
+
+/// The comparison a literal makes with values of `def`, read as the evaluator reads
+/// it; `None` for what the comparison document cannot answer (a substring test on a
+/// dateTime, which compares the text as sent): that part becomes the residual.
+fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Option<Test> {
+    Some(match def.attr_type() {
+        AttributeType::Boolean => match comp_bool(expected) {
+            Some(b) if op == CompareOp::Eq => Test::Bool(b),
+            _ => Test::Never,
+        },
+        AttributeType::Integer | AttributeType::Decimal => match comp_f64(expected) {
+            Some(n) => Test::Number(op, n),
+            None => Test::Never,
+        },
+        AttributeType::DateTime if op.is_substring() => return None,
+        AttributeType::DateTime => match expected.as_str().and_then(parse_datetime) {
+            Some(t) => Test::Time(op, instant(&t)),
+            None => Test::Never,
+        },
+        AttributeType::Complex => Test::Never,
+        _ => {
+            let text = match expected {
+                CompValue::String(s) => s.clone(),
+                CompValue::Number(n) => n.to_string(),
+                CompValue::Bool(b) => b.to_string(),
+                CompValue::Null => return Some(Test::Never),
+            };
+            Test::Text(op, fold(def, &text))
+        }
+    })
+}
+
+fn comp_bool(v: &CompValue) -> Option<bool> {
+    match v {
+        CompValue::Bool(b) => Some(*b),
+        CompValue::String(s) => parse_bool(s),
+        _ => None,
+    }
+}
+
+fn comp_f64(v: &CompValue) -> Option<f64> {
+    match v {
+        CompValue::Number(n) => n.as_f64(),
+        CompValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
