@@ -20,6 +20,9 @@ pub enum Dialect {
     /// SQLite 3.38 or later (JSON functions built in), the comparison document as
     /// JSON text; placeholders `?1`, `?2`, ….
     Sqlite,
+    /// PostgreSQL 12 or later, the comparison document as `jsonb`; placeholders `$1`,
+    /// `$2`, …; text compared in byte order (`COLLATE "C"`), as Rust compares it.
+    Postgres,
 }
 
 /// A value bound to a placeholder of the translated SQL.
@@ -30,12 +33,15 @@ pub enum Param {
     Text(String),
     /// A number, compared as the evaluator compares numbers (`f64`).
     Real(f64),
+    /// A list of keys: a JSON path for PostgreSQL's `#>` (`text[]`).
+    TextArray(Vec<String>),
 }
 
 /// A filter as a SQL condition on the column holding the comparison document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translation {
-    /// The condition, for a `WHERE` clause; `1` when nothing could be pushed down.
+    /// The condition, for a `WHERE` clause; always true when nothing could be pushed
+    /// down.
     pub sql: String,
     /// The values of its placeholders, in order.
     pub params: Vec<Param>,
@@ -95,9 +101,13 @@ pub fn translate(
         1 => residual.pop(),
         _ => Some(Filter::And(residual)),
     };
+    let always = match dialect {
+        Dialect::Sqlite => "1",
+        Dialect::Postgres => "TRUE",
+    };
     Translation {
         sql: if sql.is_empty() {
-            "1".to_owned()
+            always.to_owned()
         } else {
             sql.join(" AND ")
         },
@@ -145,9 +155,24 @@ struct Place<'r> {
 
 impl<'r> Writer<'_, 'r> {
     fn bind(&mut self, p: Param) -> String {
+        let cast = match (&p, self.dialect) {
+            (_, Dialect::Sqlite) => "",
+            (Param::Text(_), Dialect::Postgres) => "::text",
+            (Param::Real(_), Dialect::Postgres) => "::float8",
+            (Param::TextArray(_), Dialect::Postgres) => "::text[]",
+        };
         self.params.push(p);
         match self.dialect {
             Dialect::Sqlite => format!("?{}", self.params.len()),
+            Dialect::Postgres => format!("${}{cast}", self.params.len()),
+        }
+    }
+
+    /// A condition that is always false.
+    fn never(&self) -> String {
+        match self.dialect {
+            Dialect::Sqlite => "0".to_owned(),
+            Dialect::Postgres => "FALSE".to_owned(),
         }
     }
 
@@ -156,8 +181,12 @@ impl<'r> Writer<'_, 'r> {
         format!("j{}", self.aliases)
     }
 
-    /// A JSON path parameter: `$."a"."b"`, each key quoted.
+    /// A path parameter: `$."a"."b"` (each key quoted) for SQLite, the keys as
+    /// `text[]` for PostgreSQL.
     fn json_path(&mut self, keys: &[String]) -> String {
+        if self.dialect == Dialect::Postgres {
+            return self.bind(Param::TextArray(keys.to_vec()));
+        }
         let mut path = String::from("$");
         for k in keys {
             path.push_str(".\"");
@@ -170,6 +199,58 @@ impl<'r> Writer<'_, 'r> {
             path.push('"');
         }
         self.bind(Param::Text(path))
+    }
+
+    /// A FROM item named `alias` with one row per value at `path` under `root`: each
+    /// item of a list (`list`), or the value itself. Rows have a JSON `value`.
+    fn rows(&self, root: &str, path: &str, list: bool, alias: &str) -> String {
+        match (self.dialect, list) {
+            (Dialect::Sqlite, true) => format!("json_each({root}, {path}) AS {alias}"),
+            (Dialect::Sqlite, false) => format!(
+                "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom) AS {alias}"
+            ),
+            (Dialect::Postgres, true) => format!(
+                "jsonb_array_elements(CASE WHEN jsonb_typeof({root} #> {path}) = 'array' THEN {root} #> {path} ELSE '[]'::jsonb END) AS {alias}(value)"
+            ),
+            (Dialect::Postgres, false) => format!("(SELECT {root} #> {path} AS value) AS {alias}"),
+        }
+    }
+
+    /// The rows of the leaf at `key_path` inside the object `alias.value` (a list's
+    /// items, or the value itself), named `items`.
+    fn leaf_rows(&self, alias: &str, key_path: &str, items: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!(
+                "json_each(CASE WHEN {alias}.type = 'object' THEN {alias}.value ELSE '{{}}' END, {key_path}) AS {items}"
+            ),
+            Dialect::Postgres => format!(
+                "jsonb_array_elements(CASE jsonb_typeof({alias}.value #> {key_path}) WHEN 'array' THEN {alias}.value #> {key_path} ELSE jsonb_build_array({alias}.value #> {key_path}) END) AS {items}(value)"
+            ),
+        }
+    }
+
+    /// Whether a row's value is an object.
+    fn is_object(&self, alias: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("{alias}.type = 'object'"),
+            Dialect::Postgres => format!("jsonb_typeof({alias}.value) = 'object'"),
+        }
+    }
+
+    /// Whether anything inside the JSON `json` (itself included) is present: a
+    /// scalar that is not null and not an empty string.
+    fn present_inside(&mut self, json: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let t = self.alias();
+                format!(
+                    "EXISTS (SELECT 1 FROM json_tree({json}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
+                )
+            }
+            Dialect::Postgres => format!(
+                "COALESCE(jsonb_path_exists({json}, 'strict $.** ? (@.type() == \"number\" || @.type() == \"boolean\" || (@.type() == \"string\" && @ != \"\"))'), FALSE)"
+            ),
+        }
     }
 
     fn filter(&mut self, f: &Filter, scope: &Scope<'r>) -> Option<String> {
@@ -187,7 +268,7 @@ impl<'r> Writer<'_, 'r> {
             Filter::Not(inner) => Some(format!("(NOT {})", self.filter(inner, scope)?)),
             Filter::Present(path) => {
                 let Some(place) = self.place(scope, path) else {
-                    return Some("0".to_owned());
+                    return Some(self.never());
                 };
                 if place.sub.is_none() && place.attr.is_complex() {
                     // A complex value is present when anything in it is.
@@ -197,7 +278,7 @@ impl<'r> Writer<'_, 'r> {
             }
             Filter::Compare(path, op, value) => {
                 let Some(place) = self.place(scope, path) else {
-                    return Some("0".to_owned());
+                    return Some(self.never());
                 };
                 let def = match place.sub {
                     Some(sub) => sub,
@@ -229,13 +310,13 @@ impl<'r> Writer<'_, 'r> {
             }
             Filter::ValuePath(path, inner) => {
                 if matches!(scope, Scope::Element { .. }) || path.sub_attr().is_some() {
-                    return Some("0".to_owned());
+                    return Some(self.never());
                 }
                 let Some(place) = self.place(scope, path) else {
-                    return Some("0".to_owned());
+                    return Some(self.never());
                 };
                 if !place.attr.is_complex() {
-                    return Some("0".to_owned());
+                    return Some(self.never());
                 }
                 let json_path = self.json_path(&place.path);
                 let alias = self.alias();
@@ -246,13 +327,15 @@ impl<'r> Writer<'_, 'r> {
                 };
                 let inner = self.filter(inner, &inner_scope)?;
                 // Each value of a list, or the one value of a single complex attribute.
-                let rows = if place.attr.is_multi_valued() {
-                    format!("json_each({}, {json_path})", place.root)
-                } else {
-                    single_row(&place.root, &json_path)
-                };
+                let rows = self.rows(
+                    &place.root,
+                    &json_path,
+                    place.attr.is_multi_valued(),
+                    &alias,
+                );
+                let object = self.is_object(&alias);
                 Some(format!(
-                    "EXISTS (SELECT 1 FROM {rows} AS {alias} WHERE {alias}.type = 'object' AND {inner})"
+                    "EXISTS (SELECT 1 FROM {rows} WHERE {object} AND {inner})"
                 ))
             }
         }
@@ -313,36 +396,19 @@ impl<'r> Writer<'_, 'r> {
     fn any_leaf(&mut self, place: &Place<'_>, pred: LeafPredicate) -> String {
         let path = self.json_path(&place.path);
         let values = self.alias();
-        let leaf = match &place.leaf {
+        let check = match &place.leaf {
             Some(key) => {
-                let leaf_path = self.json_path(std::slice::from_ref(key));
+                let key_path = self.json_path(std::slice::from_ref(key));
                 let items = self.alias();
-                let check = self.predicate(
-                    &format!("{items}.value"),
-                    &format!("{items}.type"),
-                    &format!("{items}.atom"),
-                    &pred,
-                );
-                // A leaf that is a list matches through any item; json_each over a
-                // scalar yields the scalar itself.
-                format!(
-                    "EXISTS (SELECT 1 FROM json_each({values}.value, {leaf_path}) AS {items} WHERE {values}.type = 'object' AND {check})"
-                )
+                let rows = self.leaf_rows(&values, &key_path, &items);
+                let check = self.predicate(&items, &pred);
+                format!("EXISTS (SELECT 1 FROM {rows} WHERE {check})")
             }
-            None => self.predicate(
-                &format!("{values}.value"),
-                &format!("{values}.type"),
-                &format!("{values}.atom"),
-                &pred,
-            ),
+            None => self.predicate(&values, &pred),
         };
         // Each value of a multi-valued attribute, or the one value of another.
-        let rows = if place.attr.is_multi_valued() {
-            format!("json_each({}, {path})", place.root)
-        } else {
-            single_row(&place.root, &path)
-        };
-        format!("EXISTS (SELECT 1 FROM {rows} AS {values} WHERE {leaf})")
+        let rows = self.rows(&place.root, &path, place.attr.is_multi_valued(), &values);
+        format!("EXISTS (SELECT 1 FROM {rows} WHERE {check})")
     }
 
     /// Whether anything at `keys` under `root` is present (RFC 7644 §3.4.2.2 `pr`:
@@ -350,20 +416,36 @@ impl<'r> Writer<'_, 'r> {
     /// holds such a value somewhere).
     fn present_anywhere(&mut self, root: &str, keys: &[String]) -> String {
         let path = self.json_path(keys);
-        let t = self.alias();
-        format!(
-            "EXISTS (SELECT 1 FROM json_tree({root}, {path}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
-        )
+        match self.dialect {
+            Dialect::Sqlite => {
+                let t = self.alias();
+                format!(
+                    "EXISTS (SELECT 1 FROM json_tree({root}, {path}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
+                )
+            }
+            Dialect::Postgres => self.present_inside(&format!("({root} #> {path})")),
+        }
     }
 
-    /// A predicate on one leaf value: its JSON value, type and SQL atom.
-    fn predicate(&mut self, value: &str, kind: &str, atom: &str, pred: &LeafPredicate) -> String {
+    /// A predicate on the value of the row `row`: two-valued, and never casting a
+    /// value of another type.
+    fn predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
+        match self.dialect {
+            Dialect::Sqlite => self.sqlite_predicate(row, pred),
+            Dialect::Postgres => self.postgres_predicate(row, pred),
+        }
+    }
+
+    fn sqlite_predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
+        let value = format!("{row}.value");
+        let kind = format!("{row}.type");
+        let atom = format!("{row}.atom");
         match pred {
             LeafPredicate::Present => {
                 // A leaf may itself be an object (a complex value compared whole).
-                let t = self.alias();
+                let inside = self.present_inside(&value);
                 format!(
-                    "(({kind} NOT IN ('null', 'object', 'array') AND NOT ({kind} = 'text' AND {atom} = '')) OR ({kind} IN ('object', 'array') AND EXISTS (SELECT 1 FROM json_tree({value}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))))"
+                    "(({kind} NOT IN ('null', 'object', 'array') AND NOT ({kind} = 'text' AND {atom} = '')) OR ({kind} IN ('object', 'array') AND {inside}))"
                 )
             }
             LeafPredicate::Test(Test::Never) => "0".to_owned(),
@@ -401,13 +483,58 @@ impl<'r> Writer<'_, 'r> {
             }
         }
     }
-}
 
-/// One row for the value at `path` in `root`, shaped like a `json_each` row.
-fn single_row(root: &str, path: &str) -> String {
-    format!(
-        "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom)"
-    )
+    /// PostgreSQL: every typed comparison sits in a `CASE` on the value's type, so no
+    /// cast ever meets a value of another type.
+    fn postgres_predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
+        let value = format!("{row}.value");
+        let kind = format!("jsonb_typeof({value})");
+        let text = format!("({value} #>> '{{}}')");
+        match pred {
+            LeafPredicate::Present => {
+                let inside = self.present_inside(&value);
+                format!(
+                    "(CASE {kind} WHEN 'string' THEN {text} <> '' WHEN 'number' THEN TRUE WHEN 'boolean' THEN TRUE WHEN 'object' THEN {inside} WHEN 'array' THEN {inside} ELSE FALSE END)"
+                )
+            }
+            LeafPredicate::Test(Test::Never) => "FALSE".to_owned(),
+            LeafPredicate::Test(Test::Bool(b)) => format!(
+                "COALESCE({kind} = 'boolean' AND {value} = '{}'::jsonb, FALSE)",
+                if *b { "true" } else { "false" }
+            ),
+            LeafPredicate::Test(Test::Number(op, n)) => {
+                let Some(sql_op) = ordering(*op) else {
+                    return "FALSE".to_owned();
+                };
+                let p = self.bind(Param::Real(*n));
+                format!(
+                    "(CASE WHEN {kind} = 'number' THEN {text}::float8 {sql_op} {p} ELSE FALSE END)"
+                )
+            }
+            LeafPredicate::Test(Test::Time(op, t)) => {
+                let Some(sql_op) = ordering(*op) else {
+                    return "FALSE".to_owned();
+                };
+                let p = self.bind(Param::Text(t.clone()));
+                format!(
+                    "(CASE WHEN {kind} = 'string' THEN {text} COLLATE \"C\" {sql_op} {p} ELSE FALSE END)"
+                )
+            }
+            LeafPredicate::Test(Test::Text(op, s)) => {
+                let p = self.bind(Param::Text(s.clone()));
+                let cond = match op {
+                    CompareOp::Co => format!("strpos({text}, {p}) > 0"),
+                    CompareOp::Sw => format!("starts_with({text}, {p})"),
+                    CompareOp::Ew => format!("right({text}, length({p})) = {p}"),
+                    op => match ordering(*op) {
+                        Some(sql_op) => format!("{text} COLLATE \"C\" {sql_op} {p}"),
+                        None => return "FALSE".to_owned(),
+                    },
+                };
+                format!("(CASE WHEN {kind} = 'string' THEN {cond} ELSE FALSE END)")
+            }
+        }
+    }
 }
 
 enum LeafPredicate {

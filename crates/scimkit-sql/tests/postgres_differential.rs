@@ -1,0 +1,178 @@
+//! Differential tests on real PostgreSQL (127.0.0.1:5432, user `postgres`, database
+//! `test`): random filters over hostile users, answered by PostgreSQL running the
+//! translation and by `Filter::matches`, must select the same users. The test works
+//! in a schema of its own, dropped afterwards. Without a reachable PostgreSQL it says
+//! that it skipped, except in CI (`CI` set), where that is a failure.
+
+#[path = "../../../tests/common/arb.rs"]
+mod arb;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use scimkit::Registry;
+use scimkit::filter::Filter;
+use scimkit_sql::{Dialect, Param, comparison_document, translate};
+use serde_json::Value;
+
+const URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
+
+/// A schema of this test's own, dropped when the test ends.
+struct Scratch {
+    client: Client,
+    schema: String,
+}
+
+impl Scratch {
+    fn open() -> Option<Scratch> {
+        let mut client = match Client::connect(URL, NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "PostgreSQL is required in CI and is not reachable: {e}"
+                );
+                eprintln!("skipped: PostgreSQL is not reachable at 127.0.0.1:5432 ({e})");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let schema = format!("scimkit_sql_test_{}_{nanos}", std::process::id());
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema}; SET search_path TO {schema}; \
+                 CREATE TABLE users (n integer PRIMARY KEY, cmp jsonb NOT NULL);"
+            ))
+            .expect("scratch schema");
+        Some(Scratch { client, schema })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
+
+fn param(p: &Param) -> Box<dyn ToSql + Sync> {
+    match p {
+        Param::Text(s) => Box::new(s.clone()),
+        Param::Real(f) => Box::new(*f),
+        Param::TextArray(keys) => Box::new(keys.clone()),
+        other => panic!("a parameter this test cannot bind: {other:?}"),
+    }
+}
+
+/// The users `filter` selects through PostgreSQL (residual applied in memory) and
+/// through `Filter::matches`.
+fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    db.batch_execute("TRUNCATE users").expect("truncate");
+    for (n, user) in users.iter().enumerate() {
+        let cmp = comparison_document(&schema, user).to_string();
+        db.execute(
+            "INSERT INTO users VALUES ($1, $2::text::jsonb)",
+            &[&(n as i32), &cmp],
+        )
+        .expect("insert");
+    }
+    let t = translate(filter, &schema, "cmp", Dialect::Postgres);
+    let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
+    let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+    let rows = db
+        .query(&sql, &refs)
+        .unwrap_or_else(|e| panic!("{filter}: {e}\n{sql}\n{:?}", t.params));
+    let found: Vec<usize> = rows
+        .iter()
+        .map(|r| r.get::<_, i32>(0) as usize)
+        .filter(|&n| {
+            t.residual
+                .as_ref()
+                .is_none_or(|f| f.matches(&schema, &users[n]))
+        })
+        .collect();
+    let expected: Vec<usize> = (0..users.len())
+        .filter(|&n| filter.matches(&schema, &users[n]))
+        .collect();
+    (found, expected)
+}
+
+fn normalized(users: Vec<Value>) -> Vec<Value> {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    users
+        .into_iter()
+        .filter_map(|u| schema.normalize(u).ok())
+        .collect()
+}
+
+#[test]
+fn postgres_selects_what_matches_selects() {
+    let Some(mut scratch) = Scratch::open() else {
+        return;
+    };
+    let mut runner = TestRunner::new(Config {
+        cases: 1_500,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (arb::filter(), proptest::collection::vec(arb::user(), 1..8));
+    let client = std::cell::RefCell::new(&mut scratch.client);
+    let result = runner.run(&strategy, |(filter, users)| {
+        let users = normalized(users);
+        let (found, expected) = both(&mut client.borrow_mut(), &filter, &users);
+        prop_assert_eq!(found, expected, "{}", filter);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn postgres_fixed_vectors() {
+    let Some(mut scratch) = Scratch::open() else {
+        return;
+    };
+    let users: Vec<Value> = normalized(vec![
+        serde_json::json!({"userName": "a", "externalId": "x1"}),
+        serde_json::json!({"userName": "b"}),
+        serde_json::json!({"userName": "x%y", "title": "", "emails": [{"value": "A@X", "type": "work"}]}),
+        serde_json::json!({"userName": "xay", "emails": [{"value": "b@x", "type": "home"}, {"value": "c@x", "type": "work"}]}),
+        serde_json::json!({"userName": "\u{212A}elvin", "meta": {"created": "2011-05-13T06:42:34+02:00"}}),
+        serde_json::json!({"userName": "Äpfel", "title": "B"}),
+    ]);
+    for text in [
+        r#"externalId ne "x1""#,
+        r#"not (externalId sw "x")"#,
+        r#"userName co "%""#,
+        r#"userName sw "x_""#,
+        r#"userName eq "KELVIN""#,
+        r#"userName gt "b""#,
+        r#"userName eq "äPFEL""#,
+        r#"title lt "a""#,
+        r#"title pr"#,
+        r#"title eq """#,
+        r#"emails[type eq "work" and value co "@x"]"#,
+        r#"emails[type eq "home" and value eq "c@x"]"#,
+        r#"meta.created eq "2011-05-13T04:42:34Z""#,
+        r#"meta.created gt "2011-05-13T04:00:00-01:00""#,
+        r#"meta.created co "06:42""#,
+        r#"emails pr"#,
+        r#"emails eq "a@x""#,
+        r#"name pr"#,
+        r#"password pr"#,
+    ] {
+        let filter: Filter = text.parse().expect("parses");
+        let (found, expected) = both(&mut scratch.client, &filter, &users);
+        assert_eq!(found, expected, "{text}");
+    }
+}
