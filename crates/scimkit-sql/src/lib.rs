@@ -55,4 +55,4 @@ pub mod document;
 mod translate;
 
 pub use document::comparison_document;
-pub use translate::{Dialect, Param, Translation, translate};
+pub use translate::{Dialect, OrderBy, Param, Translation, order_by, translate};

@@ -601,3 +601,203 @@ fn comp_f64(v: &CompValue) -> Option<f64> {
         _ => None,
     }
 }
+
+/// An `ORDER BY` list that orders rows as scimkit's in-memory sort does
+/// ([`compare_for_sort`](scimkit::store::compare_for_sort), then `id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderBy {
+    /// The `ORDER BY` list (without the keywords), ending with the id column.
+    pub sql: String,
+    /// The values of its placeholders, numbered after `first_param - 1` others.
+    pub params: Vec<Param>,
+}
+
+/// Orders resources of `schema` as `sort` asks, the way scimkit's in-memory sort
+/// does: by type (booleans, then numbers, then dateTimes, then text), then value
+/// (text in byte order, already folded unless case-exact), a multi-valued attribute
+/// by its primary value or else its first, resources without a value last in
+/// ascending order and first in descending, and ties by `id_column` ascending.
+/// Placeholders start at `first_param` (one more than the `WHERE` clause used).
+///
+/// Paging (RFC 7644 §3.4.2.4) follows: without a residual, `LIMIT count OFFSET
+/// startIndex - 1` on this order, and `totalResults` from `COUNT(*)` with the same
+/// `WHERE`; with a residual, page after evaluating it on the ordered rows.
+///
+/// ```
+/// use scimkit::{Registry, SortOrder, path::AttrPath, store::Sort};
+/// use scimkit_sql::{Dialect, order_by};
+///
+/// let registry = Registry::core();
+/// let users = registry.resource_type("User").ok_or("no User type")?;
+/// let sort = Sort { by: AttrPath::parse("emails.value")?, order: SortOrder::Descending };
+/// let order = order_by(&sort, &users, "cmp", "id", Dialect::Sqlite, 1);
+/// assert!(order.sql.ends_with("id ASC"));
+/// assert_eq!(order.params.len(), 2); // the paths to `emails` and to `value`
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn order_by(
+    sort: &scimkit::store::Sort,
+    schema: &ResourceSchema<'_>,
+    column: &str,
+    id_column: &str,
+    dialect: Dialect,
+    first_param: usize,
+) -> OrderBy {
+    let mut w = Writer {
+        schema,
+        column,
+        dialect,
+        params: Vec::new(),
+        aliases: 0,
+    };
+    // Placeholders continue the WHERE clause's numbering.
+    let offset = first_param.saturating_sub(1);
+    let keys = w.sort_keys(sort);
+    let dir = match sort.order {
+        scimkit::SortOrder::Descending => "DESC",
+        _ => "ASC",
+    };
+    let mut sql = keys
+        .iter()
+        .map(|k| format!("{k} {dir}"))
+        .collect::<Vec<_>>();
+    sql.push(match dialect {
+        Dialect::Sqlite => format!("{id_column} ASC"),
+        // Ids compare in byte order, as Rust compares them.
+        Dialect::Postgres => format!("{id_column} COLLATE \"C\" ASC"),
+    });
+    let mut sql = sql.join(", ");
+    if offset > 0 {
+        sql = renumber(&sql, dialect, offset, w.params.len());
+    }
+    OrderBy {
+        sql,
+        params: w.params,
+    }
+}
+
+/// Shifts placeholders `?n`/`$n` by `offset`, highest first so none is shifted twice.
+fn renumber(sql: &str, dialect: Dialect, offset: usize, count: usize) -> String {
+    let mark = match dialect {
+        Dialect::Sqlite => "?",
+        Dialect::Postgres => "$",
+    };
+    let mut out = sql.to_owned();
+    for n in (1..=count).rev() {
+        out = replace_placeholder(&out, mark, n, n + offset);
+    }
+    out
+}
+
+/// Replaces the placeholder `mark n` (not followed by another digit) with `mark m`.
+fn replace_placeholder(sql: &str, mark: &str, n: usize, m: usize) -> String {
+    let from = format!("{mark}{n}");
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(&from) {
+        let after = &rest[i + from.len()..];
+        out.push_str(&rest[..i]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(&from);
+        } else {
+            out.push_str(&format!("{mark}{m}"));
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Writer<'_, '_> {
+    /// The sort keys, most significant first: whether the value is missing, its
+    /// type's rank, then its value (one key per SQL type in PostgreSQL).
+    fn sort_keys(&mut self, sort: &scimkit::store::Sort) -> Vec<String> {
+        let Some(place) = self.place(&Scope::Resource, &sort.by) else {
+            return Vec::new();
+        };
+        let def = match place.sub {
+            Some(sub) => sub,
+            None if place.attr.is_complex() => match place.attr.sub_attribute("value") {
+                Some(v) => v,
+                None => return Vec::new(),
+            },
+            None => place.attr,
+        };
+        let leaf = self.sort_leaf(&place);
+        let rank_of_type = match def.attr_type() {
+            AttributeType::Boolean => ("boolean", 0),
+            AttributeType::Integer | AttributeType::Decimal => ("number", 1),
+            AttributeType::DateTime => ("string", 2),
+            _ => ("string", 3),
+        };
+        match self.dialect {
+            Dialect::Sqlite => {
+                let kind = format!("json_type({leaf})");
+                let typed = match rank_of_type.0 {
+                    "boolean" => format!("{kind} IN ('true', 'false')"),
+                    "number" => format!("{kind} IN ('integer', 'real')"),
+                    _ => format!("{kind} = 'text'"),
+                };
+                let rank = format!(
+                    "(CASE WHEN {leaf} IS NULL OR {kind} = 'null' THEN NULL WHEN {typed} THEN {} ELSE 3 END)",
+                    rank_of_type.1
+                );
+                let value = format!("(CASE WHEN {typed} THEN {leaf} ->> '$' ELSE {leaf} END)");
+                vec![format!("({rank} IS NULL)"), rank, value]
+            }
+            Dialect::Postgres => {
+                let kind = format!("jsonb_typeof({leaf})");
+                let typed = format!("{kind} = '{}'", rank_of_type.0);
+                let rank = format!(
+                    "(CASE WHEN {leaf} IS NULL OR {kind} = 'null' THEN NULL WHEN {typed} THEN {} ELSE 3 END)",
+                    rank_of_type.1
+                );
+                let boolean = format!(
+                    "(CASE WHEN {kind} = 'boolean' AND {typed} THEN ({leaf} #>> '{{}}')::boolean END)"
+                );
+                let number = format!(
+                    "(CASE WHEN {kind} = 'number' AND {typed} THEN ({leaf} #>> '{{}}')::float8 END)"
+                );
+                let text = format!(
+                    "(CASE WHEN {typed} THEN {leaf} #>> '{{}}' ELSE {leaf}::text END) COLLATE \"C\""
+                );
+                vec![format!("({rank} IS NULL)"), rank, boolean, number, text]
+            }
+        }
+    }
+
+    /// The JSON of the value a sort compares: the leaf of the primary value of a
+    /// multi-valued attribute (else its first), or of the attribute's one value.
+    fn sort_leaf(&mut self, place: &Place<'_>) -> String {
+        let path = self.json_path(&place.path);
+        let root = &place.root;
+        let element = match (self.dialect, place.attr.is_multi_valued()) {
+            (Dialect::Sqlite, true) => {
+                let j = self.alias();
+                format!(
+                    "(SELECT {root} -> {j}.fullkey FROM json_each({root}, {path}) AS {j} \
+                     ORDER BY (CASE WHEN {j}.type = 'object' THEN (CASE WHEN json_type({j}.value, '$.\"primary\"') = 'true' THEN 0 ELSE 1 END) ELSE 1 END), {j}.key LIMIT 1)"
+                )
+            }
+            (Dialect::Sqlite, false) => format!("({root} -> {path})"),
+            (Dialect::Postgres, true) => {
+                let j = self.alias();
+                format!(
+                    "(SELECT {j}.value FROM jsonb_array_elements(CASE WHEN jsonb_typeof({root} #> {path}) = 'array' THEN {root} #> {path} ELSE '[]'::jsonb END) WITH ORDINALITY AS {j}(value, i) \
+                     ORDER BY (CASE WHEN jsonb_typeof({j}.value) = 'object' AND {j}.value -> 'primary' = 'true'::jsonb THEN 0 ELSE 1 END), {j}.i LIMIT 1)"
+                )
+            }
+            (Dialect::Postgres, false) => format!("({root} #> {path})"),
+        };
+        match &place.leaf {
+            Some(key) => {
+                let key_path = self.json_path(std::slice::from_ref(key));
+                match self.dialect {
+                    Dialect::Sqlite => format!("({element} -> {key_path})"),
+                    Dialect::Postgres => format!("({element} #> {key_path})"),
+                }
+            }
+            None => element,
+        }
+    }
+}

@@ -6,6 +6,7 @@
 
 #[path = "../../../tests/common/arb.rs"]
 mod arb;
+mod shared;
 
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
@@ -13,8 +14,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use scimkit::Registry;
 use scimkit::filter::Filter;
+use scimkit::store::Sort;
+use scimkit_sql::order_by;
 use scimkit_sql::{Dialect, Param, comparison_document, translate};
 use serde_json::Value;
+use shared::{expected, id, normalized, sort};
 
 const URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
 
@@ -45,7 +49,7 @@ impl Scratch {
         client
             .batch_execute(&format!(
                 "CREATE SCHEMA {schema}; SET search_path TO {schema}; \
-                 CREATE TABLE users (n integer PRIMARY KEY, cmp jsonb NOT NULL);"
+                 CREATE TABLE users (n integer PRIMARY KEY, id text NOT NULL, cmp jsonb NOT NULL);"
             ))
             .expect("scratch schema");
         Some(Scratch { client, schema })
@@ -78,8 +82,8 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
     for (n, user) in users.iter().enumerate() {
         let cmp = comparison_document(&schema, user).to_string();
         db.execute(
-            "INSERT INTO users VALUES ($1, $2::text::jsonb)",
-            &[&(n as i32), &cmp],
+            "INSERT INTO users (n, id, cmp) VALUES ($1, $2, $3::text::jsonb)",
+            &[&(n as i32), &id(n), &cmp],
         )
         .expect("insert");
     }
@@ -103,15 +107,6 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
         .filter(|&n| filter.matches(&schema, &users[n]))
         .collect();
     (found, expected)
-}
-
-fn normalized(users: Vec<Value>) -> Vec<Value> {
-    let registry = Registry::core();
-    let schema = registry.resource_type("User").expect("User");
-    users
-        .into_iter()
-        .filter_map(|u| schema.normalize(u).ok())
-        .collect()
 }
 
 #[test]
@@ -174,5 +169,84 @@ fn postgres_fixed_vectors() {
         let filter: Filter = text.parse().expect("parses");
         let (found, expected) = both(&mut scratch.client, &filter, &users);
         assert_eq!(found, expected, "{text}");
+    }
+}
+
+/// The ids PostgreSQL selects and orders for `filter` and `sort`, residual applied.
+fn ordered(db: &mut Client, filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    db.batch_execute("TRUNCATE users").expect("truncate");
+    for (n, user) in users.iter().enumerate() {
+        let cmp = comparison_document(&schema, user).to_string();
+        db.execute(
+            "INSERT INTO users (n, id, cmp) VALUES ($1, $2, $3::text::jsonb)",
+            &[&(n as i32), &id(n), &cmp],
+        )
+        .expect("insert");
+    }
+    let t = translate(filter, &schema, "cmp", Dialect::Postgres);
+    let order = order_by(
+        sort,
+        &schema,
+        "cmp",
+        "id",
+        Dialect::Postgres,
+        t.params.len() + 1,
+    );
+    let sql = format!(
+        "SELECT id, n FROM users WHERE {} ORDER BY {}",
+        t.sql, order.sql
+    );
+    let params: Vec<Box<dyn ToSql + Sync>> = t
+        .params
+        .iter()
+        .chain(order.params.iter())
+        .map(param)
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+    db.query(&sql, &refs)
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize))
+        .filter(|(_, n)| {
+            t.residual
+                .as_ref()
+                .is_none_or(|f| f.matches(&schema, &users[*n]))
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[test]
+fn postgres_orders_as_apply_query_does() {
+    let Some(mut scratch) = Scratch::open() else {
+        return;
+    };
+    let mut runner = TestRunner::new(Config {
+        cases: 600,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        arb::filter(),
+        proptest::collection::vec(arb::user(), 1..8),
+        sort(),
+    );
+    let client = std::cell::RefCell::new(&mut scratch.client);
+    let result = runner.run(&strategy, |(filter, users, sort)| {
+        let users = normalized(users);
+        let got = ordered(&mut client.borrow_mut(), &filter, &users, &sort);
+        prop_assert_eq!(
+            got,
+            expected(&filter, &users, &sort),
+            "{} sortBy {}",
+            filter,
+            sort.by
+        );
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }

@@ -3,6 +3,7 @@
 
 #[path = "../../../tests/common/arb.rs"]
 mod arb;
+mod shared;
 
 use proptest::prelude::*;
 use rusqlite::{Connection, params_from_iter};
@@ -10,6 +11,7 @@ use scimkit::Registry;
 use scimkit::filter::Filter;
 use scimkit_sql::{Dialect, Param, comparison_document, translate};
 use serde_json::Value;
+use shared::normalized;
 
 fn sql_value(p: &Param) -> rusqlite::types::Value {
     match p {
@@ -61,16 +63,6 @@ fn both(filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
     (found, expected)
 }
 
-/// What the stores keep: users as scimkit's normalisation leaves them.
-fn normalized(users: Vec<Value>) -> Vec<Value> {
-    let registry = Registry::core();
-    let schema = registry.resource_type("User").expect("User");
-    users
-        .into_iter()
-        .filter_map(|u| schema.normalize(u).ok())
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -117,5 +109,74 @@ fn fixed_vectors() {
         let filter: Filter = text.parse().expect("parses");
         let (found, expected) = both(&filter, &users);
         assert_eq!(found, expected, "{text}");
+    }
+}
+
+mod sorting {
+    //! `WHERE` and `ORDER BY` together select and order exactly as scimkit's
+    //! `apply_query` does in memory.
+    use super::*;
+    use scimkit::store::Sort;
+    use scimkit_sql::order_by;
+    use shared::{expected, id, sort};
+
+    fn sqlite(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("User");
+        let db = Connection::open_in_memory().expect("sqlite");
+        db.execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, n INTEGER, cmp TEXT NOT NULL)",
+            [],
+        )
+        .expect("table");
+        for (n, user) in users.iter().enumerate() {
+            let cmp = comparison_document(&schema, user).to_string();
+            db.execute(
+                "INSERT INTO users VALUES (?1, ?2, ?3)",
+                rusqlite::params![id(n), n as i64, cmp],
+            )
+            .expect("insert");
+        }
+        let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
+        let order = order_by(
+            sort,
+            &schema,
+            "cmp",
+            "id",
+            Dialect::Sqlite,
+            t.params.len() + 1,
+        );
+        let sql = format!(
+            "SELECT id, n FROM users WHERE {} ORDER BY {}",
+            t.sql, order.sql
+        );
+        let params = t.params.iter().chain(order.params.iter()).map(sql_value);
+        let mut stmt = db.prepare(&sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        stmt.query_map(params_from_iter(params), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        .map(|r| r.expect("row"))
+        .filter(|(_, n)| {
+            t.residual
+                .as_ref()
+                .is_none_or(|f| f.matches(&schema, &users[*n as usize]))
+        })
+        .map(|(id, _)| id)
+        .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn sqlite_orders_as_apply_query_does(
+            filter in arb::filter(),
+            users in proptest::collection::vec(arb::user(), 1..8),
+            sort in sort(),
+        ) {
+            let users = normalized(users);
+            prop_assert_eq!(sqlite(&filter, &users, &sort), expected(&filter, &users, &sort), "{} sortBy {}", filter, sort.by);
+        }
     }
 }
