@@ -115,53 +115,38 @@ impl From<i64> for CompValue {
 /// parentheses leave no node of their own; `Display` puts back the ones the
 /// structure needs, so `parse(display(f)) == f`.
 ///
-/// A filter is easy to translate for a database. This renders a SQL `WHERE`
-/// clause with bound parameters for the forms a store can push down, and
-/// declines the rest so the caller can fall back to evaluating in memory:
+/// A filter is a tree a host can walk, for instance to see which attributes it
+/// names before deciding how to answer it:
 ///
 /// ```
-/// use scimkit::filter::{CompValue, CompareOp, Filter};
+/// use scimkit::filter::Filter;
+/// use scimkit::path::AttrPath;
 ///
-/// fn to_sql(f: &Filter, params: &mut Vec<String>) -> Option<String> {
+/// fn attributes<'f>(f: &'f Filter, out: &mut Vec<&'f AttrPath>) {
 ///     match f {
-///         Filter::Compare(attr, op, CompValue::String(v)) if attr.sub_attr().is_none() => {
-///             let column = match attr.name().to_ascii_lowercase().as_str() {
-///                 "username" => "lower(user_name)",
-///                 "externalid" => "external_id",
-///                 "id" => "id",
-///                 _ => return None,
-///             };
-///             let value = if column.starts_with("lower(") { v.to_lowercase() } else { v.clone() };
-///             let (sql_op, value) = match op {
-///                 CompareOp::Eq => ("=", value),
-///                 CompareOp::Ne => ("<>", value),
-///                 CompareOp::Sw => ("LIKE", format!("{}%", value.replace('%', "\\%"))),
-///                 _ => return None,
-///             };
-///             params.push(value);
-///             Some(format!("{column} {sql_op} ?{}", params.len()))
+///         Filter::Compare(attr, _, _) | Filter::Present(attr) => out.push(attr),
+///         Filter::ValuePath(attr, inner) => {
+///             out.push(attr);
+///             attributes(inner, out);
 ///         }
-///         Filter::And(parts) | Filter::Or(parts) => {
-///             let joiner = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
-///             let sql: Option<Vec<String>> = parts.iter().map(|p| to_sql(p, params)).collect();
-///             Some(format!("({})", sql?.join(joiner)))
-///         }
-///         Filter::Not(inner) => Some(format!("NOT {}", to_sql(inner, params)?)),
-///         _ => None,
+///         Filter::And(parts) | Filter::Or(parts) => parts.iter().for_each(|p| attributes(p, out)),
+///         Filter::Not(inner) => attributes(inner, out),
 ///     }
 /// }
 ///
-/// let filter: Filter = r#"userName eq "BJensen" and not (externalId sw "x")"#.parse()?;
-/// let mut params = Vec::new();
-/// let sql = to_sql(&filter, &mut params).ok_or("not translatable")?;
-/// assert_eq!(sql, "(lower(user_name) = ?1 AND NOT external_id LIKE ?2)");
-/// assert_eq!(params, ["bjensen", "x%"]);
-///
-/// // Forms the store does not translate come back as None.
-/// let other: Filter = r#"emails[type eq "work"]"#.parse()?;
-/// assert!(to_sql(&other, &mut Vec::new()).is_none());
+/// let filter: Filter = r#"userName eq "bjensen" and not (emails[type eq "work"])"#.parse()?;
+/// let mut names = Vec::new();
+/// attributes(&filter, &mut names);
+/// let names: Vec<String> = names.iter().map(|a| a.to_string()).collect();
+/// assert_eq!(names, ["userName", "emails", "type"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Turning a filter into SQL by hand is where stores go wrong: SQL's `NULL` logic
+/// drops resources without the attribute from `ne` and `not`, `%` and `_` in values
+/// act as wildcards in `LIKE`, and a database's `lower()` and collation are not
+/// SCIM's case rule. The `scimkit-sql` crate of this workspace translates filters so
+/// that the database selects exactly what [`Filter::matches`] selects.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `attrPath compareOp compValue`, e.g. `userName eq "bjensen"`.
