@@ -7,6 +7,8 @@
 //! spliced into the SQL text. Strings compare with `instr`, `substr` and `=` rather
 //! than `LIKE`, so `%`, `_` and `\` in a value are plain characters.
 
+use std::fmt::{self, Write};
+
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
 use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
@@ -73,54 +75,47 @@ pub fn translate(
     column: &str,
     dialect: Dialect,
 ) -> Translation {
-    let mut w = Writer {
-        schema,
-        column,
-        dialect,
-        params: Vec::new(),
-        aliases: 0,
-    };
+    let mut w = Writer::new(schema, column, dialect);
     let parts: Vec<&Filter> = match filter {
         Filter::And(parts) => parts.iter().collect(),
         f => vec![f],
     };
-    let mut sql = Vec::new();
     let mut residual = Vec::new();
+    let mut written = 0;
     for part in parts {
-        let mark = w.params.len();
-        match w.filter(part, &Scope::Resource) {
-            Some(s) => sql.push(s),
-            None => {
-                w.params.truncate(mark);
-                residual.push(part.clone());
-            }
+        let (text, params) = (w.out.len(), w.params.len());
+        if written > 0 {
+            w.out.push_str(" AND ");
         }
+        if w.filter(part, Scope::Resource) {
+            written += 1;
+        } else {
+            w.out.truncate(text);
+            w.params.truncate(params);
+            residual.push(part.clone());
+        }
+    }
+    if written == 0 {
+        w.out.push_str(w.always());
     }
     let residual = match residual.len() {
         0 => None,
         1 => residual.pop(),
         _ => Some(Filter::And(residual)),
     };
-    let always = match dialect {
-        Dialect::Sqlite => "1",
-        Dialect::Postgres => "TRUE",
-    };
     Translation {
-        sql: if sql.is_empty() {
-            always.to_owned()
-        } else {
-            sql.join(" AND ")
-        },
+        sql: w.out,
         params: w.params,
         residual,
     }
 }
 
-/// Where names resolve: the resource, or one value of a complex attribute (the SQL
-/// expression of that value, a JSON object).
+/// Where names resolve: the resource, or one value of a complex attribute (the row
+/// `alias` of its values).
+#[derive(Clone, Copy)]
 enum Scope<'r> {
     Resource,
-    Element { attr: &'r Attribute, value: String },
+    Element { attr: &'r Attribute, alias: Alias },
 }
 
 /// The comparison one leaf value gets.
@@ -132,29 +127,88 @@ enum Test {
     Time(CompareOp, String),
 }
 
+enum LeafPredicate {
+    Present,
+    Test(Test),
+}
+
+/// A placeholder, written in the dialect's form.
+#[derive(Clone, Copy)]
+struct Ph {
+    n: usize,
+    cast: &'static str,
+    dialect: Dialect,
+}
+
+impl fmt::Display for Ph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.dialect {
+            Dialect::Sqlite => write!(f, "?{}", self.n),
+            Dialect::Postgres => write!(f, "${}{}", self.n, self.cast),
+        }
+    }
+}
+
+/// A row alias of a subquery.
+#[derive(Clone, Copy)]
+struct Alias(usize);
+
+impl fmt::Display for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "j{}", self.0)
+    }
+}
+
+/// The JSON a path starts from: the document column, or a row's value.
+#[derive(Clone, Copy)]
+enum Root<'a> {
+    Column(&'a str),
+    Value(Alias),
+}
+
+impl fmt::Display for Root<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Root::Column(c) => f.write_str(c),
+            Root::Value(a) => write!(f, "{a}.value"),
+        }
+    }
+}
+
+/// Where a path's leaf values are.
+struct Place<'r, 'a> {
+    attr: &'r Attribute,
+    sub: Option<&'r Attribute>,
+    /// The JSON expression the path applies to.
+    root: Root<'a>,
+    /// The extension holding the attribute, if any, then the attribute.
+    keys: (Option<&'r str>, &'r str),
+    /// The key inside each value that holds the leaf (`value` implicitly).
+    leaf: Option<&'r str>,
+}
+
 struct Writer<'a, 'r> {
     schema: &'a ResourceSchema<'r>,
     column: &'a str,
     dialect: Dialect,
+    out: String,
     params: Vec<Param>,
     aliases: usize,
 }
 
-/// Where a path's leaf values are: the JSON holding them and the path to the
-/// attribute, whether it is a list, and the path inside each value.
-struct Place<'r> {
-    attr: &'r Attribute,
-    sub: Option<&'r Attribute>,
-    /// The JSON expression the path applies to.
-    root: String,
-    /// Keys from `root` to the attribute's value.
-    path: Vec<String>,
-    /// The key inside each value that holds the leaf (`value` implicitly).
-    leaf: Option<String>,
-}
+impl<'a, 'r> Writer<'a, 'r> {
+    fn new(schema: &'a ResourceSchema<'r>, column: &'a str, dialect: Dialect) -> Self {
+        Writer {
+            schema,
+            column,
+            dialect,
+            out: String::with_capacity(256),
+            params: Vec::new(),
+            aliases: 0,
+        }
+    }
 
-impl<'r> Writer<'_, 'r> {
-    fn bind(&mut self, p: Param) -> String {
+    fn bind(&mut self, p: Param) -> Ph {
         let cast = match (&p, self.dialect) {
             (_, Dialect::Sqlite) => "",
             (Param::Text(_), Dialect::Postgres) => "::text",
@@ -162,32 +216,47 @@ impl<'r> Writer<'_, 'r> {
             (Param::TextArray(_), Dialect::Postgres) => "::text[]",
         };
         self.params.push(p);
-        match self.dialect {
-            Dialect::Sqlite => format!("?{}", self.params.len()),
-            Dialect::Postgres => format!("${}{cast}", self.params.len()),
+        Ph {
+            n: self.params.len(),
+            cast,
+            dialect: self.dialect,
         }
     }
 
-    /// A condition that is always false.
-    fn never(&self) -> String {
-        match self.dialect {
-            Dialect::Sqlite => "0".to_owned(),
-            Dialect::Postgres => "FALSE".to_owned(),
-        }
-    }
-
-    fn alias(&mut self) -> String {
+    fn alias(&mut self) -> Alias {
         self.aliases += 1;
-        format!("j{}", self.aliases)
+        Alias(self.aliases)
+    }
+
+    fn never(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "0",
+            Dialect::Postgres => "FALSE",
+        }
+    }
+
+    fn always(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "1",
+            Dialect::Postgres => "TRUE",
+        }
+    }
+
+    /// Appends formatted text (writing to a `String` cannot fail).
+    fn put(&mut self, args: fmt::Arguments<'_>) {
+        let _ = self.out.write_fmt(args);
     }
 
     /// A path parameter: `$."a"."b"` (each key quoted) for SQLite, the keys as
     /// `text[]` for PostgreSQL.
-    fn json_path(&mut self, keys: &[String]) -> String {
+    fn json_path(&mut self, keys: &[&str]) -> Ph {
         if self.dialect == Dialect::Postgres {
-            return self.bind(Param::TextArray(keys.to_vec()));
+            return self.bind(Param::TextArray(
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+            ));
         }
-        let mut path = String::from("$");
+        let mut path = String::with_capacity(16);
+        path.push('$');
         for k in keys {
             path.push_str(".\"");
             for c in k.chars() {
@@ -201,59 +270,16 @@ impl<'r> Writer<'_, 'r> {
         self.bind(Param::Text(path))
     }
 
-    /// A FROM item named `alias` with one row per value at `path` under `root`: each
-    /// item of a list (`list`), or the value itself. Rows have a JSON `value`.
-    fn rows(&self, root: &str, path: &str, list: bool, alias: &str) -> String {
-        match (self.dialect, list) {
-            (Dialect::Sqlite, true) => format!("json_each({root}, {path}) AS {alias}"),
-            (Dialect::Sqlite, false) => format!(
-                "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom) AS {alias}"
-            ),
-            (Dialect::Postgres, true) => format!(
-                "jsonb_array_elements(CASE WHEN jsonb_typeof({root} #> {path}) = 'array' THEN {root} #> {path} ELSE '[]'::jsonb END) AS {alias}(value)"
-            ),
-            (Dialect::Postgres, false) => format!("(SELECT {root} #> {path} AS value) AS {alias}"),
+    fn place_path(&mut self, place: &Place<'_, '_>) -> Ph {
+        match place.keys {
+            (Some(ext), name) => self.json_path(&[ext, name]),
+            (None, name) => self.json_path(&[name]),
         }
     }
 
-    /// The rows of the leaf at `key_path` inside the object `alias.value` (a list's
-    /// items, or the value itself), named `items`.
-    fn leaf_rows(&self, alias: &str, key_path: &str, items: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => format!(
-                "json_each(CASE WHEN {alias}.type = 'object' THEN {alias}.value ELSE '{{}}' END, {key_path}) AS {items}"
-            ),
-            Dialect::Postgres => format!(
-                "jsonb_array_elements(CASE jsonb_typeof({alias}.value #> {key_path}) WHEN 'array' THEN {alias}.value #> {key_path} ELSE jsonb_build_array({alias}.value #> {key_path}) END) AS {items}(value)"
-            ),
-        }
-    }
-
-    /// Whether a row's value is an object.
-    fn is_object(&self, alias: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => format!("{alias}.type = 'object'"),
-            Dialect::Postgres => format!("jsonb_typeof({alias}.value) = 'object'"),
-        }
-    }
-
-    /// Whether anything inside the JSON `json` (itself included) is present: a
-    /// scalar that is not null and not an empty string.
-    fn present_inside(&mut self, json: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => {
-                let t = self.alias();
-                format!(
-                    "EXISTS (SELECT 1 FROM json_tree({json}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
-                )
-            }
-            Dialect::Postgres => format!(
-                "COALESCE(jsonb_path_exists({json}, 'strict $.** ? (@.type() == \"number\" || @.type() == \"boolean\" || (@.type() == \"string\" && @ != \"\"))'), FALSE)"
-            ),
-        }
-    }
-
-    fn filter(&mut self, f: &Filter, scope: &Scope<'r>) -> Option<String> {
+    /// Writes the condition for `f`; `false` when it cannot be expressed (the caller
+    /// then drops what was written).
+    fn filter(&mut self, f: &Filter, scope: Scope<'r>) -> bool {
         match f {
             Filter::And(parts) | Filter::Or(parts) => {
                 let joiner = if matches!(f, Filter::And(_)) {
@@ -261,24 +287,41 @@ impl<'r> Writer<'_, 'r> {
                 } else {
                     " OR "
                 };
-                let parts: Option<Vec<String>> =
-                    parts.iter().map(|p| self.filter(p, scope)).collect();
-                Some(format!("({})", parts?.join(joiner)))
+                self.out.push('(');
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(joiner);
+                    }
+                    if !self.filter(p, scope) {
+                        return false;
+                    }
+                }
+                self.out.push(')');
+                true
             }
-            Filter::Not(inner) => Some(format!("(NOT {})", self.filter(inner, scope)?)),
+            Filter::Not(inner) => {
+                self.out.push_str("(NOT ");
+                let ok = self.filter(inner, scope);
+                self.out.push(')');
+                ok
+            }
             Filter::Present(path) => {
                 let Some(place) = self.place(scope, path) else {
-                    return Some(self.never());
+                    self.out.push_str(self.never());
+                    return true;
                 };
                 if place.sub.is_none() && place.attr.is_complex() {
                     // A complex value is present when anything in it is.
-                    return Some(self.present_anywhere(&place.root, &place.path));
+                    self.present_anywhere(&place);
+                } else {
+                    self.any_leaf(&place, &LeafPredicate::Present);
                 }
-                Some(self.any_leaf(&place, LeafPredicate::Present))
+                true
             }
             Filter::Compare(path, op, value) => {
                 let Some(place) = self.place(scope, path) else {
-                    return Some(self.never());
+                    self.out.push_str(self.never());
+                    return true;
                 };
                 let def = match place.sub {
                     Some(sub) => sub,
@@ -287,63 +330,64 @@ impl<'r> Writer<'_, 'r> {
                     }
                     None => place.attr,
                 };
-                match (op, value) {
-                    (CompareOp::Eq, CompValue::Null) => Some(format!(
-                        "(NOT {})",
-                        self.any_leaf(&place, LeafPredicate::Present)
-                    )),
-                    (CompareOp::Ne, CompValue::Null) => {
-                        Some(self.any_leaf(&place, LeafPredicate::Present))
-                    }
-                    (CompareOp::Ne, _) => {
-                        let test = test(def, CompareOp::Eq, value)?;
-                        Some(format!(
-                            "(NOT {})",
-                            self.any_leaf(&place, LeafPredicate::Test(test))
-                        ))
-                    }
-                    (op, _) => {
-                        let test = test(def, *op, value)?;
-                        Some(self.any_leaf(&place, LeafPredicate::Test(test)))
-                    }
+                let (negate, pred) = match (op, value) {
+                    (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
+                    (CompareOp::Ne, CompValue::Null) => (false, LeafPredicate::Present),
+                    (CompareOp::Ne, _) => match test(def, CompareOp::Eq, value) {
+                        Some(t) => (true, LeafPredicate::Test(t)),
+                        None => return false,
+                    },
+                    (op, _) => match test(def, *op, value) {
+                        Some(t) => (false, LeafPredicate::Test(t)),
+                        None => return false,
+                    },
+                };
+                if negate {
+                    self.out.push_str("(NOT ");
                 }
+                self.any_leaf(&place, &pred);
+                if negate {
+                    self.out.push(')');
+                }
+                true
             }
             Filter::ValuePath(path, inner) => {
                 if matches!(scope, Scope::Element { .. }) || path.sub_attr().is_some() {
-                    return Some(self.never());
+                    self.out.push_str(self.never());
+                    return true;
                 }
                 let Some(place) = self.place(scope, path) else {
-                    return Some(self.never());
+                    self.out.push_str(self.never());
+                    return true;
                 };
                 if !place.attr.is_complex() {
-                    return Some(self.never());
+                    self.out.push_str(self.never());
+                    return true;
                 }
-                let json_path = self.json_path(&place.path);
+                let path = self.place_path(&place);
                 let alias = self.alias();
-                let element = format!("{alias}.value");
-                let inner_scope = Scope::Element {
-                    attr: place.attr,
-                    value: element,
-                };
-                let inner = self.filter(inner, &inner_scope)?;
+                self.out.push_str("EXISTS (SELECT 1 FROM ");
                 // Each value of a list, or the one value of a single complex attribute.
-                let rows = self.rows(
-                    &place.root,
-                    &json_path,
-                    place.attr.is_multi_valued(),
-                    &alias,
+                self.rows(place.root, path, place.attr.is_multi_valued(), alias);
+                self.out.push_str(" WHERE ");
+                self.is_object(alias);
+                self.out.push_str(" AND ");
+                let ok = self.filter(
+                    inner,
+                    Scope::Element {
+                        attr: place.attr,
+                        alias,
+                    },
                 );
-                let object = self.is_object(&alias);
-                Some(format!(
-                    "EXISTS (SELECT 1 FROM {rows} WHERE {object} AND {inner})"
-                ))
+                self.out.push(')');
+                ok
             }
         }
     }
 
     /// Resolves a path as the evaluator does; `None` when it names nothing a filter
     /// may see (undefined, or never returned).
-    fn place(&self, scope: &Scope<'r>, path: &AttrPath) -> Option<Place<'r>> {
+    fn place(&self, scope: Scope<'r>, path: &AttrPath) -> Option<Place<'r, 'a>> {
         let (attr, sub, root, keys) = match scope {
             Scope::Resource => {
                 let found = self.schema.attribute(path.schema(), path.name())?;
@@ -351,22 +395,23 @@ impl<'r> Writer<'_, 'r> {
                     Some(name) => Some(found.attribute.sub_attribute(name)?),
                     None => None,
                 };
-                let mut keys = Vec::new();
-                if found.extension {
-                    keys.push(found.schema.to_owned());
-                }
-                keys.push(found.attribute.name().to_owned());
-                (found.attribute, sub, self.column.to_owned(), keys)
+                let ext = found.extension.then_some(found.schema);
+                (
+                    found.attribute,
+                    sub,
+                    Root::Column(self.column),
+                    (ext, found.attribute.name()),
+                )
             }
             Scope::Element {
                 attr: parent,
-                value,
+                alias,
             } => {
                 if path.sub_attr().is_some() {
                     return None;
                 }
                 let attr = parent.sub_attribute(path.name())?;
-                (attr, None, value.clone(), vec![attr.name().to_owned()])
+                (attr, None, Root::Value(alias), (None, attr.name()))
             }
         };
         if attr.returned() == Returned::Never
@@ -375,171 +420,259 @@ impl<'r> Writer<'_, 'r> {
             return None;
         }
         let leaf = match sub {
-            Some(sub) => Some(sub.name().to_owned()),
-            None if attr.is_complex() && attr.sub_attribute("value").is_some() => {
-                Some("value".to_owned())
-            }
+            Some(sub) => Some(sub.name()),
+            None if attr.is_complex() && attr.sub_attribute("value").is_some() => Some("value"),
             None => None,
         };
         Some(Place {
             attr,
             sub,
             root,
-            path: keys,
+            keys,
             leaf,
         })
     }
 
-    /// Whether some leaf value of `place` satisfies `pred`. A leaf list (a
-    /// multi-valued attribute's values, or a sub-attribute holding a list) matches
-    /// when any of its items does.
-    fn any_leaf(&mut self, place: &Place<'_>, pred: LeafPredicate) -> String {
-        let path = self.json_path(&place.path);
-        let values = self.alias();
-        let check = match &place.leaf {
-            Some(key) => {
-                let key_path = self.json_path(std::slice::from_ref(key));
-                let items = self.alias();
-                let rows = self.leaf_rows(&values, &key_path, &items);
-                let check = self.predicate(&items, &pred);
-                format!("EXISTS (SELECT 1 FROM {rows} WHERE {check})")
+    /// Writes a FROM item named `alias` with one row per value at `path` under
+    /// `root`: each item of a list (`list`), or the value itself.
+    fn rows(&mut self, root: Root<'_>, path: Ph, list: bool, alias: Alias) {
+        match (self.dialect, list) {
+            (Dialect::Sqlite, true) => self.put(format_args!("json_each({root}, {path}) AS {alias}")),
+            (Dialect::Sqlite, false) => self.put(format_args!(
+                "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom) AS {alias}"
+            )),
+            (Dialect::Postgres, true) => self.put(format_args!(
+                "jsonb_array_elements(CASE WHEN jsonb_typeof({root} #> {path}) = 'array' THEN {root} #> {path} ELSE '[]'::jsonb END) AS {alias}(value)"
+            )),
+            (Dialect::Postgres, false) => {
+                self.put(format_args!("(SELECT {root} #> {path} AS value) AS {alias}"))
             }
-            None => self.predicate(&values, &pred),
-        };
-        // Each value of a multi-valued attribute, or the one value of another.
-        let rows = self.rows(&place.root, &path, place.attr.is_multi_valued(), &values);
-        format!("EXISTS (SELECT 1 FROM {rows} WHERE {check})")
-    }
-
-    /// Whether anything at `keys` under `root` is present (RFC 7644 §3.4.2.2 `pr`:
-    /// a value that is not null, not an empty string, and, for a list or object,
-    /// holds such a value somewhere).
-    fn present_anywhere(&mut self, root: &str, keys: &[String]) -> String {
-        let path = self.json_path(keys);
-        match self.dialect {
-            Dialect::Sqlite => {
-                let t = self.alias();
-                format!(
-                    "EXISTS (SELECT 1 FROM json_tree({root}, {path}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
-                )
-            }
-            Dialect::Postgres => self.present_inside(&format!("({root} #> {path})")),
         }
     }
 
-    /// A predicate on the value of the row `row`: two-valued, and never casting a
-    /// value of another type.
-    fn predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
+    /// Writes the rows of the leaf at `key` inside the object `alias.value` (a
+    /// list's items, or the value itself), named `items`.
+    fn leaf_rows(&mut self, alias: Alias, key: Ph, items: Alias) {
+        match self.dialect {
+            Dialect::Sqlite => self.put(format_args!(
+                "json_each(CASE WHEN {alias}.type = 'object' THEN {alias}.value ELSE '{{}}' END, {key}) AS {items}"
+            )),
+            Dialect::Postgres => self.put(format_args!(
+                "jsonb_array_elements(CASE jsonb_typeof({alias}.value #> {key}) WHEN 'array' THEN {alias}.value #> {key} ELSE jsonb_build_array({alias}.value #> {key}) END) AS {items}(value)"
+            )),
+        }
+    }
+
+    /// Writes whether a row's value is an object.
+    fn is_object(&mut self, alias: Alias) {
+        match self.dialect {
+            Dialect::Sqlite => self.put(format_args!("{alias}.type = 'object'")),
+            Dialect::Postgres => self.put(format_args!("jsonb_typeof({alias}.value) = 'object'")),
+        }
+    }
+
+    /// Writes whether anything inside the JSON `json` (itself included) is present:
+    /// a scalar that is not null and not an empty string.
+    fn present_inside(&mut self, json: fmt::Arguments<'_>) {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let t = self.alias();
+                self.put(format_args!(
+                    "EXISTS (SELECT 1 FROM json_tree({json}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
+                ));
+            }
+            Dialect::Postgres => self.put(format_args!(
+                "COALESCE(jsonb_path_exists({json}, 'strict $.** ? (@.type() == \"number\" || @.type() == \"boolean\" || (@.type() == \"string\" && @ != \"\"))'), FALSE)"
+            )),
+        }
+    }
+
+    /// Writes whether anything at the place is present (RFC 7644 §3.4.2.2 `pr` on a
+    /// complex attribute: a value somewhere in it that is not null and not empty).
+    fn present_anywhere(&mut self, place: &Place<'_, '_>) {
+        let path = self.place_path(place);
+        let root = place.root;
+        match self.dialect {
+            Dialect::Sqlite => self.present_inside(format_args!("{root}, {path}")),
+            Dialect::Postgres => self.present_inside(format_args!("({root} #> {path})")),
+        }
+    }
+
+    /// Writes whether some leaf value of `place` satisfies `pred`. A leaf list (a
+    /// multi-valued attribute's values, or a sub-attribute holding a list) matches
+    /// when any of its items does.
+    fn any_leaf(&mut self, place: &Place<'_, '_>, pred: &LeafPredicate) {
+        let path = self.place_path(place);
+        let values = self.alias();
+        self.out.push_str("EXISTS (SELECT 1 FROM ");
+        // Each value of a multi-valued attribute, or the one value of another.
+        self.rows(place.root, path, place.attr.is_multi_valued(), values);
+        self.out.push_str(" WHERE ");
+        match place.leaf {
+            Some(key) => {
+                let key = self.json_path(&[key]);
+                let items = self.alias();
+                self.out.push_str("EXISTS (SELECT 1 FROM ");
+                self.leaf_rows(values, key, items);
+                self.out.push_str(" WHERE ");
+                self.predicate(items, pred);
+                self.out.push(')');
+            }
+            None => self.predicate(values, pred),
+        }
+        self.out.push(')');
+    }
+
+    /// Writes a predicate on the value of the row `row`: two-valued, and never
+    /// casting a value of another type.
+    fn predicate(&mut self, row: Alias, pred: &LeafPredicate) {
         match self.dialect {
             Dialect::Sqlite => self.sqlite_predicate(row, pred),
             Dialect::Postgres => self.postgres_predicate(row, pred),
         }
     }
 
-    fn sqlite_predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
-        let value = format!("{row}.value");
-        let kind = format!("{row}.type");
-        let atom = format!("{row}.atom");
-        match pred {
+    fn sqlite_predicate(&mut self, row: Alias, pred: &LeafPredicate) {
+        let test = match pred {
             LeafPredicate::Present => {
                 // A leaf may itself be an object (a complex value compared whole).
-                let inside = self.present_inside(&value);
-                format!(
-                    "(({kind} NOT IN ('null', 'object', 'array') AND NOT ({kind} = 'text' AND {atom} = '')) OR ({kind} IN ('object', 'array') AND {inside}))"
-                )
+                self.put(format_args!(
+                    "(({row}.type NOT IN ('null', 'object', 'array') AND NOT ({row}.type = 'text' AND {row}.atom = '')) OR ({row}.type IN ('object', 'array') AND "
+                ));
+                self.present_inside(format_args!("{row}.value"));
+                self.out.push_str("))");
+                return;
             }
-            LeafPredicate::Test(Test::Never) => "0".to_owned(),
-            LeafPredicate::Test(Test::Bool(b)) => {
-                format!("{kind} = '{}'", if *b { "true" } else { "false" })
-            }
-            LeafPredicate::Test(Test::Number(op, n)) => {
-                let Some(sql_op) = ordering(*op) else {
-                    return "0".to_owned();
+            LeafPredicate::Test(test) => test,
+        };
+        match test {
+            Test::Never => self.out.push('0'),
+            Test::Bool(b) => self.put(format_args!("{row}.type = '{b}'")),
+            Test::Number(op, n) => match ordering(*op) {
+                Some(sql_op) => {
+                    let p = self.bind(Param::Real(*n));
+                    self.put(format_args!(
+                        "({row}.type IN ('integer', 'real') AND {row}.atom {sql_op} {p})"
+                    ));
+                }
+                None => self.out.push('0'),
+            },
+            Test::Time(op, t) => match ordering(*op) {
+                Some(sql_op) => {
+                    let p = self.bind(Param::Text(t.clone()));
+                    self.put(format_args!(
+                        "({row}.type = 'text' AND {row}.atom {sql_op} {p})"
+                    ));
+                }
+                None => self.out.push('0'),
+            },
+            Test::Text(op, s) => {
+                let Some(cond) = TextCond::of(*op) else {
+                    self.out.push('0');
+                    return;
                 };
-                let p = self.bind(Param::Real(*n));
-                format!("({kind} IN ('integer', 'real') AND {atom} {sql_op} {p})")
-            }
-            LeafPredicate::Test(Test::Time(op, t)) => {
-                let Some(sql_op) = ordering(*op) else {
-                    return "0".to_owned();
-                };
-                let p = self.bind(Param::Text(t.clone()));
-                format!("({kind} = 'text' AND {atom} {sql_op} {p})")
-            }
-            LeafPredicate::Test(Test::Text(op, s)) => {
                 let p = self.bind(Param::Text(s.clone()));
-                let cond = match op {
-                    CompareOp::Co => format!("instr({atom}, {p}) > 0"),
-                    CompareOp::Sw => format!("substr({atom}, 1, length({p})) = {p}"),
-                    CompareOp::Ew => format!(
-                        "length({atom}) >= length({p}) AND substr({atom}, length({atom}) - length({p}) + 1) = {p}"
-                    ),
-                    op => match ordering(*op) {
-                        Some(sql_op) => format!("{atom} {sql_op} {p}"),
-                        None => return "0".to_owned(),
-                    },
-                };
-                format!("({kind} = 'text' AND {cond})")
+                match cond {
+                    TextCond::Contains => self.put(format_args!(
+                        "({row}.type = 'text' AND instr({row}.atom, {p}) > 0)"
+                    )),
+                    TextCond::Starts => self.put(format_args!(
+                        "({row}.type = 'text' AND substr({row}.atom, 1, length({p})) = {p})"
+                    )),
+                    TextCond::Ends => self.put(format_args!(
+                        "({row}.type = 'text' AND length({row}.atom) >= length({p}) AND substr({row}.atom, length({row}.atom) - length({p}) + 1) = {p})"
+                    )),
+                    TextCond::Order(sql_op) => self.put(format_args!(
+                        "({row}.type = 'text' AND {row}.atom {sql_op} {p})"
+                    )),
+                }
             }
         }
     }
 
     /// PostgreSQL: every typed comparison sits in a `CASE` on the value's type, so no
     /// cast ever meets a value of another type.
-    fn postgres_predicate(&mut self, row: &str, pred: &LeafPredicate) -> String {
-        let value = format!("{row}.value");
-        let kind = format!("jsonb_typeof({value})");
-        let text = format!("({value} #>> '{{}}')");
-        match pred {
+    fn postgres_predicate(&mut self, row: Alias, pred: &LeafPredicate) {
+        let test = match pred {
             LeafPredicate::Present => {
-                let inside = self.present_inside(&value);
-                format!(
-                    "(CASE {kind} WHEN 'string' THEN {text} <> '' WHEN 'number' THEN TRUE WHEN 'boolean' THEN TRUE WHEN 'object' THEN {inside} WHEN 'array' THEN {inside} ELSE FALSE END)"
-                )
+                self.put(format_args!(
+                    "(CASE jsonb_typeof({row}.value) WHEN 'string' THEN ({row}.value #>> '{{}}') <> '' WHEN 'number' THEN TRUE WHEN 'boolean' THEN TRUE WHEN 'object' THEN "
+                ));
+                self.present_inside(format_args!("{row}.value"));
+                self.out.push_str(" WHEN 'array' THEN ");
+                self.present_inside(format_args!("{row}.value"));
+                self.out.push_str(" ELSE FALSE END)");
+                return;
             }
-            LeafPredicate::Test(Test::Never) => "FALSE".to_owned(),
-            LeafPredicate::Test(Test::Bool(b)) => format!(
-                "COALESCE({kind} = 'boolean' AND {value} = '{}'::jsonb, FALSE)",
-                if *b { "true" } else { "false" }
-            ),
-            LeafPredicate::Test(Test::Number(op, n)) => {
-                let Some(sql_op) = ordering(*op) else {
-                    return "FALSE".to_owned();
+            LeafPredicate::Test(test) => test,
+        };
+        match test {
+            Test::Never => self.out.push_str("FALSE"),
+            Test::Bool(b) => self.put(format_args!(
+                "COALESCE(jsonb_typeof({row}.value) = 'boolean' AND {row}.value = '{b}'::jsonb, FALSE)"
+            )),
+            Test::Number(op, n) => match ordering(*op) {
+                Some(sql_op) => {
+                    let p = self.bind(Param::Real(*n));
+                    self.put(format_args!(
+                        "(CASE WHEN jsonb_typeof({row}.value) = 'number' THEN ({row}.value #>> '{{}}')::float8 {sql_op} {p} ELSE FALSE END)"
+                    ));
+                }
+                None => self.out.push_str("FALSE"),
+            },
+            Test::Time(op, t) => match ordering(*op) {
+                Some(sql_op) => {
+                    let p = self.bind(Param::Text(t.clone()));
+                    self.put(format_args!(
+                        "(CASE WHEN jsonb_typeof({row}.value) = 'string' THEN ({row}.value #>> '{{}}') COLLATE \"C\" {sql_op} {p} ELSE FALSE END)"
+                    ));
+                }
+                None => self.out.push_str("FALSE"),
+            },
+            Test::Text(op, s) => {
+                let Some(cond) = TextCond::of(*op) else {
+                    self.out.push_str("FALSE");
+                    return;
                 };
-                let p = self.bind(Param::Real(*n));
-                format!(
-                    "(CASE WHEN {kind} = 'number' THEN {text}::float8 {sql_op} {p} ELSE FALSE END)"
-                )
-            }
-            LeafPredicate::Test(Test::Time(op, t)) => {
-                let Some(sql_op) = ordering(*op) else {
-                    return "FALSE".to_owned();
-                };
-                let p = self.bind(Param::Text(t.clone()));
-                format!(
-                    "(CASE WHEN {kind} = 'string' THEN {text} COLLATE \"C\" {sql_op} {p} ELSE FALSE END)"
-                )
-            }
-            LeafPredicate::Test(Test::Text(op, s)) => {
                 let p = self.bind(Param::Text(s.clone()));
-                let cond = match op {
-                    CompareOp::Co => format!("strpos({text}, {p}) > 0"),
-                    CompareOp::Sw => format!("starts_with({text}, {p})"),
-                    CompareOp::Ew => format!("right({text}, length({p})) = {p}"),
-                    op => match ordering(*op) {
-                        Some(sql_op) => format!("{text} COLLATE \"C\" {sql_op} {p}"),
-                        None => return "FALSE".to_owned(),
-                    },
-                };
-                format!("(CASE WHEN {kind} = 'string' THEN {cond} ELSE FALSE END)")
+                self.put(format_args!("(CASE WHEN jsonb_typeof({row}.value) = 'string' THEN "));
+                match cond {
+                    TextCond::Contains => {
+                        self.put(format_args!("strpos(({row}.value #>> '{{}}'), {p}) > 0"))
+                    }
+                    TextCond::Starts => {
+                        self.put(format_args!("starts_with(({row}.value #>> '{{}}'), {p})"))
+                    }
+                    TextCond::Ends => self.put(format_args!(
+                        "right(({row}.value #>> '{{}}'), length({p})) = {p}"
+                    )),
+                    TextCond::Order(sql_op) => self.put(format_args!(
+                        "({row}.value #>> '{{}}') COLLATE \"C\" {sql_op} {p}"
+                    )),
+                }
+                self.out.push_str(" ELSE FALSE END)");
             }
         }
     }
 }
 
-enum LeafPredicate {
-    Present,
-    Test(Test),
+/// What a string comparison does in SQL.
+enum TextCond {
+    Contains,
+    Starts,
+    Ends,
+    Order(&'static str),
+}
+
+impl TextCond {
+    fn of(op: CompareOp) -> Option<TextCond> {
+        Some(match op {
+            CompareOp::Co => TextCond::Contains,
+            CompareOp::Sw => TextCond::Starts,
+            CompareOp::Ew => TextCond::Ends,
+            op => TextCond::Order(ordering(op)?),
+        })
+    }
 }
 
 /// The SQL operator for an ordering or equality.
@@ -643,13 +776,7 @@ pub fn order_by(
     dialect: Dialect,
     first_param: usize,
 ) -> OrderBy {
-    let mut w = Writer {
-        schema,
-        column,
-        dialect,
-        params: Vec::new(),
-        aliases: 0,
-    };
+    let mut w = Writer::new(schema, column, dialect);
     // Placeholders continue the WHERE clause's numbering.
     let offset = first_param.saturating_sub(1);
     let keys = w.sort_keys(sort);
@@ -712,7 +839,7 @@ impl Writer<'_, '_> {
     /// The sort keys, most significant first: whether the value is missing, its
     /// type's rank, then its value (one key per SQL type in PostgreSQL).
     fn sort_keys(&mut self, sort: &scimkit::store::Sort) -> Vec<String> {
-        let Some(place) = self.place(&Scope::Resource, &sort.by) else {
+        let Some(place) = self.place(Scope::Resource, &sort.by) else {
             return Vec::new();
         };
         let def = match place.sub {
@@ -768,9 +895,9 @@ impl Writer<'_, '_> {
 
     /// The JSON of the value a sort compares: the leaf of the primary value of a
     /// multi-valued attribute (else its first), or of the attribute's one value.
-    fn sort_leaf(&mut self, place: &Place<'_>) -> String {
-        let path = self.json_path(&place.path);
-        let root = &place.root;
+    fn sort_leaf(&mut self, place: &Place<'_, '_>) -> String {
+        let path = self.place_path(place);
+        let root = place.root;
         let element = match (self.dialect, place.attr.is_multi_valued()) {
             (Dialect::Sqlite, true) => {
                 let j = self.alias();
@@ -791,7 +918,7 @@ impl Writer<'_, '_> {
         };
         match &place.leaf {
             Some(key) => {
-                let key_path = self.json_path(std::slice::from_ref(key));
+                let key_path = self.json_path(&[key]);
                 match self.dialect {
                     Dialect::Sqlite => format!("({element} -> {key_path})"),
                     Dialect::Postgres => format!("({element} #> {key_path})"),
