@@ -345,7 +345,24 @@ impl<'a, 'r> Writer<'a, 'r> {
                 if negate {
                     self.out.push_str("(NOT ");
                 }
+                // PostgreSQL: string equality also as jsonb containment, which a GIN
+                // index on the document answers; the exact test follows it.
+                let containment = match (&pred, negate) {
+                    (LeafPredicate::Test(Test::Text(CompareOp::Eq, text)), false) => {
+                        self.containment(&place, text)
+                    }
+                    _ => None,
+                };
+                let guarded = containment.is_some();
+                if let Some(doc) = containment {
+                    let p = self.bind(Param::Text(doc));
+                    let column = self.column;
+                    self.put(format_args!("({column} @> {p}::jsonb AND "));
+                }
                 self.any_leaf(&place, &pred);
+                if guarded {
+                    self.out.push(')');
+                }
                 if negate {
                     self.out.push(')');
                 }
@@ -364,6 +381,15 @@ impl<'a, 'r> Writer<'a, 'r> {
                     self.out.push_str(self.never());
                     return true;
                 }
+                // PostgreSQL: `emails[value eq "x" and type eq "work"]` is also jsonb
+                // containment of one element, which a GIN index answers.
+                let containment = self.element_containment(&place, inner);
+                let guarded = containment.is_some();
+                if let Some(doc) = containment {
+                    let p = self.bind(Param::Text(doc));
+                    let column = self.column;
+                    self.put(format_args!("({column} @> {p}::jsonb AND "));
+                }
                 let path = self.place_path(&place);
                 let alias = self.alias();
                 self.out.push_str("EXISTS (SELECT 1 FROM ");
@@ -380,6 +406,9 @@ impl<'a, 'r> Writer<'a, 'r> {
                     },
                 );
                 self.out.push(')');
+                if guarded {
+                    self.out.push(')');
+                }
                 ok
             }
         }
@@ -431,6 +460,75 @@ impl<'a, 'r> Writer<'a, 'r> {
             keys,
             leaf,
         })
+    }
+
+    /// PostgreSQL, on the document column: the jsonb document that a resource
+    /// whose value at `place` equals `text` contains (`{"emails": [{"value": …}]}`).
+    fn containment(&self, place: &Place<'_, '_>, text: &str) -> Option<String> {
+        if self.dialect != Dialect::Postgres || !matches!(place.root, Root::Column(_)) {
+            return None;
+        }
+        let mut value = serde_json::Value::String(text.to_owned());
+        if let Some(leaf) = place.leaf {
+            let mut obj = serde_json::Map::new();
+            obj.insert(leaf.to_owned(), value);
+            value = serde_json::Value::Object(obj);
+        }
+        if place.attr.is_multi_valued() {
+            value = serde_json::Value::Array(vec![value]);
+        }
+        let (ext, name) = place.keys;
+        let mut obj = serde_json::Map::new();
+        obj.insert(name.to_owned(), value);
+        let mut doc = serde_json::Value::Object(obj);
+        if let Some(ext) = ext {
+            let mut outer = serde_json::Map::new();
+            outer.insert(ext.to_owned(), doc);
+            doc = serde_json::Value::Object(outer);
+        }
+        Some(doc.to_string())
+    }
+
+    /// The containment document of a value filter that is `eq` on strings only
+    /// (one test, or several joined by `and`): one value holding all of them.
+    fn element_containment(&self, place: &Place<'_, '_>, inner: &Filter) -> Option<String> {
+        if self.dialect != Dialect::Postgres || !place.attr.is_multi_valued() {
+            return None;
+        }
+        let parts: Vec<&Filter> = match inner {
+            Filter::And(parts) => parts.iter().collect(),
+            f => vec![f],
+        };
+        let mut element = serde_json::Map::new();
+        for part in parts {
+            let Filter::Compare(path, CompareOp::Eq, value @ CompValue::String(_)) = part else {
+                return None;
+            };
+            if path.sub_attr().is_some() || path.schema().is_some() {
+                return None;
+            }
+            let sub = place.attr.sub_attribute(path.name())?;
+            let Some(Test::Text(_, text)) = test(sub, CompareOp::Eq, value) else {
+                return None;
+            };
+            if sub.returned() == Returned::Never
+                || element.insert(sub.name().to_owned(), text.into()).is_some()
+            {
+                return None;
+            }
+        }
+        let mut doc = serde_json::Map::new();
+        doc.insert(
+            place.keys.1.to_owned(),
+            serde_json::Value::Array(vec![serde_json::Value::Object(element)]),
+        );
+        let mut doc = serde_json::Value::Object(doc);
+        if let Some(ext) = place.keys.0 {
+            let mut outer = serde_json::Map::new();
+            outer.insert(ext.to_owned(), doc);
+            doc = serde_json::Value::Object(outer);
+        }
+        Some(doc.to_string())
     }
 
     /// Writes a FROM item named `alias` with one row per value at `path` under

@@ -250,3 +250,66 @@ fn postgres_orders_as_apply_query_does() {
         panic!("{e}");
     }
 }
+
+/// The look-ups identity providers make are index scans: with a GIN index
+/// (`jsonb_path_ops`) on the comparison document, the plan for each uses it.
+#[test]
+fn postgres_plans_use_the_document_index() {
+    let Some(mut scratch) = Scratch::open() else {
+        return;
+    };
+    let db = &mut scratch.client;
+    let registry = Registry::core();
+    let users = registry.resource_type("User").expect("User");
+    db.batch_execute("CREATE INDEX users_cmp ON users USING gin (cmp jsonb_path_ops)")
+        .expect("index");
+    for n in 0..2_000usize {
+        let user = serde_json::json!({
+            "id": format!("2819c223-{n:04}"),
+            "userName": format!("user{n}@example.com"),
+            "externalId": format!("ext-{n}"),
+            "emails": [{"value": format!("user{n}@example.com"), "type": "work"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": format!("{n}")}
+        });
+        let cmp = comparison_document(&users, &user).to_string();
+        db.execute(
+            "INSERT INTO users (n, id, cmp) VALUES ($1, $2, $3::text::jsonb)",
+            &[&(n as i32), &id(n), &cmp],
+        )
+        .expect("insert");
+    }
+    db.batch_execute("ANALYZE users; SET enable_seqscan = off")
+        .expect("analyze");
+    for text in [
+        r#"userName eq "USER42@example.com""#,
+        r#"externalId eq "ext-42""#,
+        r#"id eq "2819c223-0042""#,
+        r#"emails[value eq "user42@example.com"]"#,
+        r#"emails[type eq "work" and value eq "user42@example.com"]"#,
+        r#"emails.value eq "user42@example.com""#,
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#,
+    ] {
+        let filter: Filter = text.parse().expect("parses");
+        let t = translate(&filter, &users, "cmp", Dialect::Postgres);
+        let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+        let plan: Vec<String> = db
+            .query(
+                &format!("EXPLAIN SELECT n FROM users WHERE {}", t.sql),
+                &refs,
+            )
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("users_cmp"),
+            "{text} does not use the index:\n{plan}"
+        );
+        let found = db
+            .query(&format!("SELECT n FROM users WHERE {}", t.sql), &refs)
+            .expect("query");
+        assert_eq!(found.len(), 1, "{text}");
+    }
+}
