@@ -73,9 +73,8 @@ fn param(p: &Param) -> Box<dyn ToSql + Sync> {
     }
 }
 
-/// The users `filter` selects through PostgreSQL (residual applied in memory) and
-/// through `Filter::matches`.
-fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
+/// Replaces the table's rows with `users` and their comparison documents.
+fn load(db: &mut Client, users: &[Value]) {
     let registry = Registry::core();
     let schema = registry.resource_type("User").expect("User");
     db.batch_execute("TRUNCATE users").expect("truncate");
@@ -87,6 +86,14 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
         )
         .expect("insert");
     }
+}
+
+/// The users `filter` selects through PostgreSQL (residual applied in memory) and
+/// through `Filter::matches`.
+fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    load(db, users);
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
     let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
     let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
@@ -176,15 +183,7 @@ fn postgres_fixed_vectors() {
 fn ordered(db: &mut Client, filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
     let registry = Registry::core();
     let schema = registry.resource_type("User").expect("User");
-    db.batch_execute("TRUNCATE users").expect("truncate");
-    for (n, user) in users.iter().enumerate() {
-        let cmp = comparison_document(&schema, user).to_string();
-        db.execute(
-            "INSERT INTO users (n, id, cmp) VALUES ($1, $2, $3::text::jsonb)",
-            &[&(n as i32), &id(n), &cmp],
-        )
-        .expect("insert");
-    }
+    load(db, users);
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
     let order = order_by(
         sort,
