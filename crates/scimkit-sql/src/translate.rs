@@ -342,22 +342,30 @@ impl<'a, 'r> Writer<'a, 'r> {
                         None => return false,
                     },
                 };
+                if let LeafPredicate::Test(Test::Text(_, text) | Test::Time(_, text)) = &pred {
+                    if text.contains('\0') {
+                        // Databases cannot bind text holding NUL: evaluated in memory.
+                        return false;
+                    }
+                }
                 if negate {
                     self.out.push_str("(NOT ");
                 }
                 // PostgreSQL: string equality also as jsonb containment, which a GIN
-                // index on the document answers; the exact test follows it.
-                let containment = match (&pred, negate) {
-                    (LeafPredicate::Test(Test::Text(CompareOp::Eq, text)), false) => {
-                        self.containment(&place, text)
+                // index on the document answers, and a prefix as a range, which a
+                // btree index on the attribute answers; the exact test follows.
+                let mut guarded = false;
+                if let (LeafPredicate::Test(Test::Text(op, text)), false) = (&pred, negate) {
+                    if *op == CompareOp::Eq {
+                        if let Some(doc) = self.containment(&place, text) {
+                            let p = self.bind(Param::Text(doc));
+                            let column = self.column;
+                            self.put(format_args!("({column} @> {p}::jsonb AND "));
+                            guarded = true;
+                        }
+                    } else if *op == CompareOp::Sw {
+                        guarded = self.prefix_range(&place, text);
                     }
-                    _ => None,
-                };
-                let guarded = containment.is_some();
-                if let Some(doc) = containment {
-                    let p = self.bind(Param::Text(doc));
-                    let column = self.column;
-                    self.put(format_args!("({column} @> {p}::jsonb AND "));
                 }
                 self.any_leaf(&place, &pred);
                 if guarded {
@@ -487,6 +495,47 @@ impl<'a, 'r> Writer<'a, 'r> {
             doc = serde_json::Value::Object(outer);
         }
         Some(doc.to_string())
+    }
+
+    /// PostgreSQL, a single-valued simple attribute: writes `(value >= prefix AND
+    /// value < the first text after every text with that prefix AND ` (byte order), a
+    /// range a btree index on `(doc #>> '{attr}') COLLATE "C"` answers. The path is
+    /// written as a literal (from the schema, not the request) so that the planner
+    /// can match the index expression.
+    fn prefix_range(&mut self, place: &Place<'_, '_>, prefix: &str) -> bool {
+        if self.dialect != Dialect::Postgres
+            || !matches!(place.root, Root::Column(_))
+            || place.attr.is_multi_valued()
+            || place.leaf.is_some()
+            || place.sub.is_some()
+            || prefix.is_empty()
+        {
+            return false;
+        }
+        let Some(upper) = after_prefix(prefix) else {
+            return false;
+        };
+        let mut path = String::from("ARRAY[");
+        for (i, key) in [place.keys.0, Some(place.keys.1)]
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if i > 0 {
+                path.push_str(", ");
+            }
+            path.push('\'');
+            path.push_str(&key.replace('\'', "''"));
+            path.push('\'');
+        }
+        path.push(']');
+        let lo = self.bind(Param::Text(prefix.to_owned()));
+        let hi = self.bind(Param::Text(upper));
+        let column = self.column;
+        self.put(format_args!(
+            "(({column} #>> {path}) COLLATE \"C\" >= {lo} AND ({column} #>> {path}) COLLATE \"C\" < {hi} AND "
+        ));
+        true
     }
 
     /// The containment document of a value filter that is `eq` on strings only
@@ -752,6 +801,24 @@ impl<'a, 'r> Writer<'a, 'r> {
             }
         }
     }
+}
+
+/// The first text, in code point order, after every text that starts with `prefix`:
+/// the prefix with its last character moved to the next one (carrying past the
+/// highest); `None` when there is none.
+fn after_prefix(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// What a string comparison does in SQL.

@@ -172,6 +172,8 @@ fn postgres_fixed_vectors() {
         r#"emails eq "a@x""#,
         r#"name pr"#,
         r#"password pr"#,
+        r#"userName lt "b\u0000""#,
+        r#"userName ne "a\u0000""#,
     ] {
         let filter: Filter = text.parse().expect("parses");
         let (found, expected) = both(&mut scratch.client, &filter, &users);
@@ -251,7 +253,8 @@ fn postgres_orders_as_apply_query_does() {
 }
 
 /// The look-ups identity providers make are index scans: with a GIN index
-/// (`jsonb_path_ops`) on the comparison document, the plan for each uses it.
+/// (`jsonb_path_ops`) on the comparison document and a btree index on `userName`
+/// (for `sw`), the plan for each uses one.
 #[test]
 fn postgres_plans_use_the_document_index() {
     let Some(mut scratch) = Scratch::open() else {
@@ -260,8 +263,11 @@ fn postgres_plans_use_the_document_index() {
     let db = &mut scratch.client;
     let registry = Registry::core();
     let users = registry.resource_type("User").expect("User");
-    db.batch_execute("CREATE INDEX users_cmp ON users USING gin (cmp jsonb_path_ops)")
-        .expect("index");
+    db.batch_execute(
+        "CREATE INDEX users_cmp ON users USING gin (cmp jsonb_path_ops); \
+         CREATE INDEX users_cmp_user_name ON users (((cmp #>> '{userName}')) COLLATE \"C\");",
+    )
+    .expect("indexes");
     for n in 0..2_000usize {
         let user = serde_json::json!({
             "id": format!("2819c223-{n:04}"),
@@ -287,6 +293,7 @@ fn postgres_plans_use_the_document_index() {
         r#"emails[type eq "work" and value eq "user42@example.com"]"#,
         r#"emails.value eq "user42@example.com""#,
         r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#,
+        r#"userName sw "USER1999""#,
     ] {
         let filter: Filter = text.parse().expect("parses");
         let t = translate(&filter, &users, "cmp", Dialect::Postgres);

@@ -105,6 +105,8 @@ fn fixed_vectors() {
         r#"emails eq "a@x""#,
         r#"name pr"#,
         r#"password pr"#,
+        r#"userName lt "b\u0000""#,
+        r#"userName ne "a\u0000""#,
     ] {
         let filter: Filter = text.parse().expect("parses");
         let (found, expected) = both(&filter, &users);
