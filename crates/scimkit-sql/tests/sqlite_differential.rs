@@ -120,7 +120,7 @@ mod sorting {
     use super::*;
     use scimkit::store::Sort;
     use scimkit_sql::order_by;
-    use shared::{expected, id, sort};
+    use shared::{expected, expected_page, id, sort};
 
     fn sqlite(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
         let registry = Registry::core();
@@ -168,8 +168,84 @@ mod sorting {
         .collect()
     }
 
+    /// One page (RFC 7644 §3.4.2.4) through SQL: `LIMIT`/`OFFSET` on the order, and
+    /// `totalResults` from `COUNT(*)` with the same `WHERE`; `None` when the filter
+    /// has a residual (then the page is cut after evaluating it).
+    fn sqlite_page(
+        filter: &Filter,
+        users: &[Value],
+        sort: &Sort,
+        start_index: usize,
+        count: usize,
+    ) -> Option<(Vec<String>, usize)> {
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("User");
+        let db = Connection::open_in_memory().expect("sqlite");
+        db.execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, cmp TEXT NOT NULL)",
+            [],
+        )
+        .expect("table");
+        for (n, user) in users.iter().enumerate() {
+            let cmp = comparison_document(&schema, user).to_string();
+            db.execute(
+                "INSERT INTO users VALUES (?1, ?2)",
+                rusqlite::params![id(n), cmp],
+            )
+            .expect("insert");
+        }
+        let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
+        if t.residual.is_some() {
+            return None;
+        }
+        let total: i64 = db
+            .query_row(
+                &format!("SELECT COUNT(*) FROM users WHERE {}", t.sql),
+                params_from_iter(t.params.iter().map(sql_value)),
+                |r| r.get(0),
+            )
+            .expect("count");
+        let order = order_by(
+            sort,
+            &schema,
+            "cmp",
+            "id",
+            Dialect::Sqlite,
+            t.params.len() + 1,
+        );
+        let sql = format!(
+            "SELECT id FROM users WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            t.sql,
+            order.sql,
+            count,
+            start_index - 1
+        );
+        let params = t.params.iter().chain(order.params.iter()).map(sql_value);
+        let mut stmt = db.prepare(&sql).expect("prepare");
+        let ids = stmt
+            .query_map(params_from_iter(params), |r| r.get::<_, String>(0))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        Some((ids, total as usize))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn sqlite_pages_as_apply_query_does(
+            filter in arb::filter(),
+            users in proptest::collection::vec(arb::user(), 1..8),
+            sort in sort(),
+            start_index in 1usize..5,
+            count in 0usize..4,
+        ) {
+            let users = normalized(users);
+            if let Some(page) = sqlite_page(&filter, &users, &sort, start_index, count) {
+                prop_assert_eq!(page, expected_page(&filter, &users, &sort, start_index, count), "{}", filter);
+            }
+        }
 
         #[test]
         fn sqlite_orders_as_apply_query_does(

@@ -84,3 +84,38 @@ pub fn expected(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
         .map(|r| r.id)
         .collect()
 }
+
+/// The ids and total scimkit's in-memory query gives for one page.
+pub fn expected_page(
+    filter: &Filter,
+    users: &[Value],
+    sort: &Sort,
+    start_index: usize,
+    count: usize,
+) -> (Vec<String>, usize) {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    let records: Vec<Record> = users
+        .iter()
+        .enumerate()
+        .map(|(n, u)| Record {
+            id: id(n),
+            version: 1,
+            resource: u.clone(),
+        })
+        .collect();
+    let projection = Projection::all();
+    let query = ListQuery {
+        schema,
+        filter: Some(filter),
+        sort: Some(sort),
+        start_index,
+        count,
+        projection: &projection,
+    };
+    let page = apply_query(&records, &query);
+    (
+        page.records.into_iter().map(|r| r.id).collect(),
+        page.total_results,
+    )
+}
