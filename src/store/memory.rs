@@ -226,6 +226,8 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 )));
             }
             table.claim(&record.id, unique)?;
+            // A whole write may change the members: the index is rebuilt when needed.
+            table.members.remove(&record.id);
             table.records.insert(record.id.clone(), record.clone());
             Ok(record)
         }))
@@ -263,6 +265,8 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 return Err(StoreError::PreconditionFailed);
             }
             table.claim(&record.id, unique)?;
+            // A whole write may change the members: the index is rebuilt when needed.
+            table.members.remove(&record.id);
             table.records.insert(record.id.clone(), record.clone());
             Ok(record)
         }))
