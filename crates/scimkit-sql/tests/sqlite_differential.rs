@@ -11,7 +11,7 @@ use scimkit::Registry;
 use scimkit::filter::Filter;
 use scimkit_sql::{Dialect, Param, comparison_document, translate};
 use serde_json::Value;
-use shared::normalized;
+use shared::{FIXED_FILTERS, fixed_users, id, normalized};
 
 fn sql_value(p: &Param) -> rusqlite::types::Value {
     match p {
@@ -21,42 +21,58 @@ fn sql_value(p: &Param) -> rusqlite::types::Value {
     }
 }
 
-/// The ids `filter` selects among `users` through SQLite (with the residual applied
-/// in memory), and through `Filter::matches`.
-fn both(filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
+/// An in-memory database holding `users`: the `n`th has id `u00n` and its
+/// comparison document.
+fn load(users: &[Value]) -> Connection {
     let registry = Registry::core();
     let schema = registry.resource_type("User").expect("User");
     let db = Connection::open_in_memory().expect("sqlite");
     db.execute(
-        "CREATE TABLE users (n INTEGER PRIMARY KEY, cmp TEXT NOT NULL)",
+        "CREATE TABLE users (n INTEGER PRIMARY KEY, id TEXT NOT NULL, cmp TEXT NOT NULL)",
         [],
     )
     .expect("table");
     for (n, user) in users.iter().enumerate() {
         let cmp = comparison_document(&schema, user).to_string();
         db.execute(
-            "INSERT INTO users VALUES (?1, ?2)",
-            rusqlite::params![n as i64, cmp],
+            "INSERT INTO users VALUES (?1, ?2, ?3)",
+            rusqlite::params![n as i64, id(n), cmp],
         )
         .expect("insert");
     }
+    db
+}
+
+/// The `n` column of what `sql` selects with `params`, kept where the residual
+/// (if any) also matches.
+fn select(
+    db: &Connection,
+    sql: &str,
+    params: &[Param],
+    residual: Option<&Filter>,
+    users: &[Value],
+) -> Vec<usize> {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    let mut stmt = db.prepare(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    stmt.query_map(params_from_iter(params.iter().map(sql_value)), |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+    .map(|r| r.expect("row") as usize)
+    .filter(|&n| residual.is_none_or(|f| f.matches(&schema, &users[n])))
+    .collect()
+}
+
+/// The users `filter` selects through SQLite (with the residual applied in memory),
+/// and through `Filter::matches`.
+fn both(filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
+    let db = load(users);
     let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
     let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
-    let mut stmt = db
-        .prepare(&sql)
-        .unwrap_or_else(|e| panic!("{filter}: {e}\n{sql}"));
-    let found: Vec<usize> = stmt
-        .query_map(params_from_iter(t.params.iter().map(sql_value)), |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap_or_else(|e| panic!("{filter}: {e}\n{sql}"))
-        .map(|r| r.expect("row") as usize)
-        .filter(|&n| {
-            t.residual
-                .as_ref()
-                .is_none_or(|f| f.matches(&schema, &users[n]))
-        })
-        .collect();
+    let found = select(&db, &sql, &t.params, t.residual.as_ref(), users);
     let expected: Vec<usize> = (0..users.len())
         .filter(|&n| filter.matches(&schema, &users[n]))
         .collect();
@@ -80,34 +96,8 @@ proptest! {
 /// Disagreements found so far, kept as fixed vectors.
 #[test]
 fn fixed_vectors() {
-    let users: Vec<Value> = normalized(vec![
-        serde_json::json!({"userName": "a", "externalId": "x1"}),
-        serde_json::json!({"userName": "b"}),
-        serde_json::json!({"userName": "x%y", "title": "", "emails": [{"value": "A@X", "type": "work"}]}),
-        serde_json::json!({"userName": "xay", "emails": [{"value": "b@x", "type": "home"}, {"value": "c@x", "type": "work"}]}),
-        serde_json::json!({"userName": "\u{212A}elvin", "meta": {"created": "2011-05-13T06:42:34+02:00"}}),
-    ]);
-    for text in [
-        r#"externalId ne "x1""#,
-        r#"not (externalId sw "x")"#,
-        r#"userName co "%""#,
-        r#"userName sw "x_""#,
-        r#"userName eq "KELVIN""#,
-        r#"userName eq "kelvin""#,
-        r#"title pr"#,
-        r#"title eq """#,
-        r#"emails[type eq "work" and value co "@x"]"#,
-        r#"emails[type eq "home" and value eq "c@x"]"#,
-        r#"meta.created eq "2011-05-13T04:42:34Z""#,
-        r#"meta.created gt "2011-05-13T04:00:00-01:00""#,
-        r#"meta.created co "06:42""#,
-        r#"emails pr"#,
-        r#"emails eq "a@x""#,
-        r#"name pr"#,
-        r#"password pr"#,
-        r#"userName lt "b\u0000""#,
-        r#"userName ne "a\u0000""#,
-    ] {
+    let users = fixed_users();
+    for text in FIXED_FILTERS {
         let filter: Filter = text.parse().expect("parses");
         let (found, expected) = both(&filter, &users);
         assert_eq!(found, expected, "{text}");
@@ -116,29 +106,16 @@ fn fixed_vectors() {
 
 mod sorting {
     //! `WHERE` and `ORDER BY` together select and order exactly as scimkit's
-    //! `apply_query` does in memory.
+    //! `apply_query` does in memory, and `LIMIT`/`OFFSET` page it.
     use super::*;
     use scimkit::store::Sort;
-    use scimkit_sql::order_by;
-    use shared::{expected, expected_page, id, sort};
+    use scimkit_sql::{Translation, order_by};
+    use shared::{expected, expected_page, sort};
 
-    fn sqlite(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
+    /// The translated `WHERE` and `ORDER BY`, with all their parameters.
+    fn query(filter: &Filter, sort: &Sort) -> (Translation, String, Vec<Param>) {
         let registry = Registry::core();
         let schema = registry.resource_type("User").expect("User");
-        let db = Connection::open_in_memory().expect("sqlite");
-        db.execute(
-            "CREATE TABLE users (id TEXT PRIMARY KEY, n INTEGER, cmp TEXT NOT NULL)",
-            [],
-        )
-        .expect("table");
-        for (n, user) in users.iter().enumerate() {
-            let cmp = comparison_document(&schema, user).to_string();
-            db.execute(
-                "INSERT INTO users VALUES (?1, ?2, ?3)",
-                rusqlite::params![id(n), n as i64, cmp],
-            )
-            .expect("insert");
-        }
         let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
         let order = order_by(
             sort,
@@ -148,24 +125,23 @@ mod sorting {
             Dialect::Sqlite,
             t.params.len() + 1,
         );
-        let sql = format!(
-            "SELECT id, n FROM users WHERE {} ORDER BY {}",
-            t.sql, order.sql
-        );
-        let params = t.params.iter().chain(order.params.iter()).map(sql_value);
-        let mut stmt = db.prepare(&sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
-        stmt.query_map(params_from_iter(params), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
-        .map(|r| r.expect("row"))
-        .filter(|(_, n)| {
-            t.residual
-                .as_ref()
-                .is_none_or(|f| f.matches(&schema, &users[*n as usize]))
-        })
-        .map(|(id, _)| id)
-        .collect()
+        let params = t
+            .params
+            .iter()
+            .chain(order.params.iter())
+            .cloned()
+            .collect();
+        (t, order.sql, params)
+    }
+
+    fn sqlite(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
+        let db = load(users);
+        let (t, order, params) = query(filter, sort);
+        let sql = format!("SELECT n FROM users WHERE {} ORDER BY {order}", t.sql);
+        select(&db, &sql, &params, t.residual.as_ref(), users)
+            .into_iter()
+            .map(id)
+            .collect()
     }
 
     /// One page (RFC 7644 §3.4.2.4) through SQL: `LIMIT`/`OFFSET` on the order, and
@@ -178,23 +154,8 @@ mod sorting {
         start_index: usize,
         count: usize,
     ) -> Option<(Vec<String>, usize)> {
-        let registry = Registry::core();
-        let schema = registry.resource_type("User").expect("User");
-        let db = Connection::open_in_memory().expect("sqlite");
-        db.execute(
-            "CREATE TABLE users (id TEXT PRIMARY KEY, cmp TEXT NOT NULL)",
-            [],
-        )
-        .expect("table");
-        for (n, user) in users.iter().enumerate() {
-            let cmp = comparison_document(&schema, user).to_string();
-            db.execute(
-                "INSERT INTO users VALUES (?1, ?2)",
-                rusqlite::params![id(n), cmp],
-            )
-            .expect("insert");
-        }
-        let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
+        let db = load(users);
+        let (t, order, params) = query(filter, sort);
         if t.residual.is_some() {
             return None;
         }
@@ -205,27 +166,14 @@ mod sorting {
                 |r| r.get(0),
             )
             .expect("count");
-        let order = order_by(
-            sort,
-            &schema,
-            "cmp",
-            "id",
-            Dialect::Sqlite,
-            t.params.len() + 1,
-        );
         let sql = format!(
-            "SELECT id FROM users WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            "SELECT n FROM users WHERE {} ORDER BY {order} LIMIT {count} OFFSET {}",
             t.sql,
-            order.sql,
-            count,
             start_index - 1
         );
-        let params = t.params.iter().chain(order.params.iter()).map(sql_value);
-        let mut stmt = db.prepare(&sql).expect("prepare");
-        let ids = stmt
-            .query_map(params_from_iter(params), |r| r.get::<_, String>(0))
-            .expect("query")
-            .map(|r| r.expect("row"))
+        let ids = select(&db, &sql, &params, None, users)
+            .into_iter()
+            .map(id)
             .collect();
         Some((ids, total as usize))
     }

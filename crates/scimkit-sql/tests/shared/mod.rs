@@ -58,31 +58,7 @@ pub fn sort() -> impl Strategy<Value = Sort> {
 
 /// The ids scimkit's in-memory query selects, in its order.
 pub fn expected(filter: &Filter, users: &[Value], sort: &Sort) -> Vec<String> {
-    let registry = Registry::core();
-    let schema = registry.resource_type("User").expect("User");
-    let records: Vec<Record> = users
-        .iter()
-        .enumerate()
-        .map(|(n, u)| Record {
-            id: id(n),
-            version: 1,
-            resource: u.clone(),
-        })
-        .collect();
-    let projection = Projection::all();
-    let query = ListQuery {
-        schema,
-        filter: Some(filter),
-        sort: Some(sort),
-        start_index: 1,
-        count: usize::MAX,
-        projection: &projection,
-    };
-    apply_query(&records, &query)
-        .records
-        .into_iter()
-        .map(|r| r.id)
-        .collect()
+    expected_page(filter, users, sort, 1, usize::MAX).0
 }
 
 /// The ids and total scimkit's in-memory query gives for one page.
@@ -119,3 +95,43 @@ pub fn expected_page(
         page.total_results,
     )
 }
+
+/// Users behind disagreements found so far (kept as fixed vectors): a missing
+/// `externalId`, LIKE wildcards in values, an empty string, several emails, the
+/// Kelvin sign, a dateTime with an offset, a non-ASCII capital.
+pub fn fixed_users() -> Vec<Value> {
+    normalized(vec![
+        serde_json::json!({"userName": "a", "externalId": "x1"}),
+        serde_json::json!({"userName": "b"}),
+        serde_json::json!({"userName": "x%y", "title": "", "emails": [{"value": "A@X", "type": "work"}]}),
+        serde_json::json!({"userName": "xay", "emails": [{"value": "b@x", "type": "home"}, {"value": "c@x", "type": "work"}]}),
+        serde_json::json!({"userName": "\u{212A}elvin", "meta": {"created": "2011-05-13T06:42:34+02:00"}}),
+        serde_json::json!({"userName": "Äpfel", "title": "B"}),
+    ])
+}
+
+/// The filters of the fixed vectors.
+pub const FIXED_FILTERS: &[&str] = &[
+    r#"externalId ne "x1""#,
+    r#"not (externalId sw "x")"#,
+    r#"userName co "%""#,
+    r#"userName sw "x_""#,
+    r#"userName eq "KELVIN""#,
+    r#"userName eq "kelvin""#,
+    r#"userName gt "b""#,
+    r#"userName eq "äPFEL""#,
+    r#"title lt "a""#,
+    r#"title pr"#,
+    r#"title eq """#,
+    r#"emails[type eq "work" and value co "@x"]"#,
+    r#"emails[type eq "home" and value eq "c@x"]"#,
+    r#"meta.created eq "2011-05-13T04:42:34Z""#,
+    r#"meta.created gt "2011-05-13T04:00:00-01:00""#,
+    r#"meta.created co "06:42""#,
+    r#"emails pr"#,
+    r#"emails eq "a@x""#,
+    r#"name pr"#,
+    r#"password pr"#,
+    r#"userName lt "b\u0000""#,
+    r#"userName ne "a\u0000""#,
+];
