@@ -168,8 +168,35 @@ pub(crate) fn fold(def: &Attribute, s: &str) -> String {
     if def.compares_case_exact() {
         s.to_owned()
     } else {
-        s.to_lowercase()
+        fold_text(s)
     }
+}
+
+/// Text as scimkit compares it ignoring case: Rust's `str::to_lowercase`, the one
+/// case-folding rule of the evaluator and of every SQL translation. Write it into the
+/// folded column of a [`Mapping`](crate::Mapping) (SQL's `lower()` folds differently
+/// beyond ASCII).
+///
+/// ```
+/// assert_eq!(scimkit_sql::fold_text("\u{212A}elvin ÄPFEL"), "kelvin äpfel");
+/// ```
+pub fn fold_text(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// An instant as the fixed-width UTC text whose order is the instants' order
+/// (`2011-05-13T04:42:34.000000000Z`): what a SQLite dateTime column of a
+/// [`Mapping`](crate::Mapping) holds.
+///
+/// ```
+/// let t = chrono::DateTime::parse_from_rfc3339("2011-05-13T06:42:34+02:00")?;
+/// assert_eq!(scimkit_sql::instant_text(&t), "2011-05-13T04:42:34.000000000Z");
+/// # Ok::<(), chrono::ParseError>(())
+/// ```
+pub fn instant_text<Tz: chrono::TimeZone>(t: &DateTime<Tz>) -> String {
+    t.with_timezone(&Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
 }
 
 /// `xsd:dateTime` as scimkit reads it: RFC 3339 with a time zone, trimmed.
@@ -179,9 +206,7 @@ pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<FixedOffset>> {
 
 /// An instant as fixed-width UTC text, whose order is the instants' order.
 pub(crate) fn instant(t: &DateTime<FixedOffset>) -> String {
-    t.with_timezone(&Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
+    instant_text(t)
 }
 
 /// `true`/`false` in any case, as the evaluator reads booleans sent as strings.

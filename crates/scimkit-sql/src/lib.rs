@@ -52,7 +52,9 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod document;
+pub mod relational;
 mod translate;
 
-pub use document::comparison_document;
+pub use document::{comparison_document, fold_text, instant_text};
+pub use relational::{Child, Column, Mapping, MappingBuilder, MappingError, Unmapped};
 pub use translate::{Dialect, OrderBy, Param, Translation, order_by, translate};

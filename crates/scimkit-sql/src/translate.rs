@@ -37,6 +37,9 @@ pub enum Param {
     Real(f64),
     /// A list of keys: a JSON path for PostgreSQL's `#>` (`text[]`).
     TextArray(Vec<String>),
+    /// A boolean, for a boolean column of a [`Mapping`](crate::Mapping) (SQLite
+    /// stores it as the integer 1 or 0).
+    Bool(bool),
 }
 
 /// A filter as a SQL condition on the column holding the comparison document.
@@ -119,7 +122,7 @@ enum Scope<'r> {
 }
 
 /// The comparison one leaf value gets.
-enum Test {
+pub(crate) enum Test {
     Never,
     Text(CompareOp, String),
     Number(CompareOp, f64),
@@ -134,10 +137,10 @@ enum LeafPredicate {
 
 /// A placeholder, written in the dialect's form.
 #[derive(Clone, Copy)]
-struct Ph {
-    n: usize,
-    cast: &'static str,
-    dialect: Dialect,
+pub(crate) struct Ph {
+    pub(crate) n: usize,
+    pub(crate) cast: &'static str,
+    pub(crate) dialect: Dialect,
 }
 
 impl fmt::Display for Ph {
@@ -214,6 +217,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             (Param::Text(_), Dialect::Postgres) => "::text",
             (Param::Real(_), Dialect::Postgres) => "::float8",
             (Param::TextArray(_), Dialect::Postgres) => "::text[]",
+            (Param::Bool(_), Dialect::Postgres) => "::boolean",
         };
         self.params.push(p);
         Ph {
@@ -806,7 +810,7 @@ impl<'a, 'r> Writer<'a, 'r> {
 /// The first text, in code point order, after every text that starts with `prefix`:
 /// the prefix with its last character moved to the next one (carrying past the
 /// highest); `None` when there is none.
-fn after_prefix(prefix: &str) -> Option<String> {
+pub(crate) fn after_prefix(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let mut next = u32::from(last) + 1;
@@ -822,7 +826,7 @@ fn after_prefix(prefix: &str) -> Option<String> {
 }
 
 /// What a string comparison does in SQL.
-enum TextCond {
+pub(crate) enum TextCond {
     Contains,
     Starts,
     Ends,
@@ -830,7 +834,7 @@ enum TextCond {
 }
 
 impl TextCond {
-    fn of(op: CompareOp) -> Option<TextCond> {
+    pub(crate) fn of(op: CompareOp) -> Option<TextCond> {
         Some(match op {
             CompareOp::Co => TextCond::Contains,
             CompareOp::Sw => TextCond::Starts,
@@ -841,7 +845,7 @@ impl TextCond {
 }
 
 /// The SQL operator for an ordering or equality.
-fn ordering(op: CompareOp) -> Option<&'static str> {
+pub(crate) fn ordering(op: CompareOp) -> Option<&'static str> {
     Some(match op {
         CompareOp::Eq => "=",
         CompareOp::Ne => "<>",
@@ -856,7 +860,7 @@ fn ordering(op: CompareOp) -> Option<&'static str> {
 /// The comparison a literal makes with values of `def`, read as the evaluator reads
 /// it; `None` for what the comparison document cannot answer (a substring test on a
 /// dateTime, which compares the text as sent): that part becomes the residual.
-fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Option<Test> {
+pub(crate) fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Option<Test> {
     Some(match def.attr_type() {
         AttributeType::Boolean => match comp_bool(expected) {
             Some(b) if op == CompareOp::Eq => Test::Bool(b),

@@ -28,8 +28,14 @@ struct Scratch {
     schema: String,
 }
 
+/// The comparison-document table.
+const DOCUMENTS: &str =
+    "CREATE TABLE users (n integer PRIMARY KEY, id text NOT NULL, cmp jsonb NOT NULL);";
+
 impl Scratch {
-    fn open() -> Option<Scratch> {
+    /// A new schema holding the tables `ddl` creates; `None` (after saying so) when
+    /// PostgreSQL is not reachable outside CI.
+    fn open(ddl: &str) -> Option<Scratch> {
         let mut client = match Client::connect(URL, NoTls) {
             Ok(c) => c,
             Err(e) => {
@@ -48,8 +54,7 @@ impl Scratch {
         let schema = format!("scimkit_sql_test_{}_{nanos}", std::process::id());
         client
             .batch_execute(&format!(
-                "CREATE SCHEMA {schema}; SET search_path TO {schema}; \
-                 CREATE TABLE users (n integer PRIMARY KEY, id text NOT NULL, cmp jsonb NOT NULL);"
+                "CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl}"
             ))
             .expect("scratch schema");
         Some(Scratch { client, schema })
@@ -69,6 +74,7 @@ fn param(p: &Param) -> Box<dyn ToSql + Sync> {
         Param::Text(s) => Box::new(s.clone()),
         Param::Real(f) => Box::new(*f),
         Param::TextArray(keys) => Box::new(keys.clone()),
+        Param::Bool(b) => Box::new(*b),
         other => panic!("a parameter this test cannot bind: {other:?}"),
     }
 }
@@ -118,7 +124,7 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
 
 #[test]
 fn postgres_selects_what_matches_selects() {
-    let Some(mut scratch) = Scratch::open() else {
+    let Some(mut scratch) = Scratch::open(DOCUMENTS) else {
         return;
     };
     let mut runner = TestRunner::new(Config {
@@ -141,7 +147,7 @@ fn postgres_selects_what_matches_selects() {
 
 #[test]
 fn postgres_fixed_vectors() {
-    let Some(mut scratch) = Scratch::open() else {
+    let Some(mut scratch) = Scratch::open(DOCUMENTS) else {
         return;
     };
     let users = fixed_users();
@@ -192,7 +198,7 @@ fn ordered(db: &mut Client, filter: &Filter, users: &[Value], sort: &Sort) -> Ve
 
 #[test]
 fn postgres_orders_as_apply_query_does() {
-    let Some(mut scratch) = Scratch::open() else {
+    let Some(mut scratch) = Scratch::open(DOCUMENTS) else {
         return;
     };
     let mut runner = TestRunner::new(Config {
@@ -228,7 +234,7 @@ fn postgres_orders_as_apply_query_does() {
 /// (for `sw`), the plan for each uses one.
 #[test]
 fn postgres_plans_use_the_document_index() {
-    let Some(mut scratch) = Scratch::open() else {
+    let Some(mut scratch) = Scratch::open(DOCUMENTS) else {
         return;
     };
     let db = &mut scratch.client;
@@ -288,5 +294,242 @@ fn postgres_plans_use_the_document_index() {
             .query(&format!("SELECT n FROM users WHERE {}", t.sql), &refs)
             .expect("query");
         assert_eq!(found.len(), 1, "{text}");
+    }
+}
+
+mod relational {
+    //! The same comparisons, sorts and pages on a host's own tables through a
+    //! [`Mapping`]: `timestamptz` and `boolean` columns, folded columns, a child table.
+    use super::*;
+    use scimkit_sql::Mapping;
+    use shared::expected_page;
+    use shared::relational::{insert_email, insert_user, mapping, rows, tables};
+
+    /// Replaces the rows with `users`'; returns the users built back from them.
+    fn load(db: &mut Client, users: &[Value]) -> Vec<Value> {
+        db.batch_execute("TRUNCATE users, user_emails")
+            .expect("truncate");
+        let (rows, rebuilt) = rows(users);
+        let (user_sql, email_sql) = (insert_user(true), insert_email(true));
+        for (n, row) in rows.iter().enumerate() {
+            let columns = row.columns();
+            let mut values: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            let n32 = n as i32;
+            values.push(&n32);
+            values.push(&row.id);
+            values.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
+            db.execute(&user_sql, &values).expect("insert user");
+            for (position, email) in row.emails.iter().enumerate() {
+                let position = position as i32;
+                let columns = email.columns();
+                let mut values: Vec<&(dyn ToSql + Sync)> = vec![&row.id, &position];
+                values.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
+                db.execute(email_sql, &values).expect("insert email");
+            }
+        }
+        rebuilt
+    }
+
+    /// The ids of `SELECT … WHERE … ORDER BY … LIMIT … OFFSET …`, the residual
+    /// applied to the rows returned, and `COUNT(*)` with the same `WHERE`.
+    fn run(
+        db: &mut Client,
+        mapping: &Mapping,
+        filter: &Filter,
+        sort: &Sort,
+        page: Option<(usize, usize)>,
+        rebuilt: &[Value],
+    ) -> Option<(Vec<String>, usize)> {
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("User");
+        let t = mapping
+            .translate(filter, &schema, Dialect::Postgres)
+            .expect("a residual, never an error");
+        let order = mapping.order_by(sort, &schema, Dialect::Postgres)?;
+        if page.is_some() && t.residual.is_some() {
+            return None;
+        }
+        let limit = page.map_or(String::new(), |(start, count)| {
+            format!(" LIMIT {count} OFFSET {}", start - 1)
+        });
+        let sql = format!(
+            "SELECT id, n FROM users WHERE {} ORDER BY {}{limit}",
+            t.sql, order.sql
+        );
+        let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+        let ids: Vec<String> = db
+            .query(&sql, &refs)
+            .unwrap_or_else(|e| panic!("{filter}: {e}\n{sql}\n{:?}", t.params))
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize))
+            .filter(|(_, n)| {
+                t.residual
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&schema, &rebuilt[*n]))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        let total = match page {
+            Some(_) => {
+                let count: i64 = db
+                    .query_one(
+                        &format!("SELECT COUNT(*) FROM users WHERE {}", t.sql),
+                        &refs,
+                    )
+                    .expect("count")
+                    .get(0);
+                count as usize
+            }
+            None => ids.len(),
+        };
+        Some((ids, total))
+    }
+
+    fn by_id() -> Sort {
+        Sort {
+            by: scimkit::path::AttrPath::parse("id").expect("path"),
+            order: scimkit::SortOrder::Ascending,
+        }
+    }
+
+    #[test]
+    fn postgres_tables_select_order_and_page_as_apply_query_does() {
+        let Some(mut scratch) = Scratch::open(&tables(true)) else {
+            return;
+        };
+        let mapping = mapping();
+        let mut runner = TestRunner::new(Config {
+            cases: 1_500,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = (
+            arb::filter(),
+            proptest::collection::vec(arb::user(), 1..8),
+            sort(),
+            1usize..5,
+            0usize..8,
+        );
+        let client = std::cell::RefCell::new(&mut scratch.client);
+        let result = runner.run(&strategy, |(filter, users, sort, start, count)| {
+            let users = normalized(users);
+            let db = &mut client.borrow_mut();
+            let rebuilt = load(db, &users);
+            // Selection alone (ordered by id), then a sorted page.
+            let all = run(db, &mapping, &filter, &by_id(), None, &rebuilt).map(|r| r.0);
+            prop_assert_eq!(
+                all,
+                Some(expected(&filter, &rebuilt, &by_id())),
+                "{}",
+                filter
+            );
+            if let Some(page) = run(db, &mapping, &filter, &sort, Some((start, count)), &rebuilt) {
+                prop_assert_eq!(
+                    page,
+                    expected_page(&filter, &rebuilt, &sort, start, count),
+                    "{} sortBy {}",
+                    filter,
+                    sort.by
+                );
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn postgres_tables_fixed_vectors() {
+        let Some(mut scratch) = Scratch::open(&tables(true)) else {
+            return;
+        };
+        let mapping = mapping();
+        let rebuilt = load(&mut scratch.client, &fixed_users());
+        for text in FIXED_FILTERS {
+            let filter: Filter = text.parse().expect("parses");
+            let found = run(
+                &mut scratch.client,
+                &mapping,
+                &filter,
+                &by_id(),
+                None,
+                &rebuilt,
+            );
+            assert_eq!(
+                found.map(|r| r.0),
+                Some(expected(&filter, &rebuilt, &by_id())),
+                "{text}"
+            );
+        }
+    }
+
+    /// With indexes on the folded columns and the child table's key, the
+    /// identity-provider look-ups are index scans.
+    #[test]
+    fn postgres_tables_plans_use_indexes() {
+        let Some(mut scratch) = Scratch::open(&tables(true)) else {
+            return;
+        };
+        let db = &mut scratch.client;
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("User");
+        db.batch_execute(
+            "CREATE UNIQUE INDEX users_id ON users (id); \
+             CREATE INDEX users_user_name ON users (user_name_folded); \
+             CREATE INDEX users_external_id ON users (external_id); \
+             CREATE INDEX user_emails_value ON user_emails (value_folded); \
+             CREATE INDEX user_emails_user ON user_emails (user_id);",
+        )
+        .expect("indexes");
+        let users: Vec<Value> = (0..2_000usize)
+            .map(|n| {
+                serde_json::json!({
+                    "userName": format!("User{n}@example.com"),
+                    "externalId": format!("ext-{n}"),
+                    "emails": [{"value": format!("user{n}@example.org"), "type": "work"}],
+                })
+            })
+            .collect();
+        load(db, &users);
+        db.batch_execute("ANALYZE users; ANALYZE user_emails; SET enable_seqscan = off")
+            .expect("analyze");
+        for (text, index) in [
+            (r#"userName eq "USER42@example.com""#, "users_user_name"),
+            (r#"externalId eq "ext-42""#, "users_external_id"),
+            (r#"id eq "u042""#, "users_id"),
+            (
+                r#"emails[value eq "user42@example.org"]"#,
+                "user_emails_value",
+            ),
+            (
+                r#"emails[type eq "work" and value eq "USER42@example.org"]"#,
+                "user_emails_value",
+            ),
+        ] {
+            let filter: Filter = text.parse().expect("parses");
+            let t = mapping()
+                .translate(&filter, &schema, Dialect::Postgres)
+                .expect("translates");
+            assert!(t.residual.is_none(), "{text}");
+            let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+            let plan: Vec<String> = db
+                .query(
+                    &format!("EXPLAIN SELECT n FROM users WHERE {}", t.sql),
+                    &refs,
+                )
+                .expect("explain")
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(plan.contains(index), "{text} does not use {index}:\n{plan}");
+            let found = db
+                .query(&format!("SELECT n FROM users WHERE {}", t.sql), &refs)
+                .expect("query");
+            assert_eq!(found.len(), 1, "{text}");
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! scimkit's in-memory query gives.
 #![allow(dead_code)]
 
+pub mod relational;
+
 use proptest::prelude::*;
 use scimkit::filter::Filter;
 use scimkit::store::{ListQuery, Projection, Record, Sort, apply_query};
@@ -134,4 +136,6 @@ pub const FIXED_FILTERS: &[&str] = &[
     r#"password pr"#,
     r#"userName lt "b\u0000""#,
     r#"userName ne "a\u0000""#,
+    r#"name eq null and not (userName co "a")"#,
+    r#"userName gt "it's" and not (id pr)"#,
 ];
