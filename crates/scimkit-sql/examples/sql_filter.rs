@@ -193,13 +193,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     filter.check(&users)?;
     let t = mapping.translate(&filter, &users, Dialect::Sqlite)?;
     let sort = sort.map(|by| Sort { by, order });
-    let order_by = match &sort {
-        Some(sort) => mapping.order_by(sort, &users, Dialect::Sqlite),
-        None => Some(scimkit_sql::OrderBy {
-            sql: "users.id".into(),
-            params: Vec::new(),
-        }),
-    };
+    let order_by = sort
+        .as_ref()
+        .and_then(|sort| mapping.order_by(sort, &users, Dialect::Sqlite));
     let sql = format!(
         "SELECT * FROM users WHERE {} ORDER BY {}",
         t.sql,

@@ -194,9 +194,33 @@ pub fn fold_text(s: &str) -> String {
 /// # Ok::<(), chrono::ParseError>(())
 /// ```
 pub fn instant_text<Tz: chrono::TimeZone>(t: &DateTime<Tz>) -> String {
-    t.with_timezone(&Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    let t = t.with_timezone(&Utc);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Outside four digits, chrono's own form; such years do not order as
+        // text with the others (nor does anything else compare them).
+        return t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
+    }
+    let mut out = String::with_capacity(30);
+    let push = crate::text::push_number;
+    push(&mut out, year as usize, 4);
+    out.push('-');
+    push(&mut out, t.month() as usize, 2);
+    out.push('-');
+    push(&mut out, t.day() as usize, 2);
+    out.push('T');
+    push(&mut out, t.hour() as usize, 2);
+    out.push(':');
+    push(&mut out, t.minute() as usize, 2);
+    out.push(':');
+    // A leap second is nanoseconds past 999,999,999, as chrono keeps it.
+    let nanos = t.nanosecond();
+    push(&mut out, (t.second() + nanos / 1_000_000_000) as usize, 2);
+    out.push('.');
+    push(&mut out, (nanos % 1_000_000_000) as usize, 9);
+    out.push('Z');
+    out
 }
 
 /// `xsd:dateTime` as scimkit reads it: RFC 3339 with a time zone, trimmed.
@@ -217,5 +241,31 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written form is chrono's `%Y-%m-%dT%H:%M:%S%.9fZ`, leap seconds and
+    /// the ends of the four-digit years included.
+    #[test]
+    fn instant_text_is_chronos_form() {
+        for text in [
+            "2011-05-13T06:42:34+02:00",
+            "2011-05-13T04:42:35.5Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2016-12-31T23:59:60.25Z",
+            "1970-01-01T00:00:00.000000001-08:00",
+        ] {
+            let t = DateTime::parse_from_rfc3339(text).expect(text);
+            let chrono = t
+                .with_timezone(&Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+                .to_string();
+            assert_eq!(instant_text(&t), chrono, "{text}");
+        }
     }
 }

@@ -51,6 +51,9 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
+mod text;
+
 pub mod document;
 pub mod relational;
 mod translate;

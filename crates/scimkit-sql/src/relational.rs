@@ -34,7 +34,7 @@
 //! comparison is left to the residual (or refused, see [`Unmapped`]); `pr` and
 //! case-exact attributes need no folded column.
 
-use std::fmt::{self, Write};
+use std::fmt;
 
 use scimkit::Error;
 use scimkit::filter::{CompValue, CompareOp, Filter};
@@ -43,6 +43,7 @@ use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
 use scimkit::store::Sort;
 
 use crate::Dialect;
+use crate::text::SqlPiece;
 use crate::translate::{OrderBy, Param, Ph, Test, TextCond, Translation, ordering, test};
 
 /// A column of the host's table, and the column (or expression) holding its
@@ -405,19 +406,13 @@ impl Mapping {
         let key = match self.sort_key(sort, schema, dialect)? {
             Some(key) => key,
             // Every resource sorts as missing: by id alone.
-            None => {
-                return Some(OrderBy {
-                    sql: tie,
-                    params: Vec::new(),
-                });
-            }
+            None => return Some(OrderBy { sql: tie }),
         };
         Some(OrderBy {
             sql: format!(
                 "({} IS NULL) {dir}, {} {dir}, {tie}",
                 key.value, key.ordered
             ),
-            params: Vec::new(),
         })
     }
 
@@ -729,10 +724,6 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
         }
     }
 
-    fn put(&mut self, args: fmt::Arguments<'_>) {
-        let _ = self.out.write_fmt(args);
-    }
-
     fn unmapped(&mut self, what: fmt::Arguments<'_>) -> bool {
         self.why = Some(what.to_string());
         false
@@ -923,10 +914,21 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
     /// Opens `EXISTS (SELECT 1 FROM child AS cN WHERE cN.key = table.id AND `.
     fn exists(&mut self, child: &Child, alias: usize) {
         let (table, id) = (&self.m.table, &self.m.id);
-        let _ = write!(
+        sql!(
             self.out,
-            "EXISTS (SELECT 1 FROM {} AS scim_c{alias} WHERE scim_c{alias}.{} = {table}.{id} AND ",
-            child.table, child.key
+            "EXISTS (SELECT 1 FROM ",
+            child.table,
+            " AS scim_c",
+            alias,
+            " WHERE scim_c",
+            alias,
+            ".",
+            child.key,
+            " = ",
+            table,
+            ".",
+            id,
+            " AND "
         );
     }
 
@@ -1057,9 +1059,20 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
             }
             let c = &column.name;
             if present && is_text(def) {
-                self.put(format_args!("({q}.{c} IS NOT NULL AND {q}.{c} <> '')"));
+                sql!(
+                    self.out,
+                    "(",
+                    q,
+                    ".",
+                    c,
+                    " IS NOT NULL AND ",
+                    q,
+                    ".",
+                    c,
+                    " <> '')"
+                );
             } else {
-                self.put(format_args!("{q}.{c} IS NOT NULL"));
+                sql!(self.out, q, ".", c, " IS NOT NULL");
             }
         }
         self.out.push(')');
@@ -1085,9 +1098,20 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
             LeafPredicate::Present => {
                 let c = &column.name;
                 if is_text(def) {
-                    self.put(format_args!("({q}.{c} IS NOT NULL AND {q}.{c} <> '')"));
+                    sql!(
+                        self.out,
+                        "(",
+                        q,
+                        ".",
+                        c,
+                        " IS NOT NULL AND ",
+                        q,
+                        ".",
+                        c,
+                        " <> '')"
+                    );
                 } else {
-                    self.put(format_args!("{q}.{c} IS NOT NULL"));
+                    sql!(self.out, q, ".", c, " IS NOT NULL");
                 }
                 return true;
             }
@@ -1109,19 +1133,58 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
             Test::Never => self.out.push_str(self.never()),
             Test::Bool(b) => {
                 let p = self.bind(Param::Bool(*b));
-                self.put(format_args!("({q}.{c} IS NOT NULL AND {q}.{c} = {p})"));
+                sql!(
+                    self.out,
+                    "(",
+                    q,
+                    ".",
+                    c,
+                    " IS NOT NULL AND ",
+                    q,
+                    ".",
+                    c,
+                    " = ",
+                    p,
+                    ")"
+                );
             }
             Test::Number(op, n) => match ordering(*op) {
                 Some(sql_op) => {
                     let p = self.bind(Param::Real(*n));
                     if pg {
-                        self.put(format_args!(
-                            "({q}.{c} IS NOT NULL AND CAST({q}.{c} AS float8) {sql_op} {p})"
-                        ));
+                        sql!(
+                            self.out,
+                            "(",
+                            q,
+                            ".",
+                            c,
+                            " IS NOT NULL AND CAST(",
+                            q,
+                            ".",
+                            c,
+                            " AS float8) ",
+                            sql_op,
+                            " ",
+                            p,
+                            ")"
+                        );
                     } else {
-                        self.put(format_args!(
-                            "({q}.{c} IS NOT NULL AND {q}.{c} {sql_op} {p})"
-                        ));
+                        sql!(
+                            self.out,
+                            "(",
+                            q,
+                            ".",
+                            c,
+                            " IS NOT NULL AND ",
+                            q,
+                            ".",
+                            c,
+                            " ",
+                            sql_op,
+                            " ",
+                            p,
+                            ")"
+                        );
                     }
                 }
                 None => self.out.push_str(self.never()),
@@ -1137,13 +1200,39 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
                     }
                     let p = self.bind(Param::Text(t.clone()));
                     if pg {
-                        self.put(format_args!(
-                            "({q}.{c} IS NOT NULL AND {q}.{c} {sql_op} {p}::timestamptz)"
-                        ));
+                        sql!(
+                            self.out,
+                            "(",
+                            q,
+                            ".",
+                            c,
+                            " IS NOT NULL AND ",
+                            q,
+                            ".",
+                            c,
+                            " ",
+                            sql_op,
+                            " ",
+                            p,
+                            "::timestamptz)"
+                        );
                     } else {
-                        self.put(format_args!(
-                            "({q}.{c} IS NOT NULL AND {q}.{c} COLLATE BINARY {sql_op} {p})"
-                        ));
+                        sql!(
+                            self.out,
+                            "(",
+                            q,
+                            ".",
+                            c,
+                            " IS NOT NULL AND ",
+                            q,
+                            ".",
+                            c,
+                            " COLLATE BINARY ",
+                            sql_op,
+                            " ",
+                            p,
+                            ")"
+                        );
                     }
                 }
                 None => self.out.push_str(self.never()),
@@ -1154,32 +1243,60 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
                     return true;
                 };
                 let p = self.bind(Param::Text(s.clone()));
-                self.put(format_args!("({q}.{c} IS NOT NULL AND "));
+                sql!(self.out, "(", q, ".", c, " IS NOT NULL AND ");
                 match (cond, pg) {
                     (TextCond::Contains, false) => {
-                        self.put(format_args!("instr({q}.{c}, {p}) > 0"))
+                        sql!(self.out, "instr(", q, ".", c, ", ", p, ") > 0")
                     }
                     (TextCond::Contains, true) => {
-                        self.put(format_args!("strpos({q}.{c}, {p}) > 0"))
+                        sql!(self.out, "strpos(", q, ".", c, ", ", p, ") > 0")
                     }
                     (TextCond::Starts, false) => {
-                        self.put(format_args!("substr({q}.{c}, 1, length({p})) = {p}"))
+                        sql!(
+                            self.out,
+                            "substr(",
+                            q,
+                            ".",
+                            c,
+                            ", 1, length(",
+                            p,
+                            ")) = ",
+                            p
+                        )
                     }
                     (TextCond::Starts, true) => {
-                        self.put(format_args!("starts_with({q}.{c}, {p})"))
+                        sql!(self.out, "starts_with(", q, ".", c, ", ", p, ")")
                     }
-                    (TextCond::Ends, false) => self.put(format_args!(
-                        "length({q}.{c}) >= length({p}) AND substr({q}.{c}, length({q}.{c}) - length({p}) + 1) = {p}"
-                    )),
+                    (TextCond::Ends, false) => sql!(
+                        self.out,
+                        "length(",
+                        q,
+                        ".",
+                        c,
+                        ") >= length(",
+                        p,
+                        ") AND substr(",
+                        q,
+                        ".",
+                        c,
+                        ", length(",
+                        q,
+                        ".",
+                        c,
+                        ") - length(",
+                        p,
+                        ") + 1) = ",
+                        p
+                    ),
                     (TextCond::Ends, true) => {
-                        self.put(format_args!("right({q}.{c}, length({p})) = {p}"))
+                        sql!(self.out, "right(", q, ".", c, ", length(", p, ")) = ", p)
                     }
-                    (TextCond::Order("="), true) => self.put(format_args!("{q}.{c} = {p}")),
+                    (TextCond::Order("="), true) => sql!(self.out, q, ".", c, " = ", p),
                     (TextCond::Order(sql_op), true) => {
-                        self.put(format_args!("{q}.{c} COLLATE \"C\" {sql_op} {p}"))
+                        sql!(self.out, q, ".", c, " COLLATE \"C\" ", sql_op, " ", p)
                     }
                     (TextCond::Order(sql_op), false) => {
-                        self.put(format_args!("{q}.{c} COLLATE BINARY {sql_op} {p}"))
+                        sql!(self.out, q, ".", c, " COLLATE BINARY ", sql_op, " ", p)
                     }
                 }
                 self.out.push(')');
@@ -1196,11 +1313,11 @@ enum Qualifier<'m> {
     Alias(usize),
 }
 
-impl fmt::Display for Qualifier<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl SqlPiece for Qualifier<'_> {
+    fn push_to(&self, out: &mut String) {
         match self {
-            Qualifier::Table(t) => f.write_str(t),
-            Qualifier::Alias(a) => write!(f, "scim_c{a}"),
+            Qualifier::Table(t) => out.push_str(t),
+            Qualifier::Alias(a) => sql!(*out, "scim_c", a),
         }
     }
 }

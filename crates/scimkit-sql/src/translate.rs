@@ -7,13 +7,14 @@
 //! spliced into the SQL text. Strings compare with `instr`, `substr` and `=` rather
 //! than `LIKE`, so `%`, `_` and `\` in a value are plain characters.
 
-use std::fmt::{self, Write};
+use std::fmt;
 
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
 use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
 
 use crate::document::{fold, instant, parse_bool, parse_datetime};
+use crate::text::SqlPiece;
 
 /// The SQL dialect to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +153,145 @@ impl fmt::Display for Ph {
     }
 }
 
+impl SqlPiece for Ph {
+    fn push_to(&self, out: &mut String) {
+        match self.dialect {
+            Dialect::Sqlite => sql!(*out, "?", self.n),
+            Dialect::Postgres => sql!(*out, "$", self.n, self.cast),
+        }
+    }
+}
+
+/// A JSON path written as an SQL literal: `'$."urn:…"."name"'` for SQLite,
+/// `ARRAY['urn:…', 'name']` for PostgreSQL. Its keys are canonical names from the
+/// schema (which the host trusts, like its column names), never text from a request;
+/// they are quoted all the same.
+#[derive(Clone, Copy)]
+pub(crate) struct JsonPath<'k> {
+    first: Option<&'k str>,
+    last: &'k str,
+    dialect: Dialect,
+}
+
+impl SqlPiece for JsonPath<'_> {
+    fn push_to(&self, out: &mut String) {
+        let keys = self.first.into_iter().chain(std::iter::once(self.last));
+        match self.dialect {
+            Dialect::Sqlite => {
+                out.push_str("'$");
+                for key in keys {
+                    out.push_str(".\"");
+                    if !key.contains(['"', '\\', '\'']) {
+                        out.push_str(key);
+                        out.push('"');
+                        continue;
+                    }
+                    for c in key.chars() {
+                        match c {
+                            '"' | '\\' => {
+                                out.push('\\');
+                                out.push(c);
+                            }
+                            '\'' => out.push_str("''"),
+                            c => out.push(c),
+                        }
+                    }
+                    out.push('"');
+                }
+                out.push('\'');
+            }
+            Dialect::Postgres => {
+                out.push_str("ARRAY[");
+                for (i, key) in keys.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push('\'');
+                    if !key.contains('\'') {
+                        out.push_str(key);
+                        out.push('\'');
+                        continue;
+                    }
+                    for c in key.chars() {
+                        if c == '\'' {
+                            out.push('\'');
+                        }
+                        out.push(c);
+                    }
+                    out.push('\'');
+                }
+                out.push(']');
+            }
+        }
+    }
+}
+
+impl fmt::Display for JsonPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.push_to(&mut out);
+        f.write_str(&out)
+    }
+}
+
+/// Where one JSON value is: a row of a subquery (its `value`, `type` and `atom`
+/// columns), or a path under a root, read in place.
+#[derive(Clone, Copy)]
+enum RowRef<'k> {
+    Alias(Alias),
+    At { root: Root<'k>, path: JsonPath<'k> },
+}
+
+/// The value's JSON (SQLite: JSON text or a scalar; PostgreSQL: `jsonb`).
+#[derive(Clone, Copy)]
+struct Val<'k>(RowRef<'k>);
+
+/// SQLite: the value's JSON type (`json_each`'s `type`).
+#[derive(Clone, Copy)]
+struct Ty<'k>(RowRef<'k>);
+
+/// SQLite: the value as an SQL scalar (`json_each`'s `atom`).
+#[derive(Clone, Copy)]
+struct Atom<'k>(RowRef<'k>);
+
+impl SqlPiece for Val<'_> {
+    fn push_to(&self, out: &mut String) {
+        match self.0 {
+            RowRef::Alias(a) => sql!(*out, a, ".value"),
+            RowRef::At { root, path } => match path.dialect {
+                Dialect::Sqlite => sql!(*out, "json_extract(", root, ", ", path, ")"),
+                Dialect::Postgres => sql!(*out, "(", root, " #> ", path, ")"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Val<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.push_to(&mut out);
+        f.write_str(&out)
+    }
+}
+
+impl SqlPiece for Ty<'_> {
+    fn push_to(&self, out: &mut String) {
+        match self.0 {
+            RowRef::Alias(a) => sql!(*out, a, ".type"),
+            RowRef::At { root, path } => sql!(*out, "json_type(", root, ", ", path, ")"),
+        }
+    }
+}
+
+impl SqlPiece for Atom<'_> {
+    fn push_to(&self, out: &mut String) {
+        match self.0 {
+            RowRef::Alias(a) => sql!(*out, a, ".atom"),
+            RowRef::At { root, path } => sql!(*out, "json_extract(", root, ", ", path, ")"),
+        }
+    }
+}
+
 /// A row alias of a subquery.
 #[derive(Clone, Copy)]
 struct Alias(usize);
@@ -159,6 +299,12 @@ struct Alias(usize);
 impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "j{}", self.0)
+    }
+}
+
+impl SqlPiece for Alias {
+    fn push_to(&self, out: &mut String) {
+        sql!(*out, "j", self.0);
     }
 }
 
@@ -174,6 +320,15 @@ impl fmt::Display for Root<'_> {
         match self {
             Root::Column(c) => f.write_str(c),
             Root::Value(a) => write!(f, "{a}.value"),
+        }
+    }
+}
+
+impl SqlPiece for Root<'_> {
+    fn push_to(&self, out: &mut String) {
+        match self {
+            Root::Column(c) => out.push_str(c),
+            Root::Value(a) => sql!(*out, a, ".value"),
         }
     }
 }
@@ -246,39 +401,18 @@ impl<'a, 'r> Writer<'a, 'r> {
         }
     }
 
-    /// Appends formatted text (writing to a `String` cannot fail).
-    fn put(&mut self, args: fmt::Arguments<'_>) {
-        let _ = self.out.write_fmt(args);
+    /// The JSON path to `keys` (an extension's URN, then a name; or one name), all
+    /// canonical names from the schema, never from the request.
+    fn json_path<'k>(&self, first: Option<&'k str>, last: &'k str) -> JsonPath<'k> {
+        JsonPath {
+            first,
+            last,
+            dialect: self.dialect,
+        }
     }
 
-    /// A path parameter: `$."a"."b"` (each key quoted) for SQLite, the keys as
-    /// `text[]` for PostgreSQL.
-    fn json_path(&mut self, keys: &[&str]) -> Ph {
-        if self.dialect == Dialect::Postgres {
-            return self.bind(Param::TextArray(
-                keys.iter().map(|k| (*k).to_owned()).collect(),
-            ));
-        }
-        let mut path = String::with_capacity(16);
-        path.push('$');
-        for k in keys {
-            path.push_str(".\"");
-            for c in k.chars() {
-                if c == '"' || c == '\\' {
-                    path.push('\\');
-                }
-                path.push(c);
-            }
-            path.push('"');
-        }
-        self.bind(Param::Text(path))
-    }
-
-    fn place_path(&mut self, place: &Place<'_, '_>) -> Ph {
-        match place.keys {
-            (Some(ext), name) => self.json_path(&[ext, name]),
-            (None, name) => self.json_path(&[name]),
-        }
+    fn place_path<'k>(&self, place: &Place<'k, '_>) -> JsonPath<'k> {
+        self.json_path(place.keys.0, place.keys.1)
     }
 
     /// Writes the condition for `f`; `false` when it cannot be expressed (the caller
@@ -318,7 +452,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                     // A complex value is present when anything in it is.
                     self.present_anywhere(&place);
                 } else {
-                    self.any_leaf(&place, &LeafPredicate::Present);
+                    self.any_leaf(&place, LeafPredicate::Present);
                 }
                 true
             }
@@ -364,14 +498,14 @@ impl<'a, 'r> Writer<'a, 'r> {
                         if let Some(doc) = self.containment(&place, text) {
                             let p = self.bind(Param::Text(doc));
                             let column = self.column;
-                            self.put(format_args!("({column} @> {p}::jsonb AND "));
+                            sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
                             guarded = true;
                         }
                     } else if *op == CompareOp::Sw {
                         guarded = self.prefix_range(&place, text);
                     }
                 }
-                self.any_leaf(&place, &pred);
+                self.any_leaf(&place, pred);
                 if guarded {
                     self.out.push(')');
                 }
@@ -400,7 +534,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                 if let Some(doc) = containment {
                     let p = self.bind(Param::Text(doc));
                     let column = self.column;
-                    self.put(format_args!("({column} @> {p}::jsonb AND "));
+                    sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
                 }
                 let path = self.place_path(&place);
                 let alias = self.alias();
@@ -480,25 +614,33 @@ impl<'a, 'r> Writer<'a, 'r> {
         if self.dialect != Dialect::Postgres || !matches!(place.root, Root::Column(_)) {
             return None;
         }
-        let mut value = serde_json::Value::String(text.to_owned());
-        if let Some(leaf) = place.leaf {
-            let mut obj = serde_json::Map::new();
-            obj.insert(leaf.to_owned(), value);
-            value = serde_json::Value::Object(obj);
+        // {"ext": {"name": [{"leaf": "text"}]}}, each level as the place has it.
+        let (ext, name) = place.keys;
+        let mut doc = String::with_capacity(text.len() + 64);
+        let mut close = String::new();
+        for key in ext.into_iter().chain([name]) {
+            doc.push('{');
+            push_json_string(&mut doc, key);
+            doc.push(':');
+            close.push('}');
         }
         if place.attr.is_multi_valued() {
-            value = serde_json::Value::Array(vec![value]);
+            doc.push('[');
         }
-        let (ext, name) = place.keys;
-        let mut obj = serde_json::Map::new();
-        obj.insert(name.to_owned(), value);
-        let mut doc = serde_json::Value::Object(obj);
-        if let Some(ext) = ext {
-            let mut outer = serde_json::Map::new();
-            outer.insert(ext.to_owned(), doc);
-            doc = serde_json::Value::Object(outer);
+        if let Some(leaf) = place.leaf {
+            doc.push('{');
+            push_json_string(&mut doc, leaf);
+            doc.push(':');
         }
-        Some(doc.to_string())
+        push_json_string(&mut doc, text);
+        if place.leaf.is_some() {
+            doc.push('}');
+        }
+        if place.attr.is_multi_valued() {
+            doc.push(']');
+        }
+        doc.push_str(&close);
+        Some(doc)
     }
 
     /// PostgreSQL, a single-valued simple attribute: writes `(value >= prefix AND
@@ -519,26 +661,26 @@ impl<'a, 'r> Writer<'a, 'r> {
         let Some(upper) = after_prefix(prefix) else {
             return false;
         };
-        let mut path = String::from("ARRAY[");
-        for (i, key) in [place.keys.0, Some(place.keys.1)]
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            if i > 0 {
-                path.push_str(", ");
-            }
-            path.push('\'');
-            path.push_str(&key.replace('\'', "''"));
-            path.push('\'');
-        }
-        path.push(']');
+        let path = self.place_path(place);
         let lo = self.bind(Param::Text(prefix.to_owned()));
         let hi = self.bind(Param::Text(upper));
         let column = self.column;
-        self.put(format_args!(
-            "(({column} #>> {path}) COLLATE \"C\" >= {lo} AND ({column} #>> {path}) COLLATE \"C\" < {hi} AND "
-        ));
+        sql!(
+            self.out,
+            "((",
+            column,
+            " #>> ",
+            path,
+            ") COLLATE \"C\" >= ",
+            lo,
+            " AND (",
+            column,
+            " #>> ",
+            path,
+            ") COLLATE \"C\" < ",
+            hi,
+            " AND "
+        );
         true
     }
 
@@ -552,7 +694,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             Filter::And(parts) => parts.iter().collect(),
             f => vec![f],
         };
-        let mut element = serde_json::Map::new();
+        let mut element: Vec<(&str, String)> = Vec::with_capacity(parts.len());
         for part in parts {
             let Filter::Compare(path, CompareOp::Eq, value @ CompValue::String(_)) = part else {
                 return None;
@@ -564,77 +706,158 @@ impl<'a, 'r> Writer<'a, 'r> {
             let Some(Test::Text(_, text)) = test(sub, CompareOp::Eq, value) else {
                 return None;
             };
-            if sub.returned() == Returned::Never
-                || element.insert(sub.name().to_owned(), text.into()).is_some()
-            {
+            if sub.returned() == Returned::Never || element.iter().any(|(k, _)| *k == sub.name()) {
                 return None;
             }
+            element.push((sub.name(), text));
         }
-        let mut doc = serde_json::Map::new();
-        doc.insert(
-            place.keys.1.to_owned(),
-            serde_json::Value::Array(vec![serde_json::Value::Object(element)]),
-        );
-        let mut doc = serde_json::Value::Object(doc);
-        if let Some(ext) = place.keys.0 {
-            let mut outer = serde_json::Map::new();
-            outer.insert(ext.to_owned(), doc);
-            doc = serde_json::Value::Object(outer);
+        // {"ext": {"name": [{"sub": "text", …}]}}
+        let (ext, name) = place.keys;
+        let mut doc = String::with_capacity(64);
+        let mut close = String::new();
+        for key in ext.into_iter().chain([name]) {
+            doc.push('{');
+            push_json_string(&mut doc, key);
+            doc.push(':');
+            close.push('}');
         }
-        Some(doc.to_string())
+        doc.push_str("[{");
+        for (i, (key, text)) in element.iter().enumerate() {
+            if i > 0 {
+                doc.push(',');
+            }
+            push_json_string(&mut doc, key);
+            doc.push(':');
+            push_json_string(&mut doc, text);
+        }
+        doc.push_str("}]");
+        doc.push_str(&close);
+        Some(doc)
     }
 
     /// Writes a FROM item named `alias` with one row per value at `path` under
     /// `root`: each item of a list (`list`), or the value itself.
-    fn rows(&mut self, root: Root<'_>, path: Ph, list: bool, alias: Alias) {
+    fn rows(&mut self, root: Root<'_>, path: JsonPath<'_>, list: bool, alias: Alias) {
         match (self.dialect, list) {
-            (Dialect::Sqlite, true) => self.put(format_args!("json_each({root}, {path}) AS {alias}")),
-            (Dialect::Sqlite, false) => self.put(format_args!(
-                "(SELECT json_extract({root}, {path}) AS value, json_type({root}, {path}) AS type, json_extract({root}, {path}) AS atom) AS {alias}"
-            )),
-            (Dialect::Postgres, true) => self.put(format_args!(
-                "jsonb_array_elements(CASE WHEN jsonb_typeof({root} #> {path}) = 'array' THEN {root} #> {path} ELSE '[]'::jsonb END) AS {alias}(value)"
-            )),
+            (Dialect::Sqlite, true) => {
+                sql!(self.out, "json_each(", root, ", ", path, ") AS ", alias)
+            }
+            (Dialect::Sqlite, false) => sql!(
+                self.out,
+                "(SELECT json_extract(",
+                root,
+                ", ",
+                path,
+                ") AS value, json_type(",
+                root,
+                ", ",
+                path,
+                ") AS type, json_extract(",
+                root,
+                ", ",
+                path,
+                ") AS atom) AS ",
+                alias
+            ),
+            (Dialect::Postgres, true) => sql!(
+                self.out,
+                "jsonb_array_elements(CASE WHEN jsonb_typeof(",
+                root,
+                " #> ",
+                path,
+                ") = 'array' THEN ",
+                root,
+                " #> ",
+                path,
+                " ELSE '[]'::jsonb END) AS ",
+                alias,
+                "(value)"
+            ),
             (Dialect::Postgres, false) => {
-                self.put(format_args!("(SELECT {root} #> {path} AS value) AS {alias}"))
+                sql!(
+                    self.out,
+                    "(SELECT ",
+                    root,
+                    " #> ",
+                    path,
+                    " AS value) AS ",
+                    alias
+                )
             }
         }
     }
 
     /// Writes the rows of the leaf at `key` inside the object `alias.value` (a
     /// list's items, or the value itself), named `items`.
-    fn leaf_rows(&mut self, alias: Alias, key: Ph, items: Alias) {
+    fn leaf_rows(&mut self, alias: Alias, key: JsonPath<'_>, items: Alias) {
         match self.dialect {
-            Dialect::Sqlite => self.put(format_args!(
-                "json_each(CASE WHEN {alias}.type = 'object' THEN {alias}.value ELSE '{{}}' END, {key}) AS {items}"
-            )),
-            Dialect::Postgres => self.put(format_args!(
-                "jsonb_array_elements(CASE jsonb_typeof({alias}.value #> {key}) WHEN 'array' THEN {alias}.value #> {key} ELSE jsonb_build_array({alias}.value #> {key}) END) AS {items}(value)"
-            )),
+            Dialect::Sqlite => sql!(
+                self.out,
+                "json_each(CASE WHEN ",
+                alias,
+                ".type = 'object' THEN ",
+                alias,
+                ".value ELSE '{}' END, ",
+                key,
+                ") AS ",
+                items
+            ),
+            Dialect::Postgres => sql!(
+                self.out,
+                "jsonb_array_elements(CASE jsonb_typeof(",
+                alias,
+                ".value #> ",
+                key,
+                ") WHEN 'array' THEN ",
+                alias,
+                ".value #> ",
+                key,
+                " ELSE jsonb_build_array(",
+                alias,
+                ".value #> ",
+                key,
+                ") END) AS ",
+                items,
+                "(value)"
+            ),
         }
     }
 
     /// Writes whether a row's value is an object.
     fn is_object(&mut self, alias: Alias) {
         match self.dialect {
-            Dialect::Sqlite => self.put(format_args!("{alias}.type = 'object'")),
-            Dialect::Postgres => self.put(format_args!("jsonb_typeof({alias}.value) = 'object'")),
+            Dialect::Sqlite => sql!(self.out, alias, ".type = 'object'"),
+            Dialect::Postgres => sql!(self.out, "jsonb_typeof(", alias, ".value) = 'object'"),
         }
     }
 
     /// Writes whether anything inside the JSON `json` (itself included) is present:
     /// a scalar that is not null and not an empty string.
-    fn present_inside(&mut self, json: fmt::Arguments<'_>) {
+    fn present_inside(&mut self, json: impl SqlPiece) {
         match self.dialect {
             Dialect::Sqlite => {
                 let t = self.alias();
-                self.put(format_args!(
-                    "EXISTS (SELECT 1 FROM json_tree({json}) AS {t} WHERE {t}.type NOT IN ('null', 'object', 'array') AND NOT ({t}.type = 'text' AND {t}.atom = ''))"
-                ));
+                sql!(
+                    self.out,
+                    "EXISTS (SELECT 1 FROM json_tree(",
+                    json,
+                    ") AS ",
+                    t,
+                    " WHERE ",
+                    t,
+                    ".type NOT IN ('null', 'object', 'array') AND NOT (",
+                    t,
+                    ".type = 'text' AND ",
+                    t,
+                    ".atom = ''))"
+                );
             }
-            Dialect::Postgres => self.put(format_args!(
-                "COALESCE(jsonb_path_exists({json}, 'strict $.** ? (@.type() == \"number\" || @.type() == \"boolean\" || (@.type() == \"string\" && @ != \"\"))'), FALSE)"
-            )),
+            Dialect::Postgres => sql!(
+                self.out,
+                "COALESCE(jsonb_path_exists(",
+                json,
+                ", 'strict $.** ? (@.type() == \"number\" || @.type() == \"boolean\" || (@.type() == \"string\" && @ != \"\"))'), FALSE)"
+            ),
         }
     }
 
@@ -644,16 +867,27 @@ impl<'a, 'r> Writer<'a, 'r> {
         let path = self.place_path(place);
         let root = place.root;
         match self.dialect {
-            Dialect::Sqlite => self.present_inside(format_args!("{root}, {path}")),
-            Dialect::Postgres => self.present_inside(format_args!("({root} #> {path})")),
+            Dialect::Sqlite => self.present_inside((root, ", ", path)),
+            Dialect::Postgres => self.present_inside(("(", root, " #> ", path, ")")),
         }
     }
 
     /// Writes whether some leaf value of `place` satisfies `pred`. A leaf list (a
     /// multi-valued attribute's values, or a sub-attribute holding a list) matches
     /// when any of its items does.
-    fn any_leaf(&mut self, place: &Place<'_, '_>, pred: &LeafPredicate) {
+    fn any_leaf(&mut self, place: &Place<'_, '_>, pred: LeafPredicate) {
         let path = self.place_path(place);
+        if !place.attr.is_multi_valued() && place.leaf.is_none() {
+            // One value at one path: compared where it is.
+            self.predicate(
+                RowRef::At {
+                    root: place.root,
+                    path,
+                },
+                pred,
+            );
+            return;
+        }
         let values = self.alias();
         self.out.push_str("EXISTS (SELECT 1 FROM ");
         // Each value of a multi-valued attribute, or the one value of another.
@@ -661,36 +895,57 @@ impl<'a, 'r> Writer<'a, 'r> {
         self.out.push_str(" WHERE ");
         match place.leaf {
             Some(key) => {
-                let key = self.json_path(&[key]);
+                let key = self.json_path(None, key);
                 let items = self.alias();
                 self.out.push_str("EXISTS (SELECT 1 FROM ");
                 self.leaf_rows(values, key, items);
                 self.out.push_str(" WHERE ");
-                self.predicate(items, pred);
+                self.predicate(RowRef::Alias(items), pred);
                 self.out.push(')');
             }
-            None => self.predicate(values, pred),
+            None => self.predicate(RowRef::Alias(values), pred),
         }
         self.out.push(')');
     }
 
     /// Writes a predicate on the value of the row `row`: two-valued, and never
     /// casting a value of another type.
-    fn predicate(&mut self, row: Alias, pred: &LeafPredicate) {
-        match self.dialect {
-            Dialect::Sqlite => self.sqlite_predicate(row, pred),
-            Dialect::Postgres => self.postgres_predicate(row, pred),
+    fn predicate(&mut self, row: RowRef<'_>, pred: LeafPredicate) {
+        match (self.dialect, row) {
+            // A missing value's `json_type` is NULL, which `NOT` would keep NULL.
+            (Dialect::Sqlite, RowRef::At { .. }) => {
+                self.out.push_str("COALESCE(");
+                self.sqlite_predicate(row, pred);
+                self.out.push_str(", 0)");
+            }
+            (Dialect::Sqlite, RowRef::Alias(_)) => self.sqlite_predicate(row, pred),
+            // Every test sits in a CASE or COALESCE that turns NULL into FALSE.
+            (Dialect::Postgres, _) => self.postgres_predicate(row, pred),
         }
     }
 
-    fn sqlite_predicate(&mut self, row: Alias, pred: &LeafPredicate) {
+    fn sqlite_predicate(&mut self, row: RowRef<'_>, pred: LeafPredicate) {
         let test = match pred {
             LeafPredicate::Present => {
                 // A leaf may itself be an object (a complex value compared whole).
-                self.put(format_args!(
-                    "(({row}.type NOT IN ('null', 'object', 'array') AND NOT ({row}.type = 'text' AND {row}.atom = '')) OR ({row}.type IN ('object', 'array') AND "
-                ));
-                self.present_inside(format_args!("{row}.value"));
+                sql!(
+                    self.out,
+                    "((",
+                    Ty(row),
+                    " NOT IN ('null', 'object', 'array') AND NOT (",
+                    Ty(row),
+                    " = 'text' AND ",
+                    Atom(row),
+                    " = '')) OR (",
+                    Ty(row),
+                    " IN ('object', 'array') AND "
+                );
+                match row {
+                    // Walked inside the document: the value alone may be a bare
+                    // string, which is not JSON text.
+                    RowRef::At { root, path } => self.present_inside((root, ", ", path)),
+                    RowRef::Alias(_) => self.present_inside(Val(row)),
+                }
                 self.out.push_str("))");
                 return;
             }
@@ -698,44 +953,102 @@ impl<'a, 'r> Writer<'a, 'r> {
         };
         match test {
             Test::Never => self.out.push('0'),
-            Test::Bool(b) => self.put(format_args!("{row}.type = '{b}'")),
-            Test::Number(op, n) => match ordering(*op) {
+            Test::Bool(b) => sql!(self.out, Ty(row), " = '", b, "'"),
+            Test::Number(op, n) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Real(*n));
-                    self.put(format_args!(
-                        "({row}.type IN ('integer', 'real') AND {row}.atom {sql_op} {p})"
-                    ));
+                    let p = self.bind(Param::Real(n));
+                    sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " IN ('integer', 'real') AND ",
+                        Atom(row),
+                        " ",
+                        sql_op,
+                        " ",
+                        p,
+                        ")"
+                    );
                 }
                 None => self.out.push('0'),
             },
-            Test::Time(op, t) => match ordering(*op) {
+            Test::Time(op, t) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Text(t.clone()));
-                    self.put(format_args!(
-                        "({row}.type = 'text' AND {row}.atom {sql_op} {p})"
-                    ));
+                    let p = self.bind(Param::Text(t));
+                    sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " = 'text' AND ",
+                        Atom(row),
+                        " ",
+                        sql_op,
+                        " ",
+                        p,
+                        ")"
+                    );
                 }
                 None => self.out.push('0'),
             },
             Test::Text(op, s) => {
-                let Some(cond) = TextCond::of(*op) else {
+                let Some(cond) = TextCond::of(op) else {
                     self.out.push('0');
                     return;
                 };
-                let p = self.bind(Param::Text(s.clone()));
+                let p = self.bind(Param::Text(s));
                 match cond {
-                    TextCond::Contains => self.put(format_args!(
-                        "({row}.type = 'text' AND instr({row}.atom, {p}) > 0)"
-                    )),
-                    TextCond::Starts => self.put(format_args!(
-                        "({row}.type = 'text' AND substr({row}.atom, 1, length({p})) = {p})"
-                    )),
-                    TextCond::Ends => self.put(format_args!(
-                        "({row}.type = 'text' AND length({row}.atom) >= length({p}) AND substr({row}.atom, length({row}.atom) - length({p}) + 1) = {p})"
-                    )),
-                    TextCond::Order(sql_op) => self.put(format_args!(
-                        "({row}.type = 'text' AND {row}.atom {sql_op} {p})"
-                    )),
+                    TextCond::Contains => sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " = 'text' AND instr(",
+                        Atom(row),
+                        ", ",
+                        p,
+                        ") > 0)"
+                    ),
+                    TextCond::Starts => sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " = 'text' AND substr(",
+                        Atom(row),
+                        ", 1, length(",
+                        p,
+                        ")) = ",
+                        p,
+                        ")"
+                    ),
+                    TextCond::Ends => sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " = 'text' AND length(",
+                        Atom(row),
+                        ") >= length(",
+                        p,
+                        ") AND substr(",
+                        Atom(row),
+                        ", length(",
+                        Atom(row),
+                        ") - length(",
+                        p,
+                        ") + 1) = ",
+                        p,
+                        ")"
+                    ),
+                    TextCond::Order(sql_op) => sql!(
+                        self.out,
+                        "(",
+                        Ty(row),
+                        " = 'text' AND ",
+                        Atom(row),
+                        " ",
+                        sql_op,
+                        " ",
+                        p,
+                        ")"
+                    ),
                 }
             }
         }
@@ -743,15 +1056,20 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// PostgreSQL: every typed comparison sits in a `CASE` on the value's type, so no
     /// cast ever meets a value of another type.
-    fn postgres_predicate(&mut self, row: Alias, pred: &LeafPredicate) {
+    fn postgres_predicate(&mut self, row: RowRef<'_>, pred: LeafPredicate) {
         let test = match pred {
             LeafPredicate::Present => {
-                self.put(format_args!(
-                    "(CASE jsonb_typeof({row}.value) WHEN 'string' THEN ({row}.value #>> '{{}}') <> '' WHEN 'number' THEN TRUE WHEN 'boolean' THEN TRUE WHEN 'object' THEN "
-                ));
-                self.present_inside(format_args!("{row}.value"));
+                sql!(
+                    self.out,
+                    "(CASE jsonb_typeof(",
+                    Val(row),
+                    ") WHEN 'string' THEN (",
+                    Val(row),
+                    " #>> '{}') <> '' WHEN 'number' THEN TRUE WHEN 'boolean' THEN TRUE WHEN 'object' THEN "
+                );
+                self.present_inside(Val(row));
                 self.out.push_str(" WHEN 'array' THEN ");
-                self.present_inside(format_args!("{row}.value"));
+                self.present_inside(Val(row));
                 self.out.push_str(" ELSE FALSE END)");
                 return;
             }
@@ -759,52 +1077,118 @@ impl<'a, 'r> Writer<'a, 'r> {
         };
         match test {
             Test::Never => self.out.push_str("FALSE"),
-            Test::Bool(b) => self.put(format_args!(
-                "COALESCE(jsonb_typeof({row}.value) = 'boolean' AND {row}.value = '{b}'::jsonb, FALSE)"
-            )),
-            Test::Number(op, n) => match ordering(*op) {
+            Test::Bool(b) => sql!(
+                self.out,
+                "COALESCE(jsonb_typeof(",
+                Val(row),
+                ") = 'boolean' AND ",
+                Val(row),
+                " = '",
+                b,
+                "'::jsonb, FALSE)"
+            ),
+            Test::Number(op, n) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Real(*n));
-                    self.put(format_args!(
-                        "(CASE WHEN jsonb_typeof({row}.value) = 'number' THEN ({row}.value #>> '{{}}')::float8 {sql_op} {p} ELSE FALSE END)"
-                    ));
+                    let p = self.bind(Param::Real(n));
+                    sql!(
+                        self.out,
+                        "(CASE WHEN jsonb_typeof(",
+                        Val(row),
+                        ") = 'number' THEN (",
+                        Val(row),
+                        " #>> '{}')::float8 ",
+                        sql_op,
+                        " ",
+                        p,
+                        " ELSE FALSE END)"
+                    );
                 }
                 None => self.out.push_str("FALSE"),
             },
-            Test::Time(op, t) => match ordering(*op) {
+            Test::Time(op, t) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Text(t.clone()));
-                    self.put(format_args!(
-                        "(CASE WHEN jsonb_typeof({row}.value) = 'string' THEN ({row}.value #>> '{{}}') COLLATE \"C\" {sql_op} {p} ELSE FALSE END)"
-                    ));
+                    let p = self.bind(Param::Text(t));
+                    sql!(
+                        self.out,
+                        "(CASE WHEN jsonb_typeof(",
+                        Val(row),
+                        ") = 'string' THEN (",
+                        Val(row),
+                        " #>> '{}') COLLATE \"C\" ",
+                        sql_op,
+                        " ",
+                        p,
+                        " ELSE FALSE END)"
+                    );
                 }
                 None => self.out.push_str("FALSE"),
             },
             Test::Text(op, s) => {
-                let Some(cond) = TextCond::of(*op) else {
+                let Some(cond) = TextCond::of(op) else {
                     self.out.push_str("FALSE");
                     return;
                 };
-                let p = self.bind(Param::Text(s.clone()));
-                self.put(format_args!("(CASE WHEN jsonb_typeof({row}.value) = 'string' THEN "));
+                let p = self.bind(Param::Text(s));
+                sql!(
+                    self.out,
+                    "(CASE WHEN jsonb_typeof(",
+                    Val(row),
+                    ") = 'string' THEN "
+                );
                 match cond {
                     TextCond::Contains => {
-                        self.put(format_args!("strpos(({row}.value #>> '{{}}'), {p}) > 0"))
+                        sql!(self.out, "strpos((", Val(row), " #>> '{}'), ", p, ") > 0")
                     }
                     TextCond::Starts => {
-                        self.put(format_args!("starts_with(({row}.value #>> '{{}}'), {p})"))
+                        sql!(self.out, "starts_with((", Val(row), " #>> '{}'), ", p, ")")
                     }
-                    TextCond::Ends => self.put(format_args!(
-                        "right(({row}.value #>> '{{}}'), length({p})) = {p}"
-                    )),
-                    TextCond::Order(sql_op) => self.put(format_args!(
-                        "({row}.value #>> '{{}}') COLLATE \"C\" {sql_op} {p}"
-                    )),
+                    TextCond::Ends => sql!(
+                        self.out,
+                        "right((",
+                        Val(row),
+                        " #>> '{}'), length(",
+                        p,
+                        ")) = ",
+                        p
+                    ),
+                    TextCond::Order(sql_op) => sql!(
+                        self.out,
+                        "(",
+                        Val(row),
+                        " #>> '{}') COLLATE \"C\" ",
+                        sql_op,
+                        " ",
+                        p
+                    ),
                 }
                 self.out.push_str(" ELSE FALSE END)");
             }
         }
     }
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    if !s.contains(|c: char| c == '"' || c == '\\' || c < ' ') {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c < ' ' => {
+                    out.push_str("\\u00");
+                    let n = c as u32;
+                    for d in [n >> 4, n & 0xF] {
+                        out.push(char::from_digit(d, 16).unwrap_or('0'));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// The first text, in code point order, after every text that starts with `prefix`:
@@ -878,12 +1262,12 @@ pub(crate) fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Opti
         AttributeType::Complex => Test::Never,
         _ => {
             let text = match expected {
-                CompValue::String(s) => s.clone(),
-                CompValue::Number(n) => n.to_string(),
+                CompValue::String(s) => fold(def, s),
+                CompValue::Number(n) => fold(def, &n.to_string()),
                 CompValue::Bool(b) => b.to_string(),
                 CompValue::Null => return Some(Test::Never),
             };
-            Test::Text(op, fold(def, &text))
+            Test::Text(op, text)
         }
     })
 }
@@ -908,10 +1292,10 @@ fn comp_f64(v: &CompValue) -> Option<f64> {
 /// ([`compare_for_sort`](scimkit::store::compare_for_sort), then `id`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderBy {
-    /// The `ORDER BY` list (without the keywords), ending with the id column.
+    /// The `ORDER BY` list (without the keywords), ending with the id column. It
+    /// has no placeholders: the JSON paths in it are canonical names from the
+    /// schema, written as literals.
     pub sql: String,
-    /// The values of its placeholders, numbered after `first_param - 1` others.
-    pub params: Vec<Param>,
 }
 
 /// Orders resources of `schema` as `sort` asks, the way scimkit's in-memory sort
@@ -919,7 +1303,6 @@ pub struct OrderBy {
 /// (text in byte order, already folded unless case-exact), a multi-valued attribute
 /// by its primary value or else its first, resources without a value last in
 /// ascending order and first in descending, and ties by `id_column` ascending.
-/// Placeholders start at `first_param` (one more than the `WHERE` clause used).
 ///
 /// Paging (RFC 7644 §3.4.2.4) follows: without a residual, `LIMIT count OFFSET
 /// startIndex - 1` on this order, and `totalResults` from `COUNT(*)` with the same
@@ -932,9 +1315,9 @@ pub struct OrderBy {
 /// let registry = Registry::core();
 /// let users = registry.resource_type("User").ok_or("no User type")?;
 /// let sort = Sort { by: AttrPath::parse("emails.value")?, order: SortOrder::Descending };
-/// let order = order_by(&sort, &users, "cmp", "id", Dialect::Sqlite, 1);
+/// let order = order_by(&sort, &users, "cmp", "id", Dialect::Sqlite);
 /// assert!(order.sql.ends_with("id ASC"));
-/// assert_eq!(order.params.len(), 2); // the paths to `emails` and to `value`
+/// assert!(order.sql.contains(r#"'$."emails"'"#)); // a path from the schema
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn order_by(
@@ -943,11 +1326,8 @@ pub fn order_by(
     column: &str,
     id_column: &str,
     dialect: Dialect,
-    first_param: usize,
 ) -> OrderBy {
     let mut w = Writer::new(schema, column, dialect);
-    // Placeholders continue the WHERE clause's numbering.
-    let offset = first_param.saturating_sub(1);
     let keys = w.sort_keys(sort);
     let dir = match sort.order {
         scimkit::SortOrder::Descending => "DESC",
@@ -962,46 +1342,9 @@ pub fn order_by(
         // Ids compare in byte order, as Rust compares them.
         Dialect::Postgres => format!("{id_column} COLLATE \"C\" ASC"),
     });
-    let mut sql = sql.join(", ");
-    if offset > 0 {
-        sql = renumber(&sql, dialect, offset, w.params.len());
-    }
     OrderBy {
-        sql,
-        params: w.params,
+        sql: sql.join(", "),
     }
-}
-
-/// Shifts placeholders `?n`/`$n` by `offset`, highest first so none is shifted twice.
-fn renumber(sql: &str, dialect: Dialect, offset: usize, count: usize) -> String {
-    let mark = match dialect {
-        Dialect::Sqlite => "?",
-        Dialect::Postgres => "$",
-    };
-    let mut out = sql.to_owned();
-    for n in (1..=count).rev() {
-        out = replace_placeholder(&out, mark, n, n + offset);
-    }
-    out
-}
-
-/// Replaces the placeholder `mark n` (not followed by another digit) with `mark m`.
-fn replace_placeholder(sql: &str, mark: &str, n: usize, m: usize) -> String {
-    let from = format!("{mark}{n}");
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(i) = rest.find(&from) {
-        let after = &rest[i + from.len()..];
-        out.push_str(&rest[..i]);
-        if after.starts_with(|c: char| c.is_ascii_digit()) {
-            out.push_str(&from);
-        } else {
-            out.push_str(&format!("{mark}{m}"));
-        }
-        rest = after;
-    }
-    out.push_str(rest);
-    out
 }
 
 impl Writer<'_, '_> {
@@ -1087,7 +1430,7 @@ impl Writer<'_, '_> {
         };
         match &place.leaf {
             Some(key) => {
-                let key_path = self.json_path(&[key]);
+                let key_path = self.json_path(None, key);
                 match self.dialect {
                     Dialect::Sqlite => format!("({element} -> {key_path})"),
                     Dialect::Postgres => format!("({element} #> {key_path})"),

@@ -164,24 +164,12 @@ fn ordered(db: &mut Client, filter: &Filter, users: &[Value], sort: &Sort) -> Ve
     let schema = registry.resource_type("User").expect("User");
     load(db, users);
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
-    let order = order_by(
-        sort,
-        &schema,
-        "cmp",
-        "id",
-        Dialect::Postgres,
-        t.params.len() + 1,
-    );
+    let order = order_by(sort, &schema, "cmp", "id", Dialect::Postgres);
     let sql = format!(
         "SELECT id, n FROM users WHERE {} ORDER BY {}",
         t.sql, order.sql
     );
-    let params: Vec<Box<dyn ToSql + Sync>> = t
-        .params
-        .iter()
-        .chain(order.params.iter())
-        .map(param)
-        .collect();
+    let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
     db.query(&sql, &refs)
         .unwrap_or_else(|e| panic!("{e}\n{sql}"))

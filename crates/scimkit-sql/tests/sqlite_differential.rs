@@ -118,20 +118,8 @@ mod sorting {
         let registry = Registry::core();
         let schema = registry.resource_type("User").expect("User");
         let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
-        let order = order_by(
-            sort,
-            &schema,
-            "cmp",
-            "id",
-            Dialect::Sqlite,
-            t.params.len() + 1,
-        );
-        let params = t
-            .params
-            .iter()
-            .chain(order.params.iter())
-            .cloned()
-            .collect();
+        let order = order_by(sort, &schema, "cmp", "id", Dialect::Sqlite);
+        let params = t.params.iter().cloned().collect();
         (t, order.sql, params)
     }
 
