@@ -360,7 +360,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             schema,
             column,
             dialect,
-            out: String::with_capacity(256),
+            out: String::with_capacity(4096),
             params: Vec::new(),
             aliases: 0,
         }
