@@ -119,7 +119,7 @@ mod sorting {
         let schema = registry.resource_type("User").expect("User");
         let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
         let order = order_by(sort, &schema, "cmp", "id", Dialect::Sqlite);
-        let params = t.params.iter().cloned().collect();
+        let params = t.params.clone();
         (t, order.sql, params)
     }
 
