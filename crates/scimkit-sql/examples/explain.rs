@@ -32,7 +32,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match p {
                     Param::Text(s) => Box::new(s.clone()),
                     Param::Real(f) => Box::new(*f),
-                    Param::TextArray(keys) => Box::new(keys.clone()),
                     _ => Box::new(Option::<String>::None),
                 }
             })

@@ -56,6 +56,8 @@ mod text;
 
 pub mod document;
 pub mod relational;
+#[cfg(feature = "store")]
+pub mod store;
 mod translate;
 
 pub use document::{comparison_document, fold_text, instant_text};

@@ -32,12 +32,10 @@ pub enum Dialect {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Param {
-    /// Text: a literal, or a JSON path.
+    /// Text: a literal, or a document for PostgreSQL's containment (`@>`).
     Text(String),
     /// A number, compared as the evaluator compares numbers (`f64`).
     Real(f64),
-    /// A list of keys: a JSON path for PostgreSQL's `#>` (`text[]`).
-    TextArray(Vec<String>),
     /// A boolean, for a boolean column of a [`Mapping`](crate::Mapping) (SQLite
     /// stores it as the integer 1 or 0).
     Bool(bool),
@@ -371,7 +369,6 @@ impl<'a, 'r> Writer<'a, 'r> {
             (_, Dialect::Sqlite) => "",
             (Param::Text(_), Dialect::Postgres) => "::text",
             (Param::Real(_), Dialect::Postgres) => "::float8",
-            (Param::TextArray(_), Dialect::Postgres) => "::text[]",
             (Param::Bool(_), Dialect::Postgres) => "::boolean",
         };
         self.params.push(p);

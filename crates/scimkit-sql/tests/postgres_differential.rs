@@ -73,7 +73,6 @@ fn param(p: &Param) -> Box<dyn ToSql + Sync> {
     match p {
         Param::Text(s) => Box::new(s.clone()),
         Param::Real(f) => Box::new(*f),
-        Param::TextArray(keys) => Box::new(keys.clone()),
         Param::Bool(b) => Box::new(*b),
         other => panic!("a parameter this test cannot bind: {other:?}"),
     }

@@ -1,0 +1,176 @@
+//! The stores' tables, created and upgraded by versioned migrations applied at
+//! start: in one transaction, under a lock, so that two instances starting together
+//! apply each migration once.
+
+use scimkit::store::StoreError;
+
+use super::{Pool, backend, begin_immediate};
+
+/// One migration: its version, what it does, and its SQL per dialect.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+/// Every migration, oldest first. Never edit one that has shipped: add another.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "resources, unique values and group members",
+    postgres: "
+        CREATE TABLE scim_resources (
+            tenant text NOT NULL,
+            resource_type text NOT NULL,
+            id text NOT NULL,
+            id_key text NOT NULL,
+            version bigint NOT NULL,
+            member_count bigint NOT NULL DEFAULT 0,
+            resource jsonb NOT NULL,
+            cmp jsonb NOT NULL,
+            PRIMARY KEY (tenant, resource_type, id)
+        );
+        CREATE INDEX scim_resources_id_key ON scim_resources (tenant, resource_type, id_key);
+        CREATE INDEX scim_resources_cmp ON scim_resources USING gin (cmp jsonb_path_ops);
+        CREATE INDEX scim_resources_user_name
+            ON scim_resources (tenant, resource_type, (cmp #>> '{userName}') COLLATE \"C\");
+        CREATE TABLE scim_unique (
+            tenant text NOT NULL,
+            resource_type text NOT NULL,
+            attribute text NOT NULL,
+            value text NOT NULL,
+            id text NOT NULL,
+            PRIMARY KEY (tenant, resource_type, attribute, value)
+        );
+        CREATE INDEX scim_unique_owner ON scim_unique (tenant, resource_type, id);
+        CREATE TABLE scim_members (
+            tenant text NOT NULL,
+            resource_type text NOT NULL,
+            group_id text NOT NULL,
+            value_key text NOT NULL,
+            value text NOT NULL,
+            position bigint NOT NULL,
+            member jsonb NOT NULL,
+            PRIMARY KEY (tenant, resource_type, group_id, value_key)
+        );
+        CREATE INDEX scim_members_order ON scim_members (tenant, resource_type, group_id, position);
+        CREATE INDEX scim_members_value ON scim_members (tenant, value_key);
+    ",
+    sqlite: "
+        CREATE TABLE scim_resources (
+            tenant TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            id_key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            member_count INTEGER NOT NULL DEFAULT 0,
+            resource TEXT NOT NULL,
+            cmp TEXT NOT NULL,
+            PRIMARY KEY (tenant, resource_type, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX scim_resources_id_key ON scim_resources (tenant, resource_type, id_key);
+        CREATE INDEX scim_resources_user_name
+            ON scim_resources (tenant, resource_type, json_extract(cmp, '$.\"userName\"'));
+        CREATE TABLE scim_unique (
+            tenant TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            value TEXT NOT NULL,
+            id TEXT NOT NULL,
+            PRIMARY KEY (tenant, resource_type, attribute, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX scim_unique_owner ON scim_unique (tenant, resource_type, id);
+        CREATE TABLE scim_members (
+            tenant TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            group_id TEXT NOT NULL,
+            value_key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            member TEXT NOT NULL,
+            PRIMARY KEY (tenant, resource_type, group_id, value_key)
+        ) WITHOUT ROWID;
+        CREATE INDEX scim_members_order ON scim_members (tenant, resource_type, group_id, position);
+        CREATE INDEX scim_members_value ON scim_members (tenant, value_key);
+    ",
+}];
+
+/// The bookkeeping table.
+const LEDGER_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS scim_migrations (
+    version bigint PRIMARY KEY, description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())";
+const LEDGER_SQLITE: &str = "CREATE TABLE IF NOT EXISTS scim_migrations (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))";
+
+/// An arbitrary constant naming scimkit's migration lock among PostgreSQL's
+/// advisory locks.
+const LOCK: i64 = 0x5c1_4c17_0001;
+
+/// Applies the migrations the database has not seen, oldest first, each recorded in
+/// `scim_migrations`; returns how many were applied.
+pub(super) async fn migrate(pool: &Pool) -> Result<usize, StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            // Instances starting together wait here, then see what the first did.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            sqlx::raw_sql(LEDGER_POSTGRES)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM scim_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let mut applied = 0;
+            for m in MIGRATIONS.iter().filter(|m| m.version > done.unwrap_or(0)) {
+                sqlx::raw_sql(m.postgres)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                sqlx::query("INSERT INTO scim_migrations (version, description) VALUES ($1, $2)")
+                    .bind(m.version)
+                    .bind(m.description)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                applied += 1;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(applied)
+        }
+        Pool::Sqlite(pool) => {
+            // The write lock, taken up front, is the migration lock.
+            let mut tx = begin_immediate(pool).await?;
+            sqlx::raw_sql(LEDGER_SQLITE)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM scim_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let mut applied = 0;
+            for m in MIGRATIONS.iter().filter(|m| m.version > done.unwrap_or(0)) {
+                sqlx::raw_sql(m.sqlite)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                sqlx::query("INSERT INTO scim_migrations (version, description) VALUES (?1, ?2)")
+                    .bind(m.version)
+                    .bind(m.description)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                applied += 1;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(applied)
+        }
+    }
+}

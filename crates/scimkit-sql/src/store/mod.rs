@@ -1,0 +1,1307 @@
+//! scimkit's stores on sqlx: [`SqlStore`] keeps resources in PostgreSQL (any number
+//! of stateless instances on one database) or SQLite (one file, the embedded
+//! default), with one implementation for both.
+//!
+//! Every SCIM operation is one transaction. Uniqueness (`userName`, as the service
+//! asks) is a unique index, answered as 409 `uniqueness`; versions are checked in
+//! the same `UPDATE` that writes, so concurrent writers get 412 or a retry, never a
+//! lost update. Group members live in their own table, so adding or removing one
+//! costs the same whatever the group's size, and deleting a resource removes it from
+//! every group that lists it in the same transaction. Filters, sorts and pages are
+//! pushed down through [`translate`](crate::translate) on each resource's
+//! comparison document. SQLite runs in WAL mode with `synchronous = FULL` (a commit
+//! the client saw acknowledged survives a power cut) and writers that take the
+//! write lock up front (`BEGIN IMMEDIATE`) and wait for it, so concurrent writers,
+//! in one process or several, queue instead of failing.
+//!
+//! ```no_run
+//! use scimkit::{Registry, service::{Service, ServiceConfig}};
+//! use scimkit_sql::store::SqlStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // `postgres://…` for PostgreSQL; a path (or `sqlite::memory:`) for SQLite.
+//! let store: SqlStore<String> = SqlStore::connect("scim.db", Registry::core()).await?;
+//! let service = Service::new(store, ServiceConfig::default());
+//! # let _ = service;
+//! # Ok(())
+//! # }
+//! ```
+
+mod migrate;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimkit::Registry;
+use scimkit::filter::Filter;
+use scimkit::schema::{AttributeType, ResourceSchema};
+use scimkit::store::{
+    ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
+    UniqueValue, apply_query,
+};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Transaction};
+
+use crate::{Dialect, Param, comparison_document, order_by, translate};
+
+/// What selects the tenant in a host's request context: every query of a
+/// [`SqlStore`] is scoped by it.
+pub trait Tenant: Send + Sync {
+    /// The tenant's key.
+    fn tenant(&self) -> &str;
+}
+
+impl Tenant for String {
+    fn tenant(&self) -> &str {
+        self
+    }
+}
+
+/// One tenant: the empty key.
+impl Tenant for () {
+    fn tenant(&self) -> &str {
+        ""
+    }
+}
+
+/// The database behind a store.
+#[derive(Debug, Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A [`Store`] on PostgreSQL or SQLite (see the [module documentation](self)).
+///
+/// `C` is the host's request context; its [`Tenant`] scopes every query.
+#[derive(Debug)]
+pub struct SqlStore<C = ()> {
+    pool: Pool,
+    registry: Arc<Registry>,
+    /// The attribute whose values live in the member table (`members`).
+    members: String,
+    context: PhantomData<fn(&C)>,
+}
+
+impl<C> Clone for SqlStore<C> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+            registry: Arc::clone(&self.registry),
+            members: self.members.clone(),
+            context: PhantomData,
+        }
+    }
+}
+
+/// A backend failure that keeps its cause for the host's logs.
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// How long a SQLite writer waits for the write lock before it reports busy.
+const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Begins a SQLite write transaction holding the write lock (`BEGIN IMMEDIATE`),
+/// waiting for it (the busy timeout) and then retrying a few times.
+async fn begin_immediate(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => return Ok(tx),
+            Err(e) if attempt < 3 && is_busy(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    }
+}
+
+/// Whether SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED`.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| {
+            let code: i64 = code.parse().unwrap_or(0);
+            matches!(code & 0xff, 5 | 6)
+        })
+}
+
+impl<C> SqlStore<C> {
+    /// Connects to `url` and applies the migrations the database has not seen.
+    ///
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else is a SQLite
+    /// file (created if missing; `sqlite:` prefix optional), or `sqlite::memory:` /
+    /// `:memory:` for a database that lives as long as the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database cannot be reached or migrated.
+    pub async fn connect(url: &str, registry: Registry) -> Result<Self, StoreError> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(backend)?,
+            )
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let memory = path == ":memory:" || path.is_empty();
+            let options = if memory {
+                SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?
+            } else {
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+            }
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(SQLITE_BUSY_WAIT)
+            .foreign_keys(true);
+            let pool = if memory {
+                // One connection keeps the in-memory database alive and shared.
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(8)
+            };
+            Pool::Sqlite(pool.connect_with(options).await.map_err(backend)?)
+        };
+        migrate::migrate(&pool).await?;
+        Ok(SqlStore {
+            pool,
+            registry: Arc::new(registry),
+            members: "members".to_owned(),
+            context: PhantomData,
+        })
+    }
+
+    /// The SQL dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    /// SQL written for PostgreSQL (`$1`, `::jsonb`) in this store's dialect.
+    fn sql<'s>(&self, postgres: &'s str) -> Cow<'s, str> {
+        match self.pool {
+            Pool::Postgres(_) => Cow::Borrowed(postgres),
+            Pool::Sqlite(_) => Cow::Owned(
+                postgres
+                    .replace("::jsonb", "")
+                    .replace("::text", "")
+                    .replace('$', "?"),
+            ),
+        }
+    }
+
+    fn schema(&self, resource_type: &str) -> Result<ResourceSchema<'_>, StoreError> {
+        self.registry.resource_type(resource_type).ok_or_else(|| {
+            StoreError::backend(format!(
+                "no resource type {resource_type:?} is registered with the store"
+            ))
+        })
+    }
+
+    /// Whether values of the member attribute compare case-exactly, if `schema` has
+    /// one kept in the member table.
+    fn member_rule(&self, schema: &ResourceSchema<'_>) -> Option<bool> {
+        let found = schema.attribute(None, &self.members)?;
+        let attr = found.attribute;
+        (attr.is_multi_valued() && attr.attr_type() == AttributeType::Complex && !found.extension)
+            .then(|| {
+                attr.sub_attribute("value")
+                    .is_some_and(|v| v.compares_case_exact())
+            })
+    }
+}
+
+/// A member's key: its id, folded unless ids compare case-exactly.
+fn member_key(id: &str, case_exact: bool) -> String {
+    if case_exact {
+        id.to_owned()
+    } else {
+        id.to_lowercase()
+    }
+}
+
+/// The resource without its member list, and the list.
+fn split_members(resource: &Value, attribute: &str) -> (Value, Vec<Value>) {
+    let mut doc = resource.clone();
+    let mut members = Vec::new();
+    if let Value::Object(map) = &mut doc {
+        let key = map
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(attribute))
+            .cloned();
+        if let Some(Value::Array(list)) = key.and_then(|k| map.remove(&k)) {
+            members = list;
+        }
+    }
+    (doc, members)
+}
+
+/// Members a store always returns: the service needs them whatever is projected.
+fn is_core_member(key: &str) -> bool {
+    ["id", "schemas", "meta"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+        || key.contains(':')
+}
+
+fn project(resource: &mut Value, projection: &Projection) {
+    if projection != &Projection::all() {
+        if let Value::Object(map) = resource {
+            map.retain(|k, _| is_core_member(k) || projection.wants(k));
+        }
+    }
+}
+
+/// The `meta.lastModified` text and its comparison-document form for `t`.
+fn modified(t: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (scimkit::store::timestamp(t), crate::instant_text(&t))
+}
+
+/// The `n`-th placeholder in `dialect`.
+fn ph(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::Sqlite => format!("?{n}"),
+    }
+}
+
+/// Runs `$body` (which evaluates to `Result<T, StoreError>` and uses `$tx`, a
+/// `&mut` connection) in a write transaction, committed when the body succeeds.
+macro_rules! write_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await.map_err(backend)?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await.map_err(backend)?;
+                }
+                out
+            }
+            Pool::Sqlite(pool) => {
+                let mut $tx = begin_immediate(pool).await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await.map_err(backend)?;
+                }
+                out
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a read transaction: one snapshot for every statement in it.
+macro_rules! read_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Postgres(pool) => {
+                let mut $tx = pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(backend)?;
+                $body
+            }
+            Pool::Sqlite(pool) => {
+                let mut $tx = pool.begin().await.map_err(backend)?;
+                $body
+            }
+        }
+    };
+}
+
+/// Binds a [`Param`] of the translation.
+macro_rules! bind_param {
+    ($query:expr, $p:expr) => {
+        match $p {
+            Param::Text(s) => $query.bind(s.clone()),
+            Param::Real(f) => $query.bind(*f),
+            Param::Bool(b) => $query.bind(*b),
+        }
+    };
+}
+
+/// Whether `error` is a unique-index violation.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// The rows written for a list of members: key, id, position, JSON.
+fn member_rows(
+    members: &[Value],
+    case_exact: bool,
+    first: i64,
+) -> Vec<(String, String, i64, String)> {
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(members.len());
+    for m in members {
+        let Some(id) = m.get("value").and_then(Value::as_str) else {
+            continue;
+        };
+        let key = member_key(id, case_exact);
+        if seen.insert(key.clone()) {
+            let position = first + rows.len() as i64;
+            rows.push((key, id.to_owned(), position, m.to_string()));
+        }
+    }
+    rows
+}
+
+/// Rows per multi-row `INSERT` of members.
+const MEMBER_CHUNK: usize = 500;
+
+/// Inserts member rows in chunks, then returns how many.
+macro_rules! insert_members {
+    ($store:expr, $tx:expr, $tenant:expr, $rt:expr, $group:expr, $rows:expr) => {{
+        let dialect = $store.dialect();
+        for chunk in $rows.chunks(MEMBER_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO scim_members (tenant, resource_type, group_id, value_key, value, position, member) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 4 + 4;
+                let cast = if dialect == Dialect::Postgres { "::jsonb" } else { "" };
+                sql.push_str(&format!(
+                    "({}, {}, {}, {}, {}, {}, {}{cast})",
+                    ph(dialect, 1),
+                    ph(dialect, 2),
+                    ph(dialect, 3),
+                    ph(dialect, n),
+                    ph(dialect, n + 1),
+                    ph(dialect, n + 2),
+                    ph(dialect, n + 3)
+                ));
+            }
+            let mut q = sqlx::query(&sql).bind($tenant).bind($rt).bind($group);
+            for (key, id, position, json) in chunk {
+                q = q.bind(key).bind(id).bind(*position).bind(json);
+            }
+            q.execute(&mut *$tx).await.map_err(backend)?;
+        }
+        $rows.len() as i64
+    }};
+}
+
+impl<C: Tenant + 'static> Store for SqlStore<C> {
+    type Context = C;
+
+    async fn create(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        unique: &[UniqueValue],
+    ) -> Result<Record, StoreError> {
+        let schema = self.schema(resource_type)?;
+        let rule = self.member_rule(&schema);
+        let (doc, members) = match rule {
+            Some(_) => split_members(&record.resource, &self.members),
+            None => (record.resource.clone(), Vec::new()),
+        };
+        let rows = member_rows(&members, rule.unwrap_or(false), 1);
+        let cmp = comparison_document(&schema, &doc).to_string();
+        let tenant = ctx.tenant();
+        let insert = self.sql(
+            "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, resource, cmp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+        );
+        let claim = self.sql(
+            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
+        );
+        write_tx!(self, tx => {
+            let inserted = sqlx::query(&insert)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(&record.id)
+                .bind(record.id.to_lowercase())
+                .bind(record.version as i64)
+                .bind(rows.len() as i64)
+                .bind(doc.to_string())
+                .bind(&cmp)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict(format!("id {} is already in use", record.id)))
+                }
+                Err(e) => Err(backend(e)),
+                Ok(_) => {
+                    let mut result = Ok(());
+                    for u in unique {
+                        let claimed = sqlx::query(&claim)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(&u.attribute)
+                            .bind(&u.value)
+                            .bind(&record.id)
+                            .execute(&mut *tx)
+                            .await;
+                        match claimed {
+                            Err(e) if is_unique_violation(&e) => {
+                                result = Err(StoreError::Conflict(format!(
+                                    "{} {:?} is already in use",
+                                    u.attribute, u.value
+                                )));
+                                break;
+                            }
+                            Err(e) => {
+                                result = Err(backend(e));
+                                break;
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                    if result.is_ok() && !rows.is_empty() {
+                        insert_members!(self, tx, tenant, resource_type, &record.id, rows);
+                    }
+                    result.map(|()| record)
+                }
+            }
+        })
+    }
+
+    async fn get(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        projection: &Projection,
+    ) -> Result<Record, StoreError> {
+        let schema = self.schema(resource_type)?;
+        let with_members = self.member_rule(&schema).is_some() && projection.wants(&self.members);
+        let select = self.sql(
+            "SELECT version, resource::text FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        );
+        let members = self.sql(
+            "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let tenant = ctx.tenant();
+        read_tx!(self, tx => {
+            let row = sqlx::query(&select)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            let version: i64 = row.try_get(0).map_err(backend)?;
+            let text: String = row.try_get(1).map_err(backend)?;
+            let mut resource: Value = serde_json::from_str(&text).map_err(StoreError::backend)?;
+            if with_members {
+                let list: Vec<String> = sqlx::query_scalar(&members)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                attach_members(&mut resource, &self.members, &list)?;
+            }
+            project(&mut resource, projection);
+            Ok(Record { id: id.to_owned(), version: version as u64, resource })
+        })
+    }
+
+    async fn replace(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+    ) -> Result<Record, StoreError> {
+        let schema = self.schema(resource_type)?;
+        let rule = self.member_rule(&schema);
+        let (doc, members) = match rule {
+            Some(_) => split_members(&record.resource, &self.members),
+            None => (record.resource.clone(), Vec::new()),
+        };
+        let rows = member_rows(&members, rule.unwrap_or(false), 1);
+        let cmp = comparison_document(&schema, &doc).to_string();
+        let tenant = ctx.tenant();
+        let update = self.sql(
+            "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb, member_count = $8 \
+             WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4",
+        );
+        let exists = self.sql(
+            "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        );
+        let release = self
+            .sql("DELETE FROM scim_unique WHERE tenant = $1 AND resource_type = $2 AND id = $3");
+        let claim = self.sql(
+            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
+        );
+        let current_members = self.sql(
+            "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let drop_members = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
+        );
+        write_tx!(self, tx => {
+            let updated = sqlx::query(&update)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(&record.id)
+                .bind(expected_version as i64)
+                .bind(record.version as i64)
+                .bind(doc.to_string())
+                .bind(&cmp)
+                .bind(rows.len() as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if updated.rows_affected() == 0 {
+                let found: Option<i64> = sqlx::query_scalar(&exists)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(&record.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                Err(match found {
+                    None => StoreError::NotFound(record.id.clone()),
+                    Some(_) => StoreError::PreconditionFailed,
+                })
+            } else {
+                sqlx::query(&release)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(&record.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                let mut result = Ok(());
+                for u in unique {
+                    let claimed = sqlx::query(&claim)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&u.attribute)
+                        .bind(&u.value)
+                        .bind(&record.id)
+                        .execute(&mut *tx)
+                        .await;
+                    match claimed {
+                        Err(e) if is_unique_violation(&e) => {
+                            result = Err(StoreError::Conflict(format!(
+                                "{} {:?} is already in use",
+                                u.attribute, u.value
+                            )));
+                            break;
+                        }
+                        Err(e) => {
+                            result = Err(backend(e));
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                if result.is_ok() && rule.is_some() {
+                    // Members are rewritten only when they changed: a rename leaves
+                    // the member rows alone.
+                    let current: Vec<(String, String)> = sqlx::query_as(&current_members)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&record.id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if !same_members(&current, &rows) {
+                        sqlx::query(&drop_members)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(&record.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        insert_members!(self, tx, tenant, resource_type, &record.id, rows);
+                    }
+                }
+                result.map(|()| record)
+            }
+        })
+    }
+
+    async fn delete(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let tenant = ctx.tenant();
+        // Each resource type that keeps members, with its rule, to take `id` out of
+        // its groups in the same transaction.
+        let holders: Vec<(String, bool)> = self
+            .registry
+            .resource_types()
+            .filter_map(|schema| Some((schema.name().to_owned(), self.member_rule(&schema)?)))
+            .collect();
+        let (text, instant) = modified(chrono::Utc::now());
+        let select = self.sql(
+            "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        );
+        let remove = self
+            .sql("DELETE FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3");
+        let release = self
+            .sql("DELETE FROM scim_unique WHERE tenant = $1 AND resource_type = $2 AND id = $3");
+        let drop_members = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
+        );
+        let leave = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND value_key = $3 RETURNING group_id",
+        );
+        let bump = match self.dialect() {
+            Dialect::Postgres => {
+                "UPDATE scim_resources SET version = version + 1, member_count = member_count - 1, \
+                 resource = jsonb_set(resource, '{meta,lastModified}', to_jsonb($4::text)), \
+                 cmp = jsonb_set(cmp, '{meta,lastModified}', to_jsonb($5::text)) \
+                 WHERE tenant = $1 AND resource_type = $2 AND id = $3"
+            }
+            Dialect::Sqlite => {
+                "UPDATE scim_resources SET version = version + 1, member_count = member_count - 1, \
+                 resource = json_set(resource, '$.meta.lastModified', ?4), \
+                 cmp = json_set(cmp, '$.meta.lastModified', ?5) \
+                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
+            }
+        };
+        write_tx!(self, tx => {
+            let found: Option<i64> = sqlx::query_scalar(&select)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            match found {
+                None => Err(StoreError::NotFound(id.to_owned())),
+                Some(v) if expected_version.is_some_and(|e| e as i64 != v) => {
+                    Err(StoreError::PreconditionFailed)
+                }
+                Some(_) => {
+                    for sql in [&remove, &release, &drop_members] {
+                        sqlx::query(sql)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                    }
+                    for (holder, case_exact) in &holders {
+                        let groups: Vec<String> = sqlx::query_scalar(&leave)
+                            .bind(tenant)
+                            .bind(holder)
+                            .bind(member_key(id, *case_exact))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        for group in groups {
+                            sqlx::query(bump)
+                                .bind(tenant)
+                                .bind(holder)
+                                .bind(&group)
+                                .bind(&text)
+                                .bind(&instant)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(backend)?;
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    async fn list(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        query: &ListQuery<'_>,
+    ) -> Result<Page, StoreError> {
+        let schema = &query.schema;
+        let dialect = self.dialect();
+        let rule = self.member_rule(schema);
+        let members_attr = rule.map(|_| self.members.as_str());
+        // What names the members is answered in memory (they are not in the
+        // comparison document); the rest in SQL.
+        let (pushed, in_memory) = split_filter(query.filter, members_attr, &schema.core().id);
+        let t = match &pushed {
+            Some(f) => translate(f, schema, "cmp", dialect),
+            None => crate::Translation {
+                sql: match dialect {
+                    Dialect::Sqlite => "1".into(),
+                    Dialect::Postgres => "TRUE".into(),
+                },
+                params: Vec::new(),
+                residual: None,
+            },
+        };
+        let sort_in_memory = query
+            .sort
+            .is_some_and(|s| members_attr.is_some_and(|m| s.by.name().eq_ignore_ascii_case(m)));
+        let exact = t.residual.is_none() && !in_memory && !sort_in_memory;
+        let n = t.params.len();
+        let scope = format!(
+            "tenant = {} AND resource_type = {} AND ({})",
+            ph(dialect, n + 1),
+            ph(dialect, n + 2),
+            t.sql
+        );
+        let order = match (query.sort, sort_in_memory) {
+            (Some(sort), false) => order_by(sort, schema, "cmp", "id", dialect).sql,
+            _ => match dialect {
+                Dialect::Sqlite => "id ASC".to_owned(),
+                Dialect::Postgres => "id COLLATE \"C\" ASC".to_owned(),
+            },
+        };
+        let tenant = ctx.tenant();
+        let want_members = rule.is_some() && (!exact || query.projection.wants(&self.members));
+        let members_sql = self.sql(
+            "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let (limit, count_sql) = if exact {
+            (
+                format!(
+                    " LIMIT {} OFFSET {}",
+                    query.count,
+                    query.start_index.saturating_sub(1)
+                ),
+                Some(format!("SELECT COUNT(*) FROM scim_resources WHERE {scope}")),
+            )
+        } else {
+            (String::new(), None)
+        };
+        let select = format!(
+            "SELECT id, version, resource::text FROM scim_resources WHERE {scope} ORDER BY {order}{limit}"
+        );
+        let select = match dialect {
+            Dialect::Sqlite => select.replace("resource::text", "resource"),
+            Dialect::Postgres => select,
+        };
+        read_tx!(self, tx => {
+            let total = match &count_sql {
+                Some(sql) => {
+                    let mut q = sqlx::query_scalar::<_, i64>(sql);
+                    for p in &t.params {
+                        q = bind_param!(q, p);
+                    }
+                    Some(
+                        q.bind(tenant)
+                            .bind(resource_type)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(backend)? as usize,
+                    )
+                }
+                None => None,
+            };
+            let mut q = sqlx::query(&select);
+            for p in &t.params {
+                q = bind_param!(q, p);
+            }
+            let rows = q
+                .bind(tenant)
+                .bind(resource_type)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let mut records = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: String = row.try_get(0).map_err(backend)?;
+                let version: i64 = row.try_get(1).map_err(backend)?;
+                let text: String = row.try_get(2).map_err(backend)?;
+                let mut resource: Value = serde_json::from_str(&text).map_err(StoreError::backend)?;
+                if want_members {
+                    let list: Vec<String> = sqlx::query_scalar(&members_sql)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    attach_members(&mut resource, &self.members, &list)?;
+                }
+                records.push(Record { id, version: version as u64, resource });
+            }
+            let mut page = match total {
+                Some(total) => Page { total_results: total, records },
+                // The SQL selected a superset: the whole query again, in memory.
+                None => apply_query(records.iter(), query),
+            };
+            for r in &mut page.records {
+                project(&mut r.resource, query.projection);
+            }
+            Ok(page)
+        })
+    }
+
+    async fn update_members(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        id: &str,
+        delta: &MemberDelta,
+        expected_version: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        let schema = self.schema(resource_type)?;
+        if self.member_rule(&schema).is_none()
+            || !delta.attribute.eq_ignore_ascii_case(&self.members)
+        {
+            return Ok(None);
+        }
+        let case_exact = delta.case_exact;
+        let tenant = ctx.tenant();
+        let dialect = self.dialect();
+        let lock = match dialect {
+            Dialect::Postgres => {
+                "SELECT version, member_count FROM scim_resources \
+                 WHERE tenant = $1 AND resource_type = $2 AND id = $3 FOR UPDATE"
+            }
+            Dialect::Sqlite => {
+                "SELECT version, member_count FROM scim_resources \
+                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
+            }
+        };
+        let one = self.sql(
+            "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 AND value_key = $4",
+        );
+        let last = self.sql(
+            "SELECT COALESCE(MAX(position), 0) FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
+        );
+        let insert = self.sql(
+            "INSERT INTO scim_members (tenant, resource_type, group_id, value_key, value, position, member) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        );
+        let update = self.sql(
+            "UPDATE scim_members SET member = $5::jsonb WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 AND value_key = $4",
+        );
+        let remove = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 AND value_key = $4",
+        );
+        let (text, instant) = modified(delta.modified);
+        let bump = match dialect {
+            Dialect::Postgres => {
+                "UPDATE scim_resources SET version = version + 1, member_count = $4, \
+                 resource = jsonb_set(resource, '{meta,lastModified}', to_jsonb($5::text)), \
+                 cmp = jsonb_set(cmp, '{meta,lastModified}', to_jsonb($6::text)) \
+                 WHERE tenant = $1 AND resource_type = $2 AND id = $3"
+            }
+            Dialect::Sqlite => {
+                "UPDATE scim_resources SET version = version + 1, member_count = ?4, \
+                 resource = json_set(resource, '$.meta.lastModified', ?5), \
+                 cmp = json_set(cmp, '$.meta.lastModified', ?6) \
+                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
+            }
+        };
+        write_tx!(self, tx => {
+            let row = sqlx::query(lock)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            match row {
+                None => Err(StoreError::NotFound(id.to_owned())),
+                Some(row) => {
+                    let version: i64 = row.try_get(0).map_err(backend)?;
+                    let count: i64 = row.try_get(1).map_err(backend)?;
+                    if expected_version.is_some_and(|e| e as i64 != version) {
+                        Err(StoreError::PreconditionFailed)
+                    } else {
+                        // The members the delta touches, as they are now.
+                        let mut before: HashMap<String, Option<Value>> = HashMap::new();
+                        for change in &delta.changes {
+                            let Some(key) = change_key(change, case_exact) else {
+                                continue;
+                            };
+                            if before.contains_key(&key) {
+                                continue;
+                            }
+                            let found: Option<String> = sqlx::query_scalar(&one)
+                                .bind(tenant)
+                                .bind(resource_type)
+                                .bind(id)
+                                .bind(&key)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(backend)?;
+                            let found = match found {
+                                Some(t) => Some(serde_json::from_str::<Value>(&t).map_err(StoreError::backend)?),
+                                None => None,
+                            };
+                            before.insert(key, found);
+                        }
+                        let after = apply_changes(&before, delta, case_exact);
+                        let added = after.values().filter(|v| v.is_some()).count() as i64
+                            - before.values().filter(|v| v.is_some()).count() as i64;
+                        let new_count = count + added;
+                        if new_count > delta.max_members as i64 {
+                            Err(StoreError::Invalid(format!(
+                                "'{}' would have {new_count} values, more than the limit of {} (max_members)",
+                                delta.attribute, delta.max_members
+                            )))
+                        } else if after == before {
+                            Ok(Some(version as u64))
+                        } else {
+                            let mut next: Option<i64> = None;
+                            // Writes in request order, so new members keep it.
+                            let mut done = HashSet::new();
+                            for change in &delta.changes {
+                                let Some(key) = change_key(change, case_exact) else {
+                                    continue;
+                                };
+                                if !done.insert(key.clone()) {
+                                    continue;
+                                }
+                                let (old, new) = (&before[&key], &after[&key]);
+                                match (old, new) {
+                                    (None, Some(member)) => {
+                                        let position = match next {
+                                            Some(p) => p,
+                                            None => {
+                                                let max: i64 = sqlx::query_scalar(&last)
+                                                    .bind(tenant)
+                                                    .bind(resource_type)
+                                                    .bind(id)
+                                                    .fetch_one(&mut *tx)
+                                                    .await
+                                                    .map_err(backend)?;
+                                                max + 1
+                                            }
+                                        };
+                                        next = Some(position + 1);
+                                        let value = member.get("value").and_then(Value::as_str).unwrap_or_default();
+                                        sqlx::query(&insert)
+                                            .bind(tenant)
+                                            .bind(resource_type)
+                                            .bind(id)
+                                            .bind(&key)
+                                            .bind(value)
+                                            .bind(position)
+                                            .bind(member.to_string())
+                                            .execute(&mut *tx)
+                                            .await
+                                            .map_err(backend)?;
+                                    }
+                                    (Some(_), None) => {
+                                        sqlx::query(&remove)
+                                            .bind(tenant)
+                                            .bind(resource_type)
+                                            .bind(id)
+                                            .bind(&key)
+                                            .execute(&mut *tx)
+                                            .await
+                                            .map_err(backend)?;
+                                    }
+                                    (Some(a), Some(b)) if a != b => {
+                                        sqlx::query(&update)
+                                            .bind(tenant)
+                                            .bind(resource_type)
+                                            .bind(id)
+                                            .bind(&key)
+                                            .bind(b.to_string())
+                                            .execute(&mut *tx)
+                                            .await
+                                            .map_err(backend)?;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            sqlx::query(bump)
+                                .bind(tenant)
+                                .bind(resource_type)
+                                .bind(id)
+                                .bind(new_count)
+                                .bind(&text)
+                                .bind(&instant)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(backend)?;
+                            Ok(Some(version as u64 + 1))
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn existing_ids(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        ids: &[&str],
+        case_exact: bool,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let tenant = ctx.tenant();
+        let dialect = self.dialect();
+        let mut found_exact = HashSet::new();
+        let mut found_folded = HashSet::new();
+        for chunk in ids.chunks(MEMBER_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|id| id.to_lowercase()).collect();
+            let list = (0..chunk.len())
+                .map(|i| ph(dialect, i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT id, id_key FROM scim_resources WHERE tenant = {} AND resource_type = {} AND id_key IN ({list})",
+                ph(dialect, 1),
+                ph(dialect, 2)
+            );
+            let rows: Vec<(String, String)> = match &self.pool {
+                Pool::Postgres(pool) => {
+                    let mut q = sqlx::query_as(&sql).bind(tenant).bind(resource_type);
+                    for k in &keys {
+                        q = q.bind(k);
+                    }
+                    q.fetch_all(pool).await.map_err(backend)?
+                }
+                Pool::Sqlite(pool) => {
+                    let mut q = sqlx::query_as(&sql).bind(tenant).bind(resource_type);
+                    for k in &keys {
+                        q = q.bind(k);
+                    }
+                    q.fetch_all(pool).await.map_err(backend)?
+                }
+            };
+            for (id, key) in rows {
+                found_exact.insert(id);
+                found_folded.insert(key);
+            }
+        }
+        Ok(Some(
+            ids.iter()
+                .filter(|id| {
+                    found_exact.contains(**id)
+                        || (!case_exact && found_folded.contains(&id.to_lowercase()))
+                })
+                .map(|id| (*id).to_owned())
+                .collect(),
+        ))
+    }
+
+    async fn memberships(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        attribute: &str,
+        member_ids: &[&str],
+    ) -> Result<Option<Vec<Membership>>, StoreError> {
+        let schema = self.schema(resource_type)?;
+        let Some(case_exact) = self.member_rule(&schema) else {
+            return Ok(None);
+        };
+        if !attribute.eq_ignore_ascii_case(&self.members) {
+            return Ok(None);
+        }
+        let tenant = ctx.tenant();
+        let dialect = self.dialect();
+        let display = match dialect {
+            Dialect::Postgres => "r.resource ->> 'displayName'",
+            Dialect::Sqlite => "json_extract(r.resource, '$.displayName')",
+        };
+        let mut out = Vec::new();
+        for chunk in member_ids.chunks(MEMBER_CHUNK) {
+            // Ids compared ignoring case (the service keeps what caseExact allows).
+            let keys: Vec<String> = chunk.iter().map(|id| member_key(id, case_exact)).collect();
+            let list = (0..keys.len())
+                .map(|i| ph(dialect, i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT m.group_id, {display}, m.value FROM scim_members m JOIN scim_resources r \
+                 ON r.tenant = m.tenant AND r.resource_type = m.resource_type AND r.id = m.group_id \
+                 WHERE m.tenant = {} AND m.resource_type = {} AND m.value_key IN ({list}) \
+                 ORDER BY m.group_id, m.position",
+                ph(dialect, 1),
+                ph(dialect, 2)
+            );
+            let rows: Vec<(String, Option<String>, String)> = match &self.pool {
+                Pool::Postgres(pool) => {
+                    let mut q = sqlx::query_as(&sql).bind(tenant).bind(resource_type);
+                    for k in &keys {
+                        q = q.bind(k);
+                    }
+                    q.fetch_all(pool).await.map_err(backend)?
+                }
+                Pool::Sqlite(pool) => {
+                    let mut q = sqlx::query_as(&sql).bind(tenant).bind(resource_type);
+                    for k in &keys {
+                        q = q.bind(k);
+                    }
+                    q.fetch_all(pool).await.map_err(backend)?
+                }
+            };
+            out.extend(
+                rows.into_iter()
+                    .map(|(group, display_name, member)| Membership {
+                        group,
+                        display_name,
+                        member,
+                    }),
+            );
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The key a member change names.
+fn change_key(change: &MemberChange, case_exact: bool) -> Option<String> {
+    match change {
+        MemberChange::Add(m) => m
+            .get("value")
+            .and_then(Value::as_str)
+            .map(|id| member_key(id, case_exact)),
+        MemberChange::Remove(id) => Some(member_key(id, case_exact)),
+    }
+}
+
+/// The touched members after the changes, in order: an add merges into a member
+/// that is there (its sub-attributes win), a remove takes it out.
+fn apply_changes(
+    before: &HashMap<String, Option<Value>>,
+    delta: &MemberDelta,
+    case_exact: bool,
+) -> HashMap<String, Option<Value>> {
+    let mut now = before.clone();
+    for change in &delta.changes {
+        let Some(key) = change_key(change, case_exact) else {
+            continue;
+        };
+        match change {
+            MemberChange::Add(member) => {
+                let merged = match now.get(&key).cloned().flatten() {
+                    Some(Value::Object(mut old)) => {
+                        if let Value::Object(new) = member {
+                            old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        }
+                        Value::Object(old)
+                    }
+                    _ => member.clone(),
+                };
+                now.insert(key, Some(merged));
+            }
+            MemberChange::Remove(_) => {
+                now.insert(key, None);
+            }
+        }
+    }
+    now
+}
+
+/// Whether the stored member rows (key, JSON) are the new list's rows, in order.
+fn same_members(current: &[(String, String)], rows: &[(String, String, i64, String)]) -> bool {
+    current.len() == rows.len()
+        && current
+            .iter()
+            .zip(rows)
+            .all(|((key, json), (new_key, _, _, new_json))| {
+                key == new_key
+                    && (json == new_json
+                        || serde_json::from_str::<Value>(json).ok()
+                            == serde_json::from_str::<Value>(new_json).ok())
+            })
+}
+
+/// Puts the member list back into a resource (left out when empty, as stored).
+fn attach_members(
+    resource: &mut Value,
+    attribute: &str,
+    rows: &[String],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let list = rows
+        .iter()
+        .map(|t| serde_json::from_str::<Value>(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)?;
+    if let Value::Object(map) = resource {
+        map.insert(attribute.to_owned(), Value::Array(list));
+    } else {
+        let mut map = Map::new();
+        map.insert(attribute.to_owned(), Value::Array(list));
+        *resource = Value::Object(map);
+    }
+    Ok(())
+}
+
+/// The filter's conjuncts that SQL answers, and whether some are left to memory
+/// (those naming the member attribute, which the comparison document leaves out).
+fn split_filter(
+    filter: Option<&Filter>,
+    members: Option<&str>,
+    core: &str,
+) -> (Option<Filter>, bool) {
+    let Some(filter) = filter else {
+        return (None, false);
+    };
+    let Some(members) = members else {
+        return (Some(filter.clone()), false);
+    };
+    let parts: Vec<&Filter> = match filter {
+        Filter::And(parts) => parts.iter().collect(),
+        f => vec![f],
+    };
+    let (memory, sql): (Vec<&Filter>, Vec<&Filter>) =
+        parts.into_iter().partition(|f| mentions(f, members, core));
+    let pushed = match sql.len() {
+        0 => None,
+        1 => Some(sql[0].clone()),
+        _ => Some(Filter::And(sql.into_iter().cloned().collect())),
+    };
+    (pushed, !memory.is_empty())
+}
+
+/// Whether `f` names the core attribute `name` anywhere.
+fn mentions(f: &Filter, name: &str, core: &str) -> bool {
+    match f {
+        Filter::Compare(p, _, _) | Filter::Present(p) | Filter::ValuePath(p, _) => {
+            p.name().eq_ignore_ascii_case(name)
+                && p.schema().is_none_or(|s| s.eq_ignore_ascii_case(core))
+        }
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().any(|p| mentions(p, name, core)),
+        Filter::Not(inner) => mentions(inner, name, core),
+    }
+}
