@@ -59,6 +59,11 @@ async fn etags_and_conditional_requests() {
 }
 
 #[tokio::test]
+async fn tenants_are_isolated() {
+    scenarios::tenants_are_isolated(service()).await;
+}
+
+#[tokio::test]
 async fn put_rules() {
     scenarios::put_rules(service()).await;
 }

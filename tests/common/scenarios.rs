@@ -923,3 +923,57 @@ pub async fn concurrent_member_adds<S: Store<Context = String> + 'static>(store:
     assert_eq!(ids.len(), 1_600);
     assert_eq!(g["meta"]["version"], "W/\"1601\"");
 }
+
+/// One tenant can neither read, write nor detect another's resources: not by id,
+/// not by filter, not through a 409 on a userName, not as a group member.
+pub async fn tenants_are_isolated<S: Store<Context = String>>(svc: Service<S>) {
+    let other = "globex".to_owned();
+    let (_, u, _) = call(&svc, post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann@acme.example", "externalId": "ext-ann"}))).await;
+    let uid = u["id"].as_str().expect("id").to_owned();
+    let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Acme admins", "members": [{"value": uid}]}))).await;
+    let gid = g["id"].as_str().expect("id").to_owned();
+    let theirs = |req: Request| {
+        let other = other.clone();
+        let svc = &svc;
+        async move { svc.handle(&other, req).await }
+    };
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    for req in [
+        Request::new("GET", &format!("/Users/{uid}")),
+        Request::new("PUT", &format!("/Users/{uid}")).with_json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "mallory"})),
+        Request::new("PATCH", &format!("/Users/{uid}")).with_json(&patch),
+        Request::new("DELETE", &format!("/Users/{uid}")),
+        Request::new("GET", &format!("/Groups/{gid}")),
+        Request::new("DELETE", &format!("/Groups/{gid}")),
+    ] {
+        let what = format!("{} {}", req.method, req.path);
+        assert_eq!(theirs(req).await.status, 404, "{what}");
+    }
+    for query in [
+        "/Users".to_owned(),
+        "/Users?filter=userName%20eq%20%22ann@acme.example%22".to_owned(),
+        "/Users?filter=externalId%20eq%20%22ext-ann%22".to_owned(),
+        format!("/Users?filter=id%20eq%20%22{uid}%22"),
+        format!("/Groups?filter=members.value%20eq%20%22{uid}%22"),
+    ] {
+        let resp = theirs(Request::new("GET", &query)).await;
+        assert_eq!(resp.status, 200, "{query}");
+        assert_eq!(
+            resp.json_body().expect("json")["totalResults"],
+            0,
+            "{query}"
+        );
+    }
+    // The same userName is free in the other tenant: no 409 gives the first away.
+    let resp = theirs(post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ANN@acme.example"}))).await;
+    assert_eq!(resp.status, 201);
+    // A member from another tenant is a member that does not exist.
+    let resp = theirs(post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Globex", "members": [{"value": uid}]}))).await;
+    assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+    // The first tenant's data is as it was.
+    let (_, u2, _) = call(&svc, Request::new("GET", &format!("/Users/{uid}"))).await;
+    assert_eq!(u2["meta"]["version"], u["meta"]["version"]);
+    assert_eq!(u2["active"], u["active"]);
+    let (_, g2, _) = call(&svc, Request::new("GET", &format!("/Groups/{gid}"))).await;
+    assert_eq!(g2["members"], json!([{"value": uid}]));
+}

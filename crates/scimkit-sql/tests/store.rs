@@ -168,6 +168,7 @@ on_every_database!(
     etags_and_conditional_requests,
     put_rules,
     uniqueness_is_case_insensitive_and_per_tenant,
+    tenants_are_isolated,
     discovery_is_truthful,
     error_paths_are_scim_errors,
     media_types_and_trailing_slashes,
@@ -187,4 +188,163 @@ async fn concurrent_member_adds_on_postgres() {
         return;
     };
     scenarios::concurrent_member_adds(scratch.store().await).await;
+}
+
+mod instances {
+    //! Several instances on one database: each a store with its own pool (its own
+    //! connections, as separate processes have), driven alternately. Every guarantee
+    //! comes from the database.
+    use super::*;
+    use common::scenarios::{call, post, tenant};
+    use scimkit::service::Request;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    type Svc = Arc<Service<SqlStore<String>>>;
+
+    /// `n` services, each on a store of its own, on the database `scratch` names.
+    async fn instances(scratch: &Scratch, n: usize) -> Vec<Svc> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut config = ServiceConfig::default();
+            // Made-up member ids: this is about concurrency, not references.
+            config.check_references = false;
+            out.push(Arc::new(
+                Service::new(scratch.store().await, config).with_clock(clock()),
+            ));
+        }
+        out
+    }
+
+    async fn status(svc: &Svc, req: Request) -> (u16, Value) {
+        let resp = svc.handle(&tenant(), req).await;
+        (resp.status, resp.json_body().unwrap_or(Value::Null))
+    }
+
+    /// 16 clients × 100 member adds, alternating between instances: 1,600 members.
+    async fn member_adds(scratch: Scratch) {
+        let svcs = instances(&scratch, 3).await;
+        let (_, g, _) = call(&svcs[0], post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Big"}))).await;
+        let gid = g["id"].as_str().expect("id").to_owned();
+        let mut tasks = Vec::new();
+        for t in 0..16usize {
+            let svcs = svcs.clone();
+            let gid = gid.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100usize {
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": format!("t{t}-m{i}")}]}]});
+                    let svc = &svcs[(t + i) % svcs.len()];
+                    let req = Request::new("PATCH", &format!("/Groups/{gid}?excludedAttributes=members")).with_json(&op);
+                    let (code, body) = status(svc, req).await;
+                    assert_eq!(code, 200, "{body}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let (_, g, _) = call(&svcs[1], Request::new("GET", &format!("/Groups/{gid}"))).await;
+        assert_eq!(g["members"].as_array().map(Vec::len), Some(1_600));
+        assert_eq!(g["meta"]["version"], "W/\"1601\"");
+    }
+
+    /// Conditional PATCHes from 8 clients through 2 instances: each version is
+    /// written once; the others get 412, never a 5xx, and nothing is lost.
+    async fn if_match(scratch: Scratch) {
+        let svcs = instances(&scratch, 2).await;
+        let (_, u, _) = call(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "race"}))).await;
+        let uid = u["id"].as_str().expect("id").to_owned();
+        let mut tasks = Vec::new();
+        for c in 0..8usize {
+            let svcs = svcs.clone();
+            let uid = uid.clone();
+            tasks.push(tokio::spawn(async move {
+                let svc = &svcs[c % 2];
+                let (mut won, mut lost) = (0, 0);
+                for i in 0..20usize {
+                    let (_, user) = status(svc, Request::new("GET", &format!("/Users/{uid}"))).await;
+                    let etag = user["meta"]["version"].as_str().expect("version").to_owned();
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("c{c}-{i}")}]});
+                    let req = Request::new("PATCH", &format!("/Users/{uid}"))
+                        .with_header("If-Match", &etag)
+                        .with_json(&op);
+                    match status(svc, req).await {
+                        (200, _) => won += 1,
+                        (412, _) => lost += 1,
+                        (code, body) => panic!("{code}: {body}"),
+                    }
+                }
+                (won, lost)
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            won += t.await.expect("task").0;
+        }
+        let (_, user, _) = call(&svcs[1], Request::new("GET", &format!("/Users/{uid}"))).await;
+        // Every successful write made exactly one version.
+        assert_eq!(user["meta"]["version"], format!("W/\"{}\"", won + 1));
+    }
+
+    /// The same userName created through every instance at once: one 201, the
+    /// rest 409 `uniqueness`.
+    async fn one_user_name(scratch: Scratch) {
+        let svcs = instances(&scratch, 3).await;
+        for round in 0..10 {
+            let mut tasks = Vec::new();
+            for svc in &svcs {
+                let svc = Arc::clone(svc);
+                tasks.push(tokio::spawn(async move {
+                    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("Same{round}@example.com")});
+                    status(&svc, post("/Users", &body)).await
+                }));
+            }
+            let mut codes = Vec::new();
+            for t in tasks {
+                let (code, body) = t.await.expect("task");
+                if code == 409 {
+                    assert_eq!(body["scimType"], "uniqueness", "{body}");
+                }
+                codes.push(code);
+            }
+            codes.sort_unstable();
+            assert_eq!(codes, [201, 409, 409], "round {round}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn member_adds_on_one_sqlite_file() {
+        member_adds(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn member_adds_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            member_adds(scratch).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn if_match_on_one_sqlite_file() {
+        if_match(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn if_match_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            if_match(scratch).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_user_name_on_one_sqlite_file() {
+        one_user_name(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_user_name_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            one_user_name(scratch).await;
+        }
+    }
 }
