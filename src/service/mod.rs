@@ -1331,8 +1331,22 @@ impl<S: Store> Service<S> {
                 Err(e) => return Err(store_error(e, rt.name())),
             }
         }
+        // An attribute the store keeps apart (a group's members) that this PATCH
+        // leaves alone is neither read nor written back.
+        let apart = self
+            .store
+            .kept_apart(rt.name())
+            .filter(|attr| !op_touches(rt, op, attr))
+            .map(str::to_owned);
+        let read = match &apart {
+            Some(attr) => Projection {
+                attributes: Vec::new(),
+                excluded: vec![AttrPath::new(attr)],
+            },
+            None => Projection::all(),
+        };
         for _ in 0..=self.config.max_write_retries {
-            let mut current = self.load(ctx, rt, id, &Projection::all()).await?;
+            let mut current = self.load(ctx, rt, id, &read).await?;
             if let Some(expect) = expect {
                 expect.check(current.version, rt.name())?;
             }
@@ -1344,7 +1358,11 @@ impl<S: Store> Service<S> {
                 return Err(password_unsupported());
             }
             if !outcome.changed {
-                return Ok(Patched::Record(current));
+                return Ok(match apart {
+                    // Read in part: the caller reads what it returns.
+                    Some(_) => Patched::Version(current.version),
+                    None => Patched::Record(current),
+                });
             }
             let Value::Object(doc) = &mut current.resource else {
                 return Err(Error::internal("the stored resource is not a JSON object"));
@@ -1356,12 +1374,20 @@ impl<S: Store> Service<S> {
             let unique = self.unique_values(rt, doc);
             let expected = current.version;
             current.version += 1;
-            match self
-                .store
-                .replace(ctx, rt.name(), current, expected, &unique)
-                .await
-            {
-                Ok(stored) => return Ok(Patched::Record(stored)),
+            let written = match apart {
+                Some(_) => self
+                    .store
+                    .replace_except(ctx, rt.name(), current, expected, &unique)
+                    .await
+                    .map(|stored| Patched::Version(stored.version)),
+                None => self
+                    .store
+                    .replace(ctx, rt.name(), current, expected, &unique)
+                    .await
+                    .map(Patched::Record),
+            };
+            match written {
+                Ok(patched) => return Ok(patched),
                 Err(StoreError::PreconditionFailed)
                     if !matches!(expect, Some(Expect::Versions(_))) => {}
                 Err(e) => return Err(store_error(e, rt.name())),
@@ -1422,6 +1448,34 @@ fn password_unsupported() -> Error {
     Error::mutability(
         "changing passwords is not supported here (changePassword.supported is false)",
     )
+}
+
+/// Whether a PatchOp may read or write the core attribute `attr`: an operation
+/// whose path names it (or does not parse), or one without a path whose value has
+/// it (also URN-qualified, or inside the core schema's URN object).
+fn op_touches(rt: &ResourceSchema<'_>, op: &PatchOp, attr: &str) -> bool {
+    let core = &rt.core().id;
+    let names = |key: &str| {
+        eq(key, attr)
+            || key
+                .rsplit_once(':')
+                .is_some_and(|(urn, name)| eq(urn, core) && eq(name, attr))
+    };
+    op.operations.iter().any(|o| match o.path.as_deref() {
+        Some(path) => match crate::path::Path::parse(path) {
+            Ok(p) => eq(p.attr().name(), attr) && p.attr().schema().is_none_or(|s| eq(s, core)),
+            Err(_) => true,
+        },
+        None => match &o.value {
+            Some(Value::Object(map)) => map.iter().any(|(k, v)| {
+                names(k)
+                    || (eq(k, core)
+                        && v.as_object()
+                            .is_none_or(|inner| inner.keys().any(|k| eq(k, attr))))
+            }),
+            _ => true,
+        },
+    })
 }
 
 /// Whether a filter names the attribute `name` of the core schema anywhere.

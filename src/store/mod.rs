@@ -301,6 +301,38 @@ pub trait Store: Send + Sync {
         std::future::ready(Ok(None))
     }
 
+    /// The attribute of `resource_type` this store keeps apart from the rest of the
+    /// resource (a member table, say), if any. The service then applies a PATCH that
+    /// does not touch it without loading it, and writes the result with
+    /// [`Store::replace_except`], so renaming a group of a million members costs
+    /// what renaming an empty one does. `None` (the default) for stores that keep
+    /// each resource whole.
+    fn kept_apart(&self, resource_type: &str) -> Option<&str> {
+        let _ = resource_type;
+        None
+    }
+
+    /// Like [`Store::replace`], for a `record` read without the attribute
+    /// [`Store::kept_apart`] names: everything else is replaced, and that
+    /// attribute stays as stored. Only called when `kept_apart` is `Some`.
+    ///
+    /// # Errors
+    /// As [`Store::replace`]; [`StoreError::Backend`] from the default, which a
+    /// store whose `kept_apart` is `None` never sees.
+    fn replace_except(
+        &self,
+        ctx: &Self::Context,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+    ) -> impl Future<Output = Result<Record, StoreError>> + Send {
+        let _ = (ctx, resource_type, record, expected_version, unique);
+        std::future::ready(Err(StoreError::backend(
+            "this store keeps no attribute apart (kept_apart is None)",
+        )))
+    }
+
     /// Which of `ids` name resources of `resource_type` in this context, found in one
     /// query if the store can (the service checks that group members exist before it
     /// writes them). Unless `case_exact`, an id names a resource whose id differs only

@@ -348,3 +348,82 @@ mod instances {
         }
     }
 }
+
+mod member_rows {
+    //! A PATCH that does not touch `members` neither rewrites nor deletes a member
+    //! row, whatever the group's size; one that does touches only the rows it names.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use serde_json::json;
+
+    /// Counts writes to `scim_members` with triggers in a SQLite file.
+    fn count_writes(path: &std::path::Path) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(path).expect("open");
+        db.execute_batch(
+            "CREATE TABLE member_writes (n INTEGER NOT NULL); INSERT INTO member_writes VALUES (0);
+             CREATE TRIGGER mw_i AFTER INSERT ON scim_members BEGIN UPDATE member_writes SET n = n + 1; END;
+             CREATE TRIGGER mw_u AFTER UPDATE ON scim_members BEGIN UPDATE member_writes SET n = n + 1; END;
+             CREATE TRIGGER mw_d AFTER DELETE ON scim_members BEGIN UPDATE member_writes SET n = n + 1; END;",
+        )
+        .expect("triggers");
+        db
+    }
+
+    fn writes(db: &rusqlite::Connection) -> i64 {
+        db.query_row("SELECT n FROM member_writes", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn rename_and_member_changes_touch_only_what_they_change() {
+        let scratch = Scratch::file();
+        let Scratch::File(path) = &scratch else {
+            unreachable!()
+        };
+        let mut config = ServiceConfig::default();
+        config.check_references = false;
+        let svc = Service::new(scratch.store().await, config).with_clock(clock());
+        let members: Vec<_> = (0..2_000)
+            .map(|i| json!({"value": format!("m{i}")}))
+            .collect();
+        let (status, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Big", "members": members}))).await;
+        assert_eq!(status, 201, "{g}");
+        let gid = g["id"].as_str().expect("id").to_owned();
+        let db = count_writes(path);
+        let patch = |ops: serde_json::Value| {
+            Request::new("PATCH", &format!("/Groups/{gid}?excludedAttributes=members"))
+                .with_json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
+        };
+        // Entra's rename, and Okta's no-path replace of displayName.
+        let (status, body, _) = call(
+            &svc,
+            patch(json!([{"op": "Replace", "path": "displayName", "value": "Bigger"}])),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["displayName"]),
+            (200, &json!("Bigger")),
+            "{body}"
+        );
+        assert!(body.get("members").is_none());
+        let (status, _, _) = call(
+            &svc,
+            patch(json!([{"op": "replace", "value": {"id": gid, "displayName": "Biggest"}}])),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(writes(&db), 0, "a rename wrote member rows");
+        // One member in, one out: two rows.
+        let (status, _, _) = call(&svc, patch(json!([{"op": "add", "path": "members", "value": [{"value": "new"}]}, {"op": "remove", "path": "members[value eq \"m7\"]"}]))).await;
+        assert_eq!(status, 200);
+        assert_eq!(writes(&db), 2);
+        let (_, g, _) = call(&svc, Request::new("GET", &format!("/Groups/{gid}"))).await;
+        assert_eq!(g["displayName"], "Biggest");
+        let list = g["members"].as_array().expect("members");
+        assert_eq!(list.len(), 2_000);
+        assert!(list.iter().any(|m| m["value"] == "new"));
+        assert!(!list.iter().any(|m| m["value"] == "m7"));
+        assert_eq!(g["meta"]["version"], "W/\"4\"");
+    }
+}

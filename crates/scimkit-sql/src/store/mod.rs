@@ -420,6 +420,131 @@ macro_rules! insert_members {
     }};
 }
 
+impl<C: Tenant + 'static> SqlStore<C> {
+    /// `replace`, and with `members` false `replace_except`: the member rows and
+    /// count stay as stored.
+    async fn write_whole(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+        members: bool,
+    ) -> Result<Record, StoreError> {
+        let schema = self.schema(resource_type)?;
+        let rule = self.member_rule(&schema).filter(|_| members);
+        let (doc, members) = match rule {
+            Some(_) => split_members(&record.resource, &self.members),
+            None => (record.resource.clone(), Vec::new()),
+        };
+        let rows = member_rows(&members, rule.unwrap_or(false), 1);
+        let cmp = comparison_document(&schema, &doc).to_string();
+        let tenant = ctx.tenant();
+        let update = self.sql(
+            "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb, \
+             member_count = COALESCE($8, member_count) \
+             WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4",
+        );
+        let exists = self.sql(
+            "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        );
+        let release = self
+            .sql("DELETE FROM scim_unique WHERE tenant = $1 AND resource_type = $2 AND id = $3");
+        let claim = self.sql(
+            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
+        );
+        let current_members = self.sql(
+            "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let drop_members = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
+        );
+        write_tx!(self, tx => {
+            let updated = sqlx::query(&update)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(&record.id)
+                .bind(expected_version as i64)
+                .bind(record.version as i64)
+                .bind(doc.to_string())
+                .bind(&cmp)
+                .bind(rule.map(|_| rows.len() as i64))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if updated.rows_affected() == 0 {
+                let found: Option<i64> = sqlx::query_scalar(&exists)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(&record.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                Err(match found {
+                    None => StoreError::NotFound(record.id.clone()),
+                    Some(_) => StoreError::PreconditionFailed,
+                })
+            } else {
+                sqlx::query(&release)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(&record.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                let mut result = Ok(());
+                for u in unique {
+                    let claimed = sqlx::query(&claim)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&u.attribute)
+                        .bind(&u.value)
+                        .bind(&record.id)
+                        .execute(&mut *tx)
+                        .await;
+                    match claimed {
+                        Err(e) if is_unique_violation(&e) => {
+                            result = Err(StoreError::Conflict(format!(
+                                "{} {:?} is already in use",
+                                u.attribute, u.value
+                            )));
+                            break;
+                        }
+                        Err(e) => {
+                            result = Err(backend(e));
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                if result.is_ok() && rule.is_some() {
+                    // Members are rewritten only when they changed: a rename leaves
+                    // the member rows alone.
+                    let current: Vec<(String, String)> = sqlx::query_as(&current_members)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&record.id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if !same_members(&current, &rows) {
+                        sqlx::query(&drop_members)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(&record.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        insert_members!(self, tx, tenant, resource_type, &record.id, rows);
+                    }
+                }
+                result.map(|()| record)
+            }
+        })
+    }
+}
+
 impl<C: Tenant + 'static> Store for SqlStore<C> {
     type Context = C;
 
@@ -549,115 +674,25 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         expected_version: u64,
         unique: &[UniqueValue],
     ) -> Result<Record, StoreError> {
-        let schema = self.schema(resource_type)?;
-        let rule = self.member_rule(&schema);
-        let (doc, members) = match rule {
-            Some(_) => split_members(&record.resource, &self.members),
-            None => (record.resource.clone(), Vec::new()),
-        };
-        let rows = member_rows(&members, rule.unwrap_or(false), 1);
-        let cmp = comparison_document(&schema, &doc).to_string();
-        let tenant = ctx.tenant();
-        let update = self.sql(
-            "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb, member_count = $8 \
-             WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4",
-        );
-        let exists = self.sql(
-            "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
-        );
-        let release = self
-            .sql("DELETE FROM scim_unique WHERE tenant = $1 AND resource_type = $2 AND id = $3");
-        let claim = self.sql(
-            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
-        );
-        let current_members = self.sql(
-            "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
-        );
-        let drop_members = self.sql(
-            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
-        );
-        write_tx!(self, tx => {
-            let updated = sqlx::query(&update)
-                .bind(tenant)
-                .bind(resource_type)
-                .bind(&record.id)
-                .bind(expected_version as i64)
-                .bind(record.version as i64)
-                .bind(doc.to_string())
-                .bind(&cmp)
-                .bind(rows.len() as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            if updated.rows_affected() == 0 {
-                let found: Option<i64> = sqlx::query_scalar(&exists)
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .bind(&record.id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                Err(match found {
-                    None => StoreError::NotFound(record.id.clone()),
-                    Some(_) => StoreError::PreconditionFailed,
-                })
-            } else {
-                sqlx::query(&release)
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .bind(&record.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                let mut result = Ok(());
-                for u in unique {
-                    let claimed = sqlx::query(&claim)
-                        .bind(tenant)
-                        .bind(resource_type)
-                        .bind(&u.attribute)
-                        .bind(&u.value)
-                        .bind(&record.id)
-                        .execute(&mut *tx)
-                        .await;
-                    match claimed {
-                        Err(e) if is_unique_violation(&e) => {
-                            result = Err(StoreError::Conflict(format!(
-                                "{} {:?} is already in use",
-                                u.attribute, u.value
-                            )));
-                            break;
-                        }
-                        Err(e) => {
-                            result = Err(backend(e));
-                            break;
-                        }
-                        Ok(_) => {}
-                    }
-                }
-                if result.is_ok() && rule.is_some() {
-                    // Members are rewritten only when they changed: a rename leaves
-                    // the member rows alone.
-                    let current: Vec<(String, String)> = sqlx::query_as(&current_members)
-                        .bind(tenant)
-                        .bind(resource_type)
-                        .bind(&record.id)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    if !same_members(&current, &rows) {
-                        sqlx::query(&drop_members)
-                            .bind(tenant)
-                            .bind(resource_type)
-                            .bind(&record.id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?;
-                        insert_members!(self, tx, tenant, resource_type, &record.id, rows);
-                    }
-                }
-                result.map(|()| record)
-            }
-        })
+        self.write_whole(ctx, resource_type, record, expected_version, unique, true)
+            .await
+    }
+
+    fn kept_apart(&self, resource_type: &str) -> Option<&str> {
+        let schema = self.registry.resource_type(resource_type)?;
+        self.member_rule(&schema).map(|_| self.members.as_str())
+    }
+
+    async fn replace_except(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        record: Record,
+        expected_version: u64,
+        unique: &[UniqueValue],
+    ) -> Result<Record, StoreError> {
+        self.write_whole(ctx, resource_type, record, expected_version, unique, false)
+            .await
     }
 
     async fn delete(
