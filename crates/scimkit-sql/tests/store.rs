@@ -427,3 +427,91 @@ mod member_rows {
         assert_eq!(g["meta"]["version"], "W/\"4\"");
     }
 }
+
+mod member_filters {
+    //! Group filters naming members, answered from the member table, select what
+    //! `MemoryStore` (the evaluator) selects.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use scimkit::store::{MemoryStore, Store};
+    use serde_json::{Value, json};
+
+    const FILTERS: &[&str] = &[
+        r#"members[value eq "u1"]"#,
+        r#"members[value eq "U1"]"#,
+        r#"members.value eq "u2""#,
+        r#"members eq "u3""#,
+        r#"members[value eq "u1"] or members[value eq "u4"]"#,
+        r#"members[value eq "u1"] and displayName sw "g""#,
+        r#"members pr"#,
+        r#"not (members pr)"#,
+        r#"members[value eq "nobody"]"#,
+        r#"members[value ne "u1"]"#,
+        r#"members.value co "u""#,
+        r#"displayName eq "g1" or members[value eq "u2"]"#,
+    ];
+
+    async fn names<S: Store<Context = String>>(svc: &Service<S>, filter: &str) -> Vec<String> {
+        let path = format!(
+            "/Groups?filter={}&sortBy=displayName",
+            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+        );
+        let (status, body, _) = call(svc, Request::new("GET", &path)).await;
+        assert_eq!(status, 200, "{filter}: {body}");
+        body["Resources"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|g| g["displayName"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn load<S: Store<Context = String>>(svc: &Service<S>) {
+        let groups: [(&str, &[&str]); 5] = [
+            ("g1", &["u1", "u2"]),
+            ("g2", &["U1"]),
+            ("g3", &["u3", "u4", "u2"]),
+            ("g4", &[]),
+            ("h5", &["u1"]),
+        ];
+        for (name, members) in groups {
+            let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+            let (status, body, _) = call(svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}))).await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+
+    async fn compare(scratch: Scratch) {
+        let config = || {
+            let mut c = ServiceConfig::default();
+            c.check_references = false;
+            c
+        };
+        let sql = Service::new(scratch.store().await, config()).with_clock(clock());
+        let memory = Service::new(MemoryStore::<String>::new(), config()).with_clock(clock());
+        load(&sql).await;
+        load(&memory).await;
+        for filter in FILTERS {
+            assert_eq!(
+                names(&sql, filter).await,
+                names(&memory, filter).await,
+                "{filter}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        compare(Scratch::Memory).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            compare(scratch).await;
+        }
+    }
+}

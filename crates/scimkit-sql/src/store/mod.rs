@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scimkit::Registry;
-use scimkit::filter::Filter;
+use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::schema::{AttributeType, ResourceSchema};
 use scimkit::store::{
     ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
@@ -799,8 +799,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let members_attr = rule.map(|_| self.members.as_str());
         // What names the members is answered in memory (they are not in the
         // comparison document); the rest in SQL.
-        let (pushed, in_memory) = split_filter(query.filter, members_attr, &schema.core().id);
-        let t = match &pushed {
+        let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
+        let t = match &split.pushed {
             Some(f) => translate(f, schema, "cmp", dialect),
             None => crate::Translation {
                 sql: match dialect {
@@ -814,13 +814,36 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let sort_in_memory = query
             .sort
             .is_some_and(|s| members_attr.is_some_and(|m| s.by.name().eq_ignore_ascii_case(m)));
-        let exact = t.residual.is_none() && !in_memory && !sort_in_memory;
-        let n = t.params.len();
+        let exact = t.residual.is_none() && !split.in_memory && !sort_in_memory;
+        // Member conditions: an index look-up in the member table each.
+        let mut member_keys: Vec<String> = Vec::new();
+        let mut conditions = t.sql.clone();
+        for condition in &split.members {
+            match condition {
+                None => conditions.push_str(" AND member_count > 0"),
+                Some(keys) if keys.is_empty() => conditions.push_str(" AND 1 = 0"),
+                Some(keys) => {
+                    let list = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, _)| ph(dialect, t.params.len() + member_keys.len() + i + 1))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    conditions.push_str(&format!(
+                        " AND EXISTS (SELECT 1 FROM scim_members m WHERE m.tenant = scim_resources.tenant \
+                         AND m.resource_type = scim_resources.resource_type AND m.group_id = scim_resources.id \
+                         AND m.value_key IN ({list}))"
+                    ));
+                    member_keys.extend(keys.iter().cloned());
+                }
+            }
+        }
+        let n = t.params.len() + member_keys.len();
         let scope = format!(
             "tenant = {} AND resource_type = {} AND ({})",
             ph(dialect, n + 1),
             ph(dialect, n + 2),
-            t.sql
+            conditions
         );
         let order = match (query.sort, sort_in_memory) {
             (Some(sort), false) => order_by(sort, schema, "cmp", "id", dialect).sql,
@@ -860,6 +883,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     for p in &t.params {
                         q = bind_param!(q, p);
                     }
+                    for k in &member_keys {
+                        q = q.bind(k);
+                    }
                     Some(
                         q.bind(tenant)
                             .bind(resource_type)
@@ -873,6 +899,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             let mut q = sqlx::query(&select);
             for p in &t.params {
                 q = bind_param!(q, p);
+            }
+            for k in &member_keys {
+                q = q.bind(k);
             }
             let rows = q
                 .bind(tenant)
@@ -1302,31 +1331,97 @@ fn attach_members(
     Ok(())
 }
 
-/// The filter's conjuncts that SQL answers, and whether some are left to memory
-/// (those naming the member attribute, which the comparison document leaves out).
-fn split_filter(
-    filter: Option<&Filter>,
-    members: Option<&str>,
-    core: &str,
-) -> (Option<Filter>, bool) {
-    let Some(filter) = filter else {
-        return (None, false);
+/// How a filter's conjuncts are answered: the part for the comparison document,
+/// conditions on the member table, and whether some are left to memory.
+struct Split {
+    pushed: Option<Filter>,
+    /// Each condition on the member table: the member keys any of which a group must
+    /// list, or `None` for "has a member".
+    members: Vec<Option<Vec<String>>>,
+    in_memory: bool,
+}
+
+/// Splits the filter's conjuncts: those naming the member attribute (which the
+/// comparison document leaves out) become member-table conditions when they are
+/// `members[value eq "id"]`, `members.value eq "id"` (or several joined by `or`) or
+/// `members pr`, and are left to memory otherwise.
+fn split_filter(filter: Option<&Filter>, members: Option<(&str, bool)>, core: &str) -> Split {
+    let mut split = Split {
+        pushed: None,
+        members: Vec::new(),
+        in_memory: false,
     };
-    let Some(members) = members else {
-        return (Some(filter.clone()), false);
+    let Some(filter) = filter else {
+        return split;
+    };
+    let Some((members, case_exact)) = members else {
+        split.pushed = Some(filter.clone());
+        return split;
     };
     let parts: Vec<&Filter> = match filter {
         Filter::And(parts) => parts.iter().collect(),
         f => vec![f],
     };
-    let (memory, sql): (Vec<&Filter>, Vec<&Filter>) =
-        parts.into_iter().partition(|f| mentions(f, members, core));
-    let pushed = match sql.len() {
+    let mut sql = Vec::new();
+    for part in parts {
+        if !mentions(part, members, core) {
+            sql.push(part.clone());
+        } else if let Some(condition) = member_condition(part, members, core, case_exact) {
+            split.members.push(condition);
+        } else {
+            split.in_memory = true;
+        }
+    }
+    split.pushed = match sql.len() {
         0 => None,
-        1 => Some(sql[0].clone()),
-        _ => Some(Filter::And(sql.into_iter().cloned().collect())),
+        1 => sql.pop(),
+        _ => Some(Filter::And(sql)),
     };
-    (pushed, !memory.is_empty())
+    split
+}
+
+/// The member-table condition of `f`, for the shapes identity providers send.
+fn member_condition(
+    f: &Filter,
+    members: &str,
+    core: &str,
+    case_exact: bool,
+) -> Option<Option<Vec<String>>> {
+    let names_members = |p: &scimkit::path::AttrPath| {
+        p.name().eq_ignore_ascii_case(members)
+            && p.schema().is_none_or(|s| s.eq_ignore_ascii_case(core))
+    };
+    let is_value = |p: &scimkit::path::AttrPath| {
+        p.name().eq_ignore_ascii_case("value") && p.sub_attr().is_none() && p.schema().is_none()
+    };
+    match f {
+        Filter::Present(p)
+            if names_members(p) && p.sub_attr().is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
+        {
+            Some(None)
+        }
+        Filter::Compare(p, CompareOp::Eq, CompValue::String(id))
+            if names_members(p) && p.sub_attr().is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
+        {
+            Some(Some(vec![member_key(id, case_exact)]))
+        }
+        Filter::ValuePath(p, inner) if names_members(p) && p.sub_attr().is_none() => {
+            match inner.as_ref() {
+                Filter::Compare(v, CompareOp::Eq, CompValue::String(id)) if is_value(v) => {
+                    Some(Some(vec![member_key(id, case_exact)]))
+                }
+                _ => None,
+            }
+        }
+        Filter::Or(parts) => {
+            let mut keys = Vec::new();
+            for part in parts {
+                keys.extend(member_condition(part, members, core, case_exact)??);
+            }
+            Some(Some(keys))
+        }
+        _ => None,
+    }
 }
 
 /// Whether `f` names the core attribute `name` anywhere.
