@@ -497,6 +497,8 @@ impl<'a, 'r> Writer<'a, 'r> {
                             let column = self.column;
                             sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
                             guarded = true;
+                        } else {
+                            guarded = self.sqlite_equality(&place, text);
                         }
                     } else if *op == CompareOp::Sw {
                         guarded = self.prefix_range(&place, text);
@@ -640,19 +642,14 @@ impl<'a, 'r> Writer<'a, 'r> {
         Some(doc)
     }
 
-    /// PostgreSQL, a single-valued simple attribute: writes `(value >= prefix AND
-    /// value < the first text after every text with that prefix AND ` (byte order), a
-    /// range a btree index on `(doc #>> '{attr}') COLLATE "C"` answers. The path is
+    /// A single-valued simple attribute: writes `(value >= prefix AND value < the
+    /// first text after every text with that prefix AND ` (byte order), a range a
+    /// btree index answers: on `(doc #>> '{attr}') COLLATE "C"` in PostgreSQL, on
+    /// `json_extract(doc, '$."attr"')` in SQLite. The path is
     /// written as a literal (from the schema, not the request) so that the planner
     /// can match the index expression.
     fn prefix_range(&mut self, place: &Place<'_, '_>, prefix: &str) -> bool {
-        if self.dialect != Dialect::Postgres
-            || !matches!(place.root, Root::Column(_))
-            || place.attr.is_multi_valued()
-            || place.leaf.is_some()
-            || place.sub.is_some()
-            || prefix.is_empty()
-        {
+        if !self.indexable(place) || prefix.is_empty() {
             return false;
         }
         let Some(upper) = after_prefix(prefix) else {
@@ -662,23 +659,74 @@ impl<'a, 'r> Writer<'a, 'r> {
         let lo = self.bind(Param::Text(prefix.to_owned()));
         let hi = self.bind(Param::Text(upper));
         let column = self.column;
+        match self.dialect {
+            Dialect::Postgres => sql!(
+                self.out,
+                "((",
+                column,
+                " #>> ",
+                path,
+                ") COLLATE \"C\" >= ",
+                lo,
+                " AND (",
+                column,
+                " #>> ",
+                path,
+                ") COLLATE \"C\" < ",
+                hi,
+                " AND "
+            ),
+            // Text compares in byte order, which is code point order in UTF-8.
+            Dialect::Sqlite => sql!(
+                self.out,
+                "(json_extract(",
+                column,
+                ", ",
+                path,
+                ") >= ",
+                lo,
+                " AND json_extract(",
+                column,
+                ", ",
+                path,
+                ") < ",
+                hi,
+                " AND "
+            ),
+        }
+        true
+    }
+
+    /// SQLite, a single-valued simple attribute: writes `(json_extract(doc, path) =
+    /// value AND `, which an index on that expression answers (implied by the exact
+    /// test that follows).
+    fn sqlite_equality(&mut self, place: &Place<'_, '_>, text: &str) -> bool {
+        if self.dialect != Dialect::Sqlite || !self.indexable(place) {
+            return false;
+        }
+        let path = self.place_path(place);
+        let p = self.bind(Param::Text(text.to_owned()));
+        let column = self.column;
         sql!(
             self.out,
-            "((",
+            "(json_extract(",
             column,
-            " #>> ",
+            ", ",
             path,
-            ") COLLATE \"C\" >= ",
-            lo,
-            " AND (",
-            column,
-            " #>> ",
-            path,
-            ") COLLATE \"C\" < ",
-            hi,
+            ") = ",
+            p,
             " AND "
         );
         true
+    }
+
+    /// Whether `place` is one value at one path of the document column, which an
+    /// expression index can hold.
+    fn indexable(&self, place: &Place<'_, '_>) -> bool {
+        matches!(place.root, Root::Column(_))
+            && !place.attr.is_multi_valued()
+            && place.leaf.is_none()
+            && place.sub.is_none()
     }
 
     /// The containment document of a value filter that is `eq` on strings only

@@ -26,14 +26,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
             id_key text NOT NULL,
             version bigint NOT NULL,
             member_count bigint NOT NULL DEFAULT 0,
+            next_position bigint NOT NULL DEFAULT 1,
             resource jsonb NOT NULL,
             cmp jsonb NOT NULL,
             PRIMARY KEY (tenant, resource_type, id)
         );
-        CREATE INDEX scim_resources_id_key ON scim_resources (tenant, resource_type, id_key);
-        CREATE INDEX scim_resources_cmp ON scim_resources USING gin (cmp jsonb_path_ops);
+        CREATE INDEX scim_resources_id_key ON scim_resources (id_key, tenant, resource_type);
+        -- fastupdate off: entries go into the index at once, not into a pending list
+        -- that every search would scan until the next vacuum.
+        CREATE INDEX scim_resources_cmp ON scim_resources USING gin (cmp jsonb_path_ops)
+            WITH (fastupdate = off);
         CREATE INDEX scim_resources_user_name
-            ON scim_resources (tenant, resource_type, (cmp #>> '{userName}') COLLATE \"C\");
+            ON scim_resources (((cmp #>> '{userName}') COLLATE \"C\"), tenant, resource_type);
         CREATE TABLE scim_unique (
             tenant text NOT NULL,
             resource_type text NOT NULL,
@@ -64,6 +68,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             id_key TEXT NOT NULL,
             version INTEGER NOT NULL,
             member_count INTEGER NOT NULL DEFAULT 0,
+            next_position INTEGER NOT NULL DEFAULT 1,
             resource TEXT NOT NULL,
             cmp TEXT NOT NULL,
             PRIMARY KEY (tenant, resource_type, id)
@@ -92,6 +97,22 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ) WITHOUT ROWID;
         CREATE INDEX scim_members_order ON scim_members (tenant, resource_type, group_id, position);
         CREATE INDEX scim_members_value ON scim_members (tenant, value_key);
+        -- Until ANALYZE has measured real data, SQLite's planner guesses; these
+        -- figures (SQLite's documented way to steer it) describe a large database,
+        -- so that look-ups by userName, id and member use their indexes from the
+        -- first request. A later ANALYZE replaces them with measured ones.
+        ANALYZE sqlite_schema;
+        DELETE FROM sqlite_stat1 WHERE tbl IN ('scim_resources', 'scim_members', 'scim_unique');
+        INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+            ('scim_resources', 'sqlite_autoindex_scim_resources_1', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_id_key', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_user_name', '1000000 100000 50000 1'),
+            ('scim_unique', 'sqlite_autoindex_scim_unique_1', '1000000 100000 50000 50000 1'),
+            ('scim_unique', 'scim_unique_owner', '1000000 100000 50000 1'),
+            ('scim_members', 'sqlite_autoindex_scim_members_1', '10000000 1000000 500000 1000 1'),
+            ('scim_members', 'scim_members_order', '10000000 1000000 500000 1000 1'),
+            ('scim_members', 'scim_members_value', '10000000 1000000 10');
+        ANALYZE sqlite_schema;
     ",
 }];
 

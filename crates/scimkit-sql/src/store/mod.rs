@@ -203,6 +203,28 @@ impl<C> SqlStore<C> {
         }
     }
 
+    /// Refreshes the query planner's statistics on the store's tables. The database
+    /// does this by itself as data grows (autovacuum; for SQLite, run it now and
+    /// then); after a bulk import, run it once so that look-ups use their indexes at
+    /// once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::raw_sql("ANALYZE scim_resources, scim_members, scim_unique")
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(backend),
+            Pool::Sqlite(p) => sqlx::raw_sql("ANALYZE")
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(backend),
+        }
+    }
+
     /// Closes the pool's connections.
     pub async fn close(&self) {
         match &self.pool {
@@ -333,11 +355,17 @@ macro_rules! read_tx {
                     .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await
                     .map_err(backend)?;
-                $body
+                let out = $body;
+                // Ended here, not by a rollback queued on drop, so the connection
+                // is free at once.
+                $tx.commit().await.map_err(backend)?;
+                out
             }
             Pool::Sqlite(pool) => {
                 let mut $tx = pool.begin().await.map_err(backend)?;
-                $body
+                let out = $body;
+                $tx.commit().await.map_err(backend)?;
+                out
             }
         }
     };
@@ -443,7 +471,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let tenant = ctx.tenant();
         let update = self.sql(
             "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb, \
-             member_count = COALESCE($8, member_count) \
+             member_count = COALESCE($8, member_count), next_position = COALESCE($8 + 1, next_position) \
              WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4",
         );
         let exists = self.sql(
@@ -565,8 +593,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let cmp = comparison_document(&schema, &doc).to_string();
         let tenant = ctx.tenant();
         let insert = self.sql(
-            "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, resource, cmp) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+            "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
         );
         let claim = self.sql(
             "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
@@ -879,7 +907,10 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         read_tx!(self, tx => {
             let total = match &count_sql {
                 Some(sql) => {
-                    let mut q = sqlx::query_scalar::<_, i64>(sql);
+                    // Not kept prepared: each filter is planned for its own values
+                    // (a generic plan may scan a tenant to find one userName), and
+                    // one-off filter texts would crowd the statement cache.
+                    let mut q = sqlx::query_scalar::<_, i64>(sql).persistent(false);
                     for p in &t.params {
                         q = bind_param!(q, p);
                     }
@@ -896,7 +927,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 }
                 None => None,
             };
-            let mut q = sqlx::query(&select);
+            let mut q = sqlx::query(&select).persistent(false);
             for p in &t.params {
                 q = bind_param!(q, p);
             }
@@ -958,19 +989,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let dialect = self.dialect();
         let lock = match dialect {
             Dialect::Postgres => {
-                "SELECT version, member_count FROM scim_resources \
+                "SELECT version, member_count, next_position FROM scim_resources \
                  WHERE tenant = $1 AND resource_type = $2 AND id = $3 FOR UPDATE"
             }
             Dialect::Sqlite => {
-                "SELECT version, member_count FROM scim_resources \
+                "SELECT version, member_count, next_position FROM scim_resources \
                  WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
             }
         };
         let one = self.sql(
             "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 AND value_key = $4",
-        );
-        let last = self.sql(
-            "SELECT COALESCE(MAX(position), 0) FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
         );
         let insert = self.sql(
             "INSERT INTO scim_members (tenant, resource_type, group_id, value_key, value, position, member) \
@@ -985,13 +1013,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let (text, instant) = modified(delta.modified);
         let bump = match dialect {
             Dialect::Postgres => {
-                "UPDATE scim_resources SET version = version + 1, member_count = $4, \
+                "UPDATE scim_resources SET version = version + 1, member_count = $4, next_position = $7, \
                  resource = jsonb_set(resource, '{meta,lastModified}', to_jsonb($5::text)), \
                  cmp = jsonb_set(cmp, '{meta,lastModified}', to_jsonb($6::text)) \
                  WHERE tenant = $1 AND resource_type = $2 AND id = $3"
             }
             Dialect::Sqlite => {
-                "UPDATE scim_resources SET version = version + 1, member_count = ?4, \
+                "UPDATE scim_resources SET version = version + 1, member_count = ?4, next_position = ?7, \
                  resource = json_set(resource, '$.meta.lastModified', ?5), \
                  cmp = json_set(cmp, '$.meta.lastModified', ?6) \
                  WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
@@ -1010,6 +1038,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 Some(row) => {
                     let version: i64 = row.try_get(0).map_err(backend)?;
                     let count: i64 = row.try_get(1).map_err(backend)?;
+                    let next_position: i64 = row.try_get(2).map_err(backend)?;
                     if expected_version.is_some_and(|e| e as i64 != version) {
                         Err(StoreError::PreconditionFailed)
                     } else {
@@ -1040,7 +1069,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         let added = after.values().filter(|v| v.is_some()).count() as i64
                             - before.values().filter(|v| v.is_some()).count() as i64;
                         let new_count = count + added;
-                        if new_count > delta.max_members as i64 {
+                        if new_count > i64::try_from(delta.max_members).unwrap_or(i64::MAX) {
                             Err(StoreError::Invalid(format!(
                                 "'{}' would have {new_count} values, more than the limit of {} (max_members)",
                                 delta.attribute, delta.max_members
@@ -1048,7 +1077,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         } else if after == before {
                             Ok(Some(version as u64))
                         } else {
-                            let mut next: Option<i64> = None;
+                            let mut next = next_position;
                             // Writes in request order, so new members keep it.
                             let mut done = HashSet::new();
                             for change in &delta.changes {
@@ -1061,20 +1090,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                                 let (old, new) = (&before[&key], &after[&key]);
                                 match (old, new) {
                                     (None, Some(member)) => {
-                                        let position = match next {
-                                            Some(p) => p,
-                                            None => {
-                                                let max: i64 = sqlx::query_scalar(&last)
-                                                    .bind(tenant)
-                                                    .bind(resource_type)
-                                                    .bind(id)
-                                                    .fetch_one(&mut *tx)
-                                                    .await
-                                                    .map_err(backend)?;
-                                                max + 1
-                                            }
-                                        };
-                                        next = Some(position + 1);
+                                        let position = next;
+                                        next += 1;
                                         let value = member.get("value").and_then(Value::as_str).unwrap_or_default();
                                         sqlx::query(&insert)
                                             .bind(tenant)
@@ -1119,6 +1136,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                                 .bind(new_count)
                                 .bind(&text)
                                 .bind(&instant)
+                                .bind(next)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(backend)?;
