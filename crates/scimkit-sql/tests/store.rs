@@ -515,3 +515,161 @@ mod member_filters {
         }
     }
 }
+
+mod plans {
+    //! The look-ups identity providers make are index look-ups on both databases
+    //! (after `analyze`, as after any bulk import).
+    use super::*;
+    use scimkit::filter::Filter;
+    use scimkit::store::{ListQuery, Projection, Record, Store, UniqueValue};
+    use serde_json::json;
+
+    async fn seed(store: &SqlStore<String>) {
+        let ctx = "acme".to_owned();
+        for n in 0..2_000usize {
+            let id = format!("user-{n:05}");
+            let user = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id,
+                "userName": format!("user{n}@example.com"), "externalId": format!("ext-{n}"),
+                "emails": [{"value": format!("user{n}@example.org"), "type": "work"}],
+                "meta": {"resourceType": "User", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"}
+            });
+            let unique = [UniqueValue {
+                attribute: "userName".into(),
+                value: format!("user{n}@example.com"),
+            }];
+            store
+                .create(
+                    &ctx,
+                    "User",
+                    Record {
+                        id,
+                        version: 1,
+                        resource: user,
+                    },
+                    &unique,
+                )
+                .await
+                .expect("user");
+        }
+        for n in 0..200usize {
+            let id = format!("group-{n:04}");
+            let members: Vec<_> = (0..10)
+                .map(|m| json!({"value": format!("user-{:05}", n * 10 + m)}))
+                .collect();
+            let group = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": id,
+                "displayName": format!("Group {n}"), "members": members,
+                "meta": {"resourceType": "Group", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"}
+            });
+            store
+                .create(
+                    &ctx,
+                    "Group",
+                    Record {
+                        id,
+                        version: 1,
+                        resource: group,
+                    },
+                    &[],
+                )
+                .await
+                .expect("group");
+        }
+        store.analyze().await.expect("analyze");
+    }
+
+    /// Each look-up, and a word its plan must contain.
+    const LOOKUPS: &[(&str, &str, &str, &str)] = &[
+        // resource type, filter, PostgreSQL plan, SQLite plan
+        (
+            "User",
+            r#"userName eq "USER42@example.com""#,
+            "scim_resources_cmp",
+            "scim_resources_user_name",
+        ),
+        (
+            "User",
+            r#"userName sw "user424""#,
+            "scim_resources_user_name",
+            "scim_resources_user_name",
+        ),
+        (
+            "User",
+            r#"externalId eq "ext-42""#,
+            "scim_resources_cmp",
+            "USING",
+        ),
+        (
+            "User",
+            r#"id eq "user-00042""#,
+            "scim_resources_cmp",
+            "USING",
+        ),
+        (
+            "User",
+            r#"emails[value eq "user42@example.org"]"#,
+            "scim_resources_cmp",
+            "USING",
+        ),
+        (
+            "Group",
+            r#"displayName eq "Group 42""#,
+            "scim_resources_cmp",
+            "USING",
+        ),
+        (
+            "Group",
+            r#"members[value eq "user-00042"]"#,
+            "scim_members",
+            "scim_members",
+        ),
+    ];
+
+    async fn check(scratch: Scratch, postgres: bool) {
+        let store = scratch.store().await;
+        seed(&store).await;
+        let registry = Registry::core();
+        let projection = Projection::all();
+        for (rt, text, pg, sqlite) in LOOKUPS {
+            let schema = registry.resource_type(rt).expect("type");
+            let filter: Filter = text.parse().expect("filter");
+            let query = ListQuery {
+                schema,
+                filter: Some(&filter),
+                sort: None,
+                start_index: 1,
+                count: 100,
+                projection: &projection,
+            };
+            let plan = store
+                .explain(&"acme".to_owned(), rt, &query)
+                .await
+                .expect("explain");
+            let want = if postgres { pg } else { sqlite };
+            assert!(plan.contains(want), "{text}: no {want} in\n{plan}");
+            assert!(
+                !plan.contains("Seq Scan"),
+                "{text}: a sequential scan in\n{plan}"
+            );
+            let page = store
+                .list(&"acme".to_owned(), rt, &query)
+                .await
+                .expect("list");
+            assert_eq!(page.total_results, 1, "{text}");
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        check(Scratch::file(), false).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            check(scratch, true).await;
+        }
+    }
+}

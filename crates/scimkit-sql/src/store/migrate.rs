@@ -74,8 +74,15 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (tenant, resource_type, id)
         ) WITHOUT ROWID;
         CREATE INDEX scim_resources_id_key ON scim_resources (tenant, resource_type, id_key);
+        -- The single-valued attributes identity providers look resources up by.
         CREATE INDEX scim_resources_user_name
             ON scim_resources (tenant, resource_type, json_extract(cmp, '$.\"userName\"'));
+        CREATE INDEX scim_resources_external_id
+            ON scim_resources (tenant, resource_type, json_extract(cmp, '$.\"externalId\"'));
+        CREATE INDEX scim_resources_display_name
+            ON scim_resources (tenant, resource_type, json_extract(cmp, '$.\"displayName\"'));
+        CREATE INDEX scim_resources_cmp_id
+            ON scim_resources (tenant, resource_type, json_extract(cmp, '$.\"id\"'));
         CREATE TABLE scim_unique (
             tenant TEXT NOT NULL,
             resource_type TEXT NOT NULL,
@@ -107,6 +114,9 @@ const MIGRATIONS: &[Migration] = &[Migration {
             ('scim_resources', 'sqlite_autoindex_scim_resources_1', '1000000 100000 50000 1'),
             ('scim_resources', 'scim_resources_id_key', '1000000 100000 50000 1'),
             ('scim_resources', 'scim_resources_user_name', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_external_id', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_display_name', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_cmp_id', '1000000 100000 50000 1'),
             ('scim_unique', 'sqlite_autoindex_scim_unique_1', '1000000 100000 50000 50000 1'),
             ('scim_unique', 'scim_unique_owner', '1000000 100000 50000 1'),
             ('scim_members', 'sqlite_autoindex_scim_members_1', '10000000 1000000 500000 1000 1'),

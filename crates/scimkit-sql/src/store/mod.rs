@@ -821,89 +821,17 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         resource_type: &str,
         query: &ListQuery<'_>,
     ) -> Result<Page, StoreError> {
-        let schema = &query.schema;
-        let dialect = self.dialect();
-        let rule = self.member_rule(schema);
-        let members_attr = rule.map(|_| self.members.as_str());
-        // What names the members is answered in memory (they are not in the
-        // comparison document); the rest in SQL.
-        let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
-        let t = match &split.pushed {
-            Some(f) => translate(f, schema, "cmp", dialect),
-            None => crate::Translation {
-                sql: match dialect {
-                    Dialect::Sqlite => "1".into(),
-                    Dialect::Postgres => "TRUE".into(),
-                },
-                params: Vec::new(),
-                residual: None,
-            },
-        };
-        let sort_in_memory = query
-            .sort
-            .is_some_and(|s| members_attr.is_some_and(|m| s.by.name().eq_ignore_ascii_case(m)));
-        let exact = t.residual.is_none() && !split.in_memory && !sort_in_memory;
-        // Member conditions: an index look-up in the member table each.
-        let mut member_keys: Vec<String> = Vec::new();
-        let mut conditions = t.sql.clone();
-        for condition in &split.members {
-            match condition {
-                None => conditions.push_str(" AND member_count > 0"),
-                Some(keys) if keys.is_empty() => conditions.push_str(" AND 1 = 0"),
-                Some(keys) => {
-                    let list = keys
-                        .iter()
-                        .enumerate()
-                        .map(|(i, _)| ph(dialect, t.params.len() + member_keys.len() + i + 1))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    conditions.push_str(&format!(
-                        " AND EXISTS (SELECT 1 FROM scim_members m WHERE m.tenant = scim_resources.tenant \
-                         AND m.resource_type = scim_resources.resource_type AND m.group_id = scim_resources.id \
-                         AND m.value_key IN ({list}))"
-                    ));
-                    member_keys.extend(keys.iter().cloned());
-                }
-            }
-        }
-        let n = t.params.len() + member_keys.len();
-        let scope = format!(
-            "tenant = {} AND resource_type = {} AND ({})",
-            ph(dialect, n + 1),
-            ph(dialect, n + 2),
-            conditions
-        );
-        let order = match (query.sort, sort_in_memory) {
-            (Some(sort), false) => order_by(sort, schema, "cmp", "id", dialect).sql,
-            _ => match dialect {
-                Dialect::Sqlite => "id ASC".to_owned(),
-                Dialect::Postgres => "id COLLATE \"C\" ASC".to_owned(),
-            },
-        };
+        let ListPlan {
+            select,
+            count_sql,
+            params,
+            member_keys,
+            want_members,
+        } = self.list_plan(query);
         let tenant = ctx.tenant();
-        let want_members = rule.is_some() && (!exact || query.projection.wants(&self.members));
         let members_sql = self.sql(
             "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
         );
-        let (limit, count_sql) = if exact {
-            (
-                format!(
-                    " LIMIT {} OFFSET {}",
-                    query.count,
-                    query.start_index.saturating_sub(1)
-                ),
-                Some(format!("SELECT COUNT(*) FROM scim_resources WHERE {scope}")),
-            )
-        } else {
-            (String::new(), None)
-        };
-        let select = format!(
-            "SELECT id, version, resource::text FROM scim_resources WHERE {scope} ORDER BY {order}{limit}"
-        );
-        let select = match dialect {
-            Dialect::Sqlite => select.replace("resource::text", "resource"),
-            Dialect::Postgres => select,
-        };
         read_tx!(self, tx => {
             let total = match &count_sql {
                 Some(sql) => {
@@ -911,7 +839,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     // (a generic plan may scan a tenant to find one userName), and
                     // one-off filter texts would crowd the statement cache.
                     let mut q = sqlx::query_scalar::<_, i64>(sql).persistent(false);
-                    for p in &t.params {
+                    for p in &params {
                         q = bind_param!(q, p);
                     }
                     for k in &member_keys {
@@ -928,7 +856,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 None => None,
             };
             let mut q = sqlx::query(&select).persistent(false);
-            for p in &t.params {
+            for p in &params {
                 q = bind_param!(q, p);
             }
             for k in &member_keys {
@@ -1264,6 +1192,153 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             );
         }
         Ok(Some(out))
+    }
+}
+
+/// The SQL of a list: the page's `SELECT`, the `COUNT(*)` when the SQL answers the
+/// whole query, and what they bind (the translation's parameters, then member
+/// keys, then tenant and resource type).
+struct ListPlan {
+    select: String,
+    count_sql: Option<String>,
+    params: Vec<Param>,
+    member_keys: Vec<String>,
+    want_members: bool,
+}
+
+impl<C> SqlStore<C> {
+    fn list_plan(&self, query: &ListQuery<'_>) -> ListPlan {
+        let schema = &query.schema;
+        let dialect = self.dialect();
+        let rule = self.member_rule(schema);
+        let members_attr = rule.map(|_| self.members.as_str());
+        // What names the members is answered in memory (they are not in the
+        // comparison document); the rest in SQL.
+        let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
+        let t = match &split.pushed {
+            Some(f) => translate(f, schema, "cmp", dialect),
+            None => crate::Translation {
+                sql: match dialect {
+                    Dialect::Sqlite => "1".into(),
+                    Dialect::Postgres => "TRUE".into(),
+                },
+                params: Vec::new(),
+                residual: None,
+            },
+        };
+        let sort_in_memory = query
+            .sort
+            .is_some_and(|s| members_attr.is_some_and(|m| s.by.name().eq_ignore_ascii_case(m)));
+        let exact = t.residual.is_none() && !split.in_memory && !sort_in_memory;
+        // Member conditions: an index look-up in the member table each.
+        let mut member_keys: Vec<String> = Vec::new();
+        let mut conditions = t.sql.clone();
+        for condition in &split.members {
+            match condition {
+                None => conditions.push_str(" AND member_count > 0"),
+                Some(keys) if keys.is_empty() => conditions.push_str(" AND 1 = 0"),
+                Some(keys) => {
+                    let list = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, _)| ph(dialect, t.params.len() + member_keys.len() + i + 1))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    conditions.push_str(&format!(
+                        " AND EXISTS (SELECT 1 FROM scim_members m WHERE m.tenant = scim_resources.tenant \
+                         AND m.resource_type = scim_resources.resource_type AND m.group_id = scim_resources.id \
+                         AND m.value_key IN ({list}))"
+                    ));
+                    member_keys.extend(keys.iter().cloned());
+                }
+            }
+        }
+        let n = t.params.len() + member_keys.len();
+        let scope = format!(
+            "tenant = {} AND resource_type = {} AND ({})",
+            ph(dialect, n + 1),
+            ph(dialect, n + 2),
+            conditions
+        );
+        let order = match (query.sort, sort_in_memory) {
+            (Some(sort), false) => order_by(sort, schema, "cmp", "id", dialect).sql,
+            _ => match dialect {
+                Dialect::Sqlite => "id ASC".to_owned(),
+                Dialect::Postgres => "id COLLATE \"C\" ASC".to_owned(),
+            },
+        };
+        let want_members = rule.is_some() && (!exact || query.projection.wants(&self.members));
+        let (limit, count_sql) = if exact {
+            (
+                format!(
+                    " LIMIT {} OFFSET {}",
+                    query.count,
+                    query.start_index.saturating_sub(1)
+                ),
+                Some(format!("SELECT COUNT(*) FROM scim_resources WHERE {scope}")),
+            )
+        } else {
+            (String::new(), None)
+        };
+        let select = format!(
+            "SELECT id, version, resource::text FROM scim_resources WHERE {scope} ORDER BY {order}{limit}"
+        );
+        let select = match dialect {
+            Dialect::Sqlite => select.replace("resource::text", "resource"),
+            Dialect::Postgres => select,
+        };
+        ListPlan {
+            select,
+            count_sql,
+            params: t.params,
+            member_keys,
+            want_members,
+        }
+    }
+
+    /// The database's plan for the page query of `query` (`EXPLAIN` in PostgreSQL,
+    /// `EXPLAIN QUERY PLAN` in SQLite), one line per step: to see which index a
+    /// filter uses.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails.
+    pub async fn explain(
+        &self,
+        ctx: &C,
+        resource_type: &str,
+        query: &ListQuery<'_>,
+    ) -> Result<String, StoreError>
+    where
+        C: Tenant,
+    {
+        let plan = self.list_plan(query);
+        let tenant = ctx.tenant();
+        macro_rules! run {
+            ($pool:expr, $prefix:expr, $column:expr) => {{
+                let sql = format!("{}{}", $prefix, plan.select);
+                let mut q = sqlx::query(&sql).persistent(false);
+                for p in &plan.params {
+                    q = bind_param!(q, p);
+                }
+                for k in &plan.member_keys {
+                    q = q.bind(k);
+                }
+                let rows = q
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .fetch_all($pool)
+                    .await
+                    .map_err(backend)?;
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>($column).map_err(backend))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("\n")
+            }};
+        }
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => run!(pool, "EXPLAIN ", 0),
+            Pool::Sqlite(pool) => run!(pool, "EXPLAIN QUERY PLAN ", 3),
+        })
     }
 }
 
