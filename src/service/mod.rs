@@ -1455,11 +1455,15 @@ fn password_unsupported() -> Error {
 /// it (also URN-qualified, or inside the core schema's URN object).
 fn op_touches(rt: &ResourceSchema<'_>, op: &PatchOp, attr: &str) -> bool {
     let core = &rt.core().id;
+    // A key is a path too (`members.display`, `urn:…:Group:members`), as the
+    // PATCH engine reads it; a URN alone is the core schema's object.
     let names = |key: &str| {
-        eq(key, attr)
-            || key
-                .rsplit_once(':')
-                .is_some_and(|(urn, name)| eq(urn, core) && eq(name, attr))
+        let (urn, rest) = match key.rsplit_once(':') {
+            Some((urn, rest)) => (Some(urn), rest),
+            None => (None, key),
+        };
+        let name = rest.split(['.', '[']).next().unwrap_or(rest);
+        eq(name, attr) && urn.is_none_or(|u| eq(u, core))
     };
     op.operations.iter().any(|o| match o.path.as_deref() {
         Some(path) => match crate::path::Path::parse(path) {
@@ -1471,7 +1475,7 @@ fn op_touches(rt: &ResourceSchema<'_>, op: &PatchOp, attr: &str) -> bool {
                 names(k)
                     || (eq(k, core)
                         && v.as_object()
-                            .is_none_or(|inner| inner.keys().any(|k| eq(k, attr))))
+                            .is_none_or(|inner| inner.keys().any(|k| names(k))))
             }),
             _ => true,
         },

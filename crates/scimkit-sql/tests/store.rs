@@ -312,6 +312,71 @@ mod instances {
         }
     }
 
+    /// Users deleted through one instance while another adds members to the groups
+    /// they are in: no 5xx (a deadlock is retried), and no deleted user stays listed.
+    async fn deletes_beside_member_adds(scratch: Scratch) {
+        let svcs = instances(&scratch, 2).await;
+        let mut users = Vec::new();
+        for n in 0..30 {
+            let (_, u, _) = call(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("u{n}")}))).await;
+            users.push(u["id"].as_str().expect("id").to_owned());
+        }
+        let mut groups = Vec::new();
+        for n in 0..3 {
+            let members: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
+            let (_, g, _) = call(&svcs[0], post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("g{n}"), "members": members}))).await;
+            groups.push(g["id"].as_str().expect("id").to_owned());
+        }
+        let deleter = {
+            let (svc, users) = (Arc::clone(&svcs[0]), users.clone());
+            tokio::spawn(async move {
+                for u in users {
+                    let (code, body) =
+                        status(&svc, Request::new("DELETE", &format!("/Users/{u}"))).await;
+                    assert_eq!(code, 204, "{body}");
+                }
+            })
+        };
+        let adder = {
+            let (svc, groups) = (Arc::clone(&svcs[1]), groups.clone());
+            tokio::spawn(async move {
+                for i in 0..60usize {
+                    let g = &groups[i % groups.len()];
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": format!("new-{i}")}]}]});
+                    let req =
+                        Request::new("PATCH", &format!("/Groups/{g}?excludedAttributes=members"))
+                            .with_json(&op);
+                    let (code, body) = status(&svc, req).await;
+                    assert_eq!(code, 200, "{body}");
+                }
+            })
+        };
+        deleter.await.expect("deleter");
+        adder.await.expect("adder");
+        for g in &groups {
+            let (_, g, _) = call(&svcs[1], Request::new("GET", &format!("/Groups/{g}"))).await;
+            let members = g["members"].as_array().cloned().unwrap_or_default();
+            assert_eq!(members.len(), 20, "{g}");
+            assert!(
+                members
+                    .iter()
+                    .all(|m| m["value"].as_str().is_some_and(|v| v.starts_with("new-")))
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn deletes_beside_member_adds_on_one_sqlite_file() {
+        deletes_beside_member_adds(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn deletes_beside_member_adds_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            deletes_beside_member_adds(scratch).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn member_adds_on_one_sqlite_file() {
         member_adds(Scratch::file()).await;
@@ -671,5 +736,41 @@ mod plans {
         if let Some(scratch) = Scratch::postgres() {
             check(scratch, true).await;
         }
+    }
+}
+
+mod patch_without_path {
+    //! A PATCH without a path whose value names members by a dotted key
+    //! (`members.display`) reaches the members, as with `MemoryStore`.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use scimkit::store::{MemoryStore, Store};
+    use serde_json::{Value, json};
+
+    async fn run<S: Store<Context = String>>(svc: &Service<S>) -> (u16, Value) {
+        let (_, g, _) = call(svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": "a"}, {"value": "b"}]}))).await;
+        let gid = g["id"].as_str().expect("id").to_owned();
+        let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"members.display": "X"}}]});
+        let (status, _, _) = call(
+            svc,
+            Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&op),
+        )
+        .await;
+        let (_, g, _) = call(svc, Request::new("GET", &format!("/Groups/{gid}"))).await;
+        (status, g["members"].clone())
+    }
+
+    #[tokio::test]
+    async fn dotted_key_reaches_the_members() {
+        let config = || {
+            let mut c = ServiceConfig::default();
+            c.check_references = false;
+            c
+        };
+        let scratch = Scratch::Memory;
+        let sql = Service::new(scratch.store().await, config()).with_clock(clock());
+        let memory = Service::new(MemoryStore::<String>::new(), config()).with_clock(clock());
+        assert_eq!(run(&sql).await, run(&memory).await);
     }
 }

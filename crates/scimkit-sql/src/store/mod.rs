@@ -324,26 +324,49 @@ fn ph(dialect: Dialect, n: usize) -> String {
 /// Runs `$body` (which evaluates to `Result<T, StoreError>` and uses `$tx`, a
 /// `&mut` connection) in a write transaction, committed when the body succeeds.
 macro_rules! write_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Postgres(pool) => {
-                let mut $tx = pool.begin().await.map_err(backend)?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await.map_err(backend)?;
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            let out: Result<_, StoreError> = match &$store.pool {
+                Pool::Postgres(pool) => {
+                    let mut $tx = pool.begin().await.map_err(backend)?;
+                    match async { $body }.await {
+                        Ok(v) => $tx.commit().await.map(|()| v).map_err(backend),
+                        Err(e) => Err(e),
+                    }
                 }
-                out
-            }
-            Pool::Sqlite(pool) => {
-                let mut $tx = begin_immediate(pool).await?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await.map_err(backend)?;
+                Pool::Sqlite(pool) => {
+                    let mut $tx = begin_immediate(pool).await?;
+                    match async { $body }.await {
+                        Ok(v) => $tx.commit().await.map(|()| v).map_err(backend),
+                        Err(e) => Err(e),
+                    }
                 }
-                out
+            };
+            // A deadlock or serialization failure rolled everything back: the
+            // operation runs again from the start, a few times.
+            match out {
+                Err(e) if attempt < 3 && is_transient(&e) => attempt += 1,
+                out => break out,
             }
         }
+    }};
+}
+
+/// Whether a failure is one the database asks to retry: PostgreSQL's deadlock
+/// (40P01) or serialization failure (40001), SQLite's busy or locked.
+fn is_transient(e: &StoreError) -> bool {
+    let StoreError::Backend(source) = e else {
+        return false;
     };
+    let Some(sqlx_error) = source.downcast_ref::<sqlx::Error>() else {
+        return false;
+    };
+    is_busy(sqlx_error)
+        || sqlx_error
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 /// Runs `$body` in a read transaction: one snapshot for every statement in it.
@@ -461,7 +484,22 @@ impl<C: Tenant + 'static> SqlStore<C> {
         members: bool,
     ) -> Result<Record, StoreError> {
         let schema = self.schema(resource_type)?;
-        let rule = self.member_rule(&schema).filter(|_| members);
+        let kept = self.member_rule(&schema);
+        if !members
+            && kept.is_some()
+            && record
+                .resource
+                .as_object()
+                .is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case(&self.members)))
+        {
+            // The caller read the resource without its members: one that carries
+            // them now would write them where nothing reads them.
+            return Err(StoreError::backend(format!(
+                "replace_except was given '{}', the attribute it must leave alone",
+                self.members
+            )));
+        }
+        let rule = kept.filter(|_| members);
         let (doc, members) = match rule {
             Some(_) => split_members(&record.resource, &self.members),
             None => (record.resource.clone(), Vec::new()),
@@ -471,7 +509,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let tenant = ctx.tenant();
         let update = self.sql(
             "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb, \
-             member_count = COALESCE($8, member_count), next_position = COALESCE($8 + 1, next_position) \
+             member_count = COALESCE($8, member_count) \
              WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4",
         );
         let exists = self.sql(
@@ -484,6 +522,9 @@ impl<C: Tenant + 'static> SqlStore<C> {
         );
         let current_members = self.sql(
             "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let renumber = self.sql(
+            "UPDATE scim_resources SET next_position = $4 WHERE tenant = $1 AND resource_type = $2 AND id = $3",
         );
         let drop_members = self.sql(
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
@@ -565,9 +606,18 @@ impl<C: Tenant + 'static> SqlStore<C> {
                             .await
                             .map_err(backend)?;
                         insert_members!(self, tx, tenant, resource_type, &record.id, rows);
+                        // New members go after the rewritten ones.
+                        sqlx::query(&renumber)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(&record.id)
+                            .bind(rows.len() as i64 + 1)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
                     }
                 }
-                result.map(|()| record)
+                result.map(|()| record.clone())
             }
         })
     }
@@ -645,7 +695,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     if result.is_ok() && !rows.is_empty() {
                         insert_members!(self, tx, tenant, resource_type, &record.id, rows);
                     }
-                    result.map(|()| record)
+                    result.map(|()| record.clone())
                 }
             }
         })
@@ -739,8 +789,20 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             .filter_map(|schema| Some((schema.name().to_owned(), self.member_rule(&schema)?)))
             .collect();
         let (text, instant) = modified(chrono::Utc::now());
-        let select = self.sql(
-            "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        // PostgreSQL: rows are locked before they are read, groups first (in id
+        // order, as every writer of a group locks it before its members), so
+        // concurrent writers queue instead of deadlocking, and the version checked
+        // is the version deleted.
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        };
+        let select = format!(
+            "{}{lock}",
+            self.sql("SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3")
+        );
+        let holding = self.sql(
+            "SELECT DISTINCT group_id FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND value_key = $3 ORDER BY group_id",
         );
         let remove = self
             .sql("DELETE FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3");
@@ -767,6 +829,24 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             }
         };
         write_tx!(self, tx => {
+            for (holder, case_exact) in &holders {
+                let groups: Vec<String> = sqlx::query_scalar(&holding)
+                    .bind(tenant)
+                    .bind(holder)
+                    .bind(member_key(id, *case_exact))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                for group in groups {
+                    sqlx::query(&select)
+                        .bind(tenant)
+                        .bind(holder)
+                        .bind(&group)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+            }
             let found: Option<i64> = sqlx::query_scalar(&select)
                 .bind(tenant)
                 .bind(resource_type)
