@@ -139,6 +139,8 @@ pub use resource::{
     Resource, ResourceRef, User,
 };
 pub use schema::{Registry, Schema};
+/// The URL type of [`ServiceConfig::with_base_url`](service::ServiceConfig::with_base_url), re-exported.
+pub use url::{self, Url};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -194,13 +194,88 @@ impl Default for ServiceConfig {
     }
 }
 
+/// Chainable setters, one per field of [`ServiceConfig`], each documented by its field.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl ServiceConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`max_results`](ServiceConfig#structfield.max_results).
+    max_results: usize,
+    /// Sets [`max_body_bytes`](ServiceConfig#structfield.max_body_bytes).
+    max_body_bytes: usize,
+    /// Sets [`max_values`](ServiceConfig#structfield.max_values).
+    max_values: usize,
+    /// Sets [`max_members`](ServiceConfig#structfield.max_members).
+    max_members: usize,
+    /// Sets [`max_resource_bytes`](ServiceConfig#structfield.max_resource_bytes).
+    max_resource_bytes: usize,
+    /// Sets [`bulk_max_operations`](ServiceConfig#structfield.bulk_max_operations).
+    bulk_max_operations: usize,
+    /// Sets [`bulk_max_payload_bytes`](ServiceConfig#structfield.bulk_max_payload_bytes).
+    bulk_max_payload_bytes: usize,
+    /// Sets [`patch`](ServiceConfig#structfield.patch).
+    patch: PatchOptions,
+    /// Sets [`patch_response`](ServiceConfig#structfield.patch_response).
+    patch_response: PatchResponse,
+    /// Sets [`max_write_retries`](ServiceConfig#structfield.max_write_retries).
+    max_write_retries: usize,
+    /// Sets [`filter`](ServiceConfig#structfield.filter).
+    filter: FilterOptions,
+    /// Sets [`change_password`](ServiceConfig#structfield.change_password).
+    change_password: bool,
+    /// Sets [`check_references`](ServiceConfig#structfield.check_references).
+    check_references: bool,
+    /// Sets [`authentication_schemes`](ServiceConfig#structfield.authentication_schemes).
+    authentication_schemes: Vec<AuthenticationScheme>,
+}
+
 impl ServiceConfig {
     /// The defaults with an absolute base URL.
+    ///
+    /// The struct is `#[non_exhaustive]`, so it is built from the defaults and
+    /// chainable setters:
+    ///
+    /// ```
+    /// use scimkit::Url;
+    /// use scimkit::service::{PatchResponse, ServiceConfig};
+    ///
+    /// let config = ServiceConfig::with_base_url(Url::parse("https://example.com/scim/v2")?)
+    ///     .max_results(100)
+    ///     .patch_response(PatchResponse::NoContentForMemberChanges);
+    /// assert_eq!(config.max_results, 100);
+    /// # Ok::<(), scimkit::url::ParseError>(())
+    /// ```
     pub fn with_base_url(base_url: Url) -> Self {
         ServiceConfig {
             base_url: Some(base_url),
             ..ServiceConfig::default()
         }
+    }
+
+    /// Sets [`base_url`](ServiceConfig#structfield.base_url).
+    #[must_use]
+    pub fn base_url(mut self, base_url: Url) -> Self {
+        self.base_url = Some(base_url);
+        self
+    }
+
+    /// Sets [`documentation_uri`](ServiceConfig#structfield.documentation_uri).
+    #[must_use]
+    pub fn documentation_uri(mut self, uri: impl Into<String>) -> Self {
+        self.documentation_uri = Some(uri.into());
+        self
     }
 }
 

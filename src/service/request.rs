@@ -81,6 +81,9 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body (empty for 204 and 304).
     pub body: Vec<u8>,
+    /// For a 5xx answer, the chain of causes behind it (a store's backend error,
+    /// say), for the host's logs; never sent to the client.
+    pub cause: Option<String>,
 }
 
 impl Response {
@@ -91,6 +94,7 @@ impl Response {
             headers: vec![("Content-Type".to_owned(), SCIM_MEDIA_TYPE.to_owned())],
             // Serialising JSON values and the crate's message types cannot fail.
             body: serde_json::to_vec(body).unwrap_or_default(),
+            cause: None,
         }
     }
 
@@ -100,12 +104,37 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            cause: None,
         }
     }
 
-    /// The SCIM error response for `error` (RFC 7644 §3.12).
+    /// The SCIM error response for `error` (RFC 7644 §3.12). For a 5xx error the
+    /// causes go to [`cause`](Response::cause), never into the body.
+    ///
+    /// ```
+    /// use scimkit::{Error, service::Response};
+    ///
+    /// let io = std::io::Error::other("database is locked");
+    /// let resp = Response::error(&Error::internal(io));
+    /// assert_eq!(resp.status, 500);
+    /// assert_eq!(resp.cause.as_deref(), Some("database is locked"));
+    /// assert!(!String::from_utf8_lossy(&resp.body).contains("locked"));
+    /// ```
     pub fn error(error: &Error) -> Self {
-        Response::json(error.status(), &ErrorResponse::from(error))
+        let mut resp = Response::json(error.status(), &ErrorResponse::from(error));
+        if error.status() >= 500 {
+            let mut chain = Vec::new();
+            let mut next = std::error::Error::source(error);
+            while let Some(e) = next {
+                if chain.len() == 16 {
+                    break;
+                }
+                chain.push(e.to_string());
+                next = e.source();
+            }
+            resp.cause = (!chain.is_empty()).then(|| chain.join(": "));
+        }
+        resp
     }
 
     /// Adds a header.

@@ -15,10 +15,11 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that has shipped: add another.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "resources, unique values and group members",
-    postgres: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "resources, unique values and group members",
+        postgres: "
         CREATE TABLE scim_resources (
             tenant text NOT NULL,
             resource_type text NOT NULL,
@@ -60,7 +61,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX scim_members_order ON scim_members (tenant, resource_type, group_id, position);
         CREATE INDEX scim_members_value ON scim_members (tenant, value_key);
     ",
-    sqlite: "
+        sqlite: "
         CREATE TABLE scim_resources (
             tenant TEXT NOT NULL,
             resource_type TEXT NOT NULL,
@@ -124,7 +125,34 @@ const MIGRATIONS: &[Migration] = &[Migration {
             ('scim_members', 'scim_members_value', '10000000 1000000 10');
         ANALYZE sqlite_schema;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "API keys: hashes, tenants, labels, last use and revocation",
+        postgres: "
+        CREATE TABLE scim_api_keys (
+            id text PRIMARY KEY,
+            tenant text NOT NULL,
+            label text NOT NULL,
+            hash text NOT NULL UNIQUE,
+            created text NOT NULL,
+            last_used text,
+            revoked text
+        );
+    ",
+        sqlite: "
+        CREATE TABLE scim_api_keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            label TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            last_used TEXT,
+            revoked TEXT
+        );
+    ",
+    },
+];
 
 /// The bookkeeping table.
 const LEDGER_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS scim_migrations (

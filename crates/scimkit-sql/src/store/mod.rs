@@ -27,7 +27,10 @@
 //! # }
 //! ```
 
+mod keys;
 mod migrate;
+
+pub use keys::{KeyTable, StoredKey};
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -223,6 +226,18 @@ impl<C> SqlStore<C> {
                 .map(|_| ())
                 .map_err(backend),
         }
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for a readiness probe.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+        .map_err(backend)
     }
 
     /// Closes the pool's connections.

@@ -1,0 +1,372 @@
+//! `scimkit-server`: a ready-to-run SCIM 2.0 server (RFC 7643, RFC 7644) on SQLite
+//! (embedded, the default) or PostgreSQL (any number of instances on one database),
+//! with API keys per tenant, health and readiness probes, Prometheus metrics and
+//! structured logs. `scimkit-server --help` lists every option.
+#![forbid(unsafe_code)]
+
+mod keys;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::get;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use scimkit::service::{PatchResponse, Response, Service, ServiceConfig};
+use scimkit::{Error, Registry, Url};
+use scimkit_axum::{ApiKeys, RouterOptions, ServeOptions};
+use scimkit_sql::store::SqlStore;
+
+use crate::keys::SqlKeys;
+use crate::metrics::Metrics;
+
+/// The tenant of the key the first start creates.
+const DEFAULT_TENANT: &str = "default";
+
+/// A SCIM 2.0 server for identity providers (Okta, Microsoft Entra ID, OneLogin …):
+/// Users and Groups in SQLite or PostgreSQL, behind API keys per tenant.
+///
+/// Without a subcommand it serves. On its first start, when the database holds no
+/// API key, it creates one for the tenant `default` and prints it once; keep it, it is
+/// stored only as a hash. `keys create` makes more (one per identity provider and
+/// tenant), `keys revoke` ends one at once on every instance.
+#[derive(Debug, Parser)]
+#[command(
+    name = "scimkit-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// The database: a SQLite file (created if missing), `:memory:` for one that
+    /// keeps nothing, or a `postgres://user@host/db` URL (any number of instances may
+    /// share one PostgreSQL database).
+    #[arg(long, env = "SCIM_DB", default_value = "scim.db", global = true)]
+    db: String,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the SCIM API (what happens without a subcommand).
+    Serve(ServeArgs),
+    /// Manage API keys: `create`, `list`, `revoke`.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key for a tenant. The key alone goes to stdout (shown this once; only
+    /// its hash is stored), its id and tenant to stderr.
+    Create {
+        /// The tenant whose data the key opens.
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+        /// What to call the key, e.g. the identity provider that will use it.
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    /// List the keys: id, tenant, label, created, last used, revoked.
+    List,
+    /// Revoke a key by id: every instance refuses it from its next request on.
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PatchAnswer {
+    /// 200 with the resource.
+    Resource,
+    /// 204 No Content.
+    NoContent,
+    /// 204 for membership changes (as Okta's and Entra ID's examples do), else 200.
+    MembersNoContent,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    /// Failures only.
+    Error,
+    /// Failures and warnings.
+    Warn,
+    /// One line per request, and start and stop.
+    Info,
+    /// More detail.
+    Debug,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// The socket address to listen on (port 0 picks a free one).
+    #[arg(long, env = "SCIM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Where the SCIM API is mounted (`/api/scim/v2` as on Cube Cloud also works).
+    #[arg(long, env = "SCIM_BASE_PATH", default_value = "/scim/v2")]
+    base_path: String,
+    /// The public URL of the base, for `meta.location` and `Location` [default:
+    /// http://LISTEN/BASE-PATH].
+    #[arg(long, env = "SCIM_BASE_URL")]
+    base_url: Option<String>,
+    /// What a successful PATCH answers.
+    #[arg(
+        long,
+        env = "SCIM_PATCH_RESPONSE",
+        value_enum,
+        default_value = "members-no-content"
+    )]
+    patch_response: PatchAnswer,
+    /// Accept group members that name no existing user or group (for providers that
+    /// push memberships before users); by default such a write is 400.
+    #[arg(long, env = "SCIM_ALLOW_UNKNOWN_MEMBERS")]
+    allow_unknown_members: bool,
+    /// Seconds a connection may take to send a request's headers; also closes idle
+    /// keep-alive connections.
+    #[arg(long, env = "SCIM_HEADER_TIMEOUT", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a request may take from its headers to its answer.
+    #[arg(long, env = "SCIM_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// The most connections open at once; more wait to be accepted.
+    #[arg(long, env = "SCIM_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a shutdown (Ctrl-C, SIGTERM) waits for in-flight requests.
+    #[arg(long, env = "SCIM_SHUTDOWN_GRACE", default_value_t = 10)]
+    shutdown_grace: u64,
+    /// Log format.
+    #[arg(long, env = "SCIM_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level.
+    #[arg(long, env = "SCIM_LOG_LEVEL", value_enum, default_value = "info")]
+    log_level: LogLevel,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Keys(command)) => runtime.block_on(keys::run(&cli.db, command)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(&cli.db, args)),
+        None => runtime.block_on(serve(&cli.db, cli.serve)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn init_logs(args: &ServeArgs) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match args.log_level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+    };
+    // The server's own events at the chosen level; its libraries' (sqlx logs every
+    // statement at info) only when they warn.
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN.min(level))
+        .with_target("scimkit", level)
+        .with_target("scimkit_axum", level)
+        .with_target("scimkit_server", level);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .with_ansi(false);
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match args.log_format {
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+    };
+}
+
+/// `/scim/v2/` and `scim/v2` become `/scim/v2`; `/` becomes the empty root.
+fn normalise_base_path(path: &str) -> String {
+    let trimmed = path.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+struct Probe {
+    store: SqlStore<String>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(probe): State<Arc<Probe>>) -> HttpResponse {
+    match probe.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::error!(cause = %e, "readiness: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
+    init_logs(&args);
+    let base_path = normalise_base_path(&args.base_path);
+    let store: SqlStore<String> = SqlStore::connect(db, Registry::core())
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", keys::redact(db)))?;
+    keys::first_key(&store).await?;
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let base_url = match &args.base_url {
+        Some(u) => Url::parse(u).map_err(|e| format!("--base-url {u}: {e}"))?,
+        None => Url::parse(&format!("http://{addr}{base_path}"))?,
+    };
+    let config = ServiceConfig::with_base_url(base_url)
+        .patch_response(match args.patch_response {
+            PatchAnswer::Resource => PatchResponse::Resource,
+            PatchAnswer::NoContent => PatchResponse::NoContent,
+            PatchAnswer::MembersNoContent => PatchResponse::NoContentForMemberChanges,
+        })
+        .check_references(!args.allow_unknown_members);
+    let service = Arc::new(Service::new(store.clone(), config));
+    let scim = scimkit_axum::router_with(
+        service,
+        ApiKeys::new(SqlKeys::new(store.keys())),
+        RouterOptions::default().request_timeout(Duration::from_secs(args.request_timeout)),
+    );
+
+    let metrics = Arc::new(Metrics::default());
+    let probes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(Arc::new(Probe {
+            store: store.clone(),
+        }))
+        .route(
+            "/metrics",
+            get({
+                let metrics = Arc::clone(&metrics);
+                move || async move { metrics.render() }
+            }),
+        );
+    let app = if base_path.is_empty() {
+        probes.fallback_service(scim)
+    } else {
+        let missing = base_path.clone();
+        probes
+            .nest(&base_path, scim)
+            .fallback(move |uri: Uri| async move { not_found(&uri, &missing) })
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&metrics),
+        metrics::track,
+    ));
+
+    tracing::info!(db = %keys::redact(db), %addr, base_path, "listening");
+    // The line scripts and operators wait for, on stdout whatever the log format.
+    println!("listening on http://{addr}{base_path}");
+    let options = ServeOptions::default()
+        .header_timeout(Duration::from_secs(args.header_timeout))
+        .max_connections(args.max_connections)
+        .shutdown_grace(Duration::from_secs(args.shutdown_grace));
+    scimkit_axum::serve(listener, app, options, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn not_found(uri: &Uri, base_path: &str) -> HttpResponse {
+    let e = Error::not_found(format!(
+        "nothing at {}; the SCIM API is at {base_path}",
+        uri.path()
+    ));
+    let resp = Response::error(&e);
+    let mut out = HttpResponse::new(axum::body::Body::from(resp.body));
+    *out.status_mut() = StatusCode::NOT_FOUND;
+    out.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(scimkit::service::SCIM_MEDIA_TYPE),
+    );
+    out
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_normalised() {
+        assert_eq!(normalise_base_path("/scim/v2/"), "/scim/v2");
+        assert_eq!(normalise_base_path("api/scim/v2"), "/api/scim/v2");
+        assert_eq!(normalise_base_path("/"), "");
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
