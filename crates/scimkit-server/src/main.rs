@@ -37,11 +37,7 @@ const DEFAULT_TENANT: &str = "default";
 /// stored only as a hash. `keys create` makes more (one per identity provider and
 /// tenant), `keys revoke` ends one at once on every instance.
 #[derive(Debug, Parser)]
-#[command(
-    name = "scimkit-server",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "scimkit-server", version)]
 struct Cli {
     /// The database: a SQLite file (created if missing), `:memory:` for one that
     /// keeps nothing, or a `postgres://user@host/db` URL (any number of instances may

@@ -1,283 +1,13 @@
-//! The example server over real HTTP: it is started as a child process on an
-//! ephemeral loopback port with a SQLite file in a temporary folder, and driven
-//! the way Okta and Entra ID drive it.
+//! scimkit-server over real HTTP: it is started as a child process on an ephemeral
+//! loopback port with a SQLite file in a temporary folder, and driven the way Okta
+//! and Entra ID drive it.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::json;
-use serde_json::{Value, json};
-
-const TOKEN: &str = "test-token-5f1c";
-
-/// A running example server, stopped with Ctrl-C (SIGINT) when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    base: String,
-    /// Every line the server printed after it started listening.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-fn server_binary() -> PathBuf {
-    // Integration tests live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    profile_dir
-        .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
-}
-
-impl Server {
-    fn start(db: &std::path::Path, extra: &[&str]) -> Server {
-        let db = db.to_str().expect("utf-8 path");
-        let mut args = vec!["--token", TOKEN, "--db", db];
-        args.extend_from_slice(extra);
-        Server::spawn(&args).0
-    }
-
-    /// Starts the server with these arguments (and `--listen 127.0.0.1:0`); returns it
-    /// and the token it generated, if it printed one.
-    fn spawn(args: &[&str]) -> (Server, Option<String>) {
-        Server::spawn_with_env(args, None)
-    }
-
-    fn spawn_with_env(args: &[&str], scim_token: Option<&str>) -> (Server, Option<String>) {
-        let mut command = Command::new(server_binary());
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("SCIM_TOKEN");
-        if let Some(t) = scim_token {
-            command.env("SCIM_TOKEN", t);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the example server starts (cargo test builds examples)");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut generated = None;
-        let url = loop {
-            let line = lines.next().expect("server output").expect("line");
-            if let Some(token) = line.split("generated token: ").nth(1) {
-                generated = Some(token.trim().to_owned());
-            }
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                break url.to_owned();
-            }
-        };
-        // Keep reading the request log so the server never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        let (addr, base) = url.split_once('/').expect("address and base path");
-        let server = Server {
-            child,
-            addr: addr.to_owned(),
-            base: format!("/{base}"),
-            log,
-        };
-        (server, generated)
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Vec<(String, String)>, Value) {
-        self.request_as(TOKEN, method, path, body)
-    }
-
-    fn request_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Vec<(String, String)>, Value) {
-        let auth = format!("Bearer {token}");
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/scim+json"),
-        ];
-        self.raw(
-            method,
-            &format!("{}{path}", self.base),
-            body.map(|b| b.to_string()),
-            &headers,
-        )
-    }
-
-    fn raw(
-        &self,
-        method: &str,
-        target: &str,
-        body: Option<String>,
-        headers: &[(&str, &str)],
-    ) -> (u16, Vec<(String, String)>, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let body = body.unwrap_or_default();
-        let mut head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(body.as_bytes()).expect("write body");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).expect("read");
-        parse_response(&raw)
-    }
-
-    /// Sends only the head of a request that declares `length` bytes of body.
-    fn declared_length(
-        &self,
-        method: &str,
-        target: &str,
-        length: usize,
-        bearer: &str,
-    ) -> (u16, Vec<(String, String)>, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: {bearer}\r\nContent-Type: application/scim+json\r\nContent-Length: {length}\r\n\r\n",
-            self.addr
-        );
-        stream.write_all(head.as_bytes()).expect("write");
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
-        parse_response(&raw)
-    }
-
-    fn log_lines(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Stops the server with Ctrl-C (SIGINT) and requires a clean exit.
-    fn stop(mut self) {
-        let status = self.interrupt();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "the server did not stop cleanly: {status:?}"
-        );
-    }
-
-    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.interrupt();
-        }
-    }
-}
-
-fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Value) {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (status, headers, json)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[end + 2 + size + 2..];
-    }
-    out
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// A temporary folder, removed when dropped (also when a test fails).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_db(name: &str) -> (TempDir, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("scimkit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("scim.db");
-    (TempDir(dir), db)
-}
-
-fn fixture(name: &str) -> Value {
-    json(&format!("fixtures/{name}.json"))
-}
+use serde_json::json;
+use support::{Server, fixture, header, temp_db};
 
 #[test]
 fn okta_and_entra_flows_over_http_and_data_survives_a_restart() {
@@ -433,8 +163,8 @@ fn authentication_and_media_types() {
         );
         assert_eq!(body["status"], "401");
     }
-    let bearer = format!("Bearer {TOKEN}");
-    let lower = format!("bearer {TOKEN}");
+    let bearer = format!("Bearer {}", server.token);
+    let lower = format!("bearer {}", server.token);
     let (status, _, _) = server.raw("GET", &users, None, &[("Authorization", &lower)]);
     assert_eq!(status, 200, "the scheme is case-insensitive");
     let body =
@@ -515,8 +245,8 @@ fn concurrent_member_adds_over_http_lose_nothing() {
 }
 
 #[test]
-fn generated_token_base_url_and_memory_database() {
-    let (server, token) = Server::spawn(&[
+fn first_key_base_url_and_memory_database() {
+    let server = Server::spawn(&[
         "--db",
         ":memory:",
         "--base-path",
@@ -524,8 +254,11 @@ fn generated_token_base_url_and_memory_database() {
         "--base-url",
         "https://scim.example.com/api/scim/v2",
     ]);
-    let token = token.expect("a generated token is printed when none is given");
-    assert_eq!(token.len(), 32);
+    let token = server
+        .first_key
+        .clone()
+        .expect("the first start prints a key");
+    assert!(token.starts_with("scim_") && token.len() == 69, "{token}");
     assert_eq!(server.base, "/api/scim/v2");
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a"});
     let (status, headers, user) = server.request_as(&token, "POST", "/Users", Some(&body));
@@ -534,8 +267,7 @@ fn generated_token_base_url_and_memory_database() {
     let location = format!("https://scim.example.com/api/scim/v2/Users/{id}");
     assert_eq!(header(&headers, "location"), Some(location.as_str()));
     assert_eq!(user["meta"]["location"], json!(location));
-    // The fixed test token is not the generated one.
-    assert_eq!(server.request("GET", "/Users", None).0, 401);
+    assert_eq!(server.request_as("scim_0000", "GET", "/Users", None).0, 401);
     // Only the base path is served; a path that merely starts with it is not.
     let bearer = format!("Bearer {token}");
     let (status, _, _) = server.raw(
@@ -551,12 +283,7 @@ fn generated_token_base_url_and_memory_database() {
 #[test]
 fn sqlite_store_semantics_over_http() {
     let (dir, db) = temp_db("semantics");
-    let (server, generated) =
-        Server::spawn_with_env(&["--db", db.to_str().expect("utf-8")], Some(TOKEN));
-    assert!(
-        generated.is_none(),
-        "SCIM_TOKEN is used when --token is absent"
-    );
+    let server = Server::start(&db, &[]);
     let user = |i: usize| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("user{i:02}@example.com"), "displayName": format!("User {i:02}"), "externalId": format!("Ext-{i:02}")});
     let mut ids = Vec::new();
     for i in 0..25 {
@@ -612,7 +339,7 @@ fn sqlite_store_semantics_over_http() {
     assert_eq!(desc["Resources"][0]["userName"], "user24@example.com");
     // If-Match, and a PATCH that fails part-way changes nothing.
     let id = &ids[0];
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = format!("Bearer {}", server.token);
     let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "replace", "path": "displayName", "value": "Changed"},
         {"op": "replace", "path": "active", "value": "maybe"}
@@ -645,18 +372,22 @@ fn sqlite_store_semantics_over_http() {
     assert_eq!(status, 405);
     assert_eq!(err["status"], "405");
     assert!(header(&headers, "allow").is_some());
-    // One log line per request: method, path, status, time.
+    // One log line per request: route template (no ids, no query), method, status.
     std::thread::sleep(Duration::from_millis(100));
     let log = server.log_lines();
     assert!(
         log.iter()
-            .any(|l| l.starts_with("DELETE /scim/v2/Users 405")),
+            .any(|l| l.contains("method=DELETE route=/Users status=405")),
         "{log:?}"
     );
     assert!(
         log.iter()
-            .any(|l| l.starts_with(&format!("PATCH /scim/v2/Users/{id} 412"))),
+            .any(|l| l.contains("method=PATCH route=/Users/{id} status=412")),
         "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("example.com")),
+        "filter values stay out of the logs: {log:?}"
     );
     server.stop();
     drop(dir);
