@@ -510,6 +510,51 @@ impl<S: Store> Service<S> {
         result.unwrap_or_else(|e| Response::error(&e))
     }
 
+    /// Whether serving `req` takes little and bounded work on the calling thread: a
+    /// `GET`, `HEAD` or `DELETE` without a body, of a discovery document or of one
+    /// resource whose type holds no list of references (a group's `members` may hold
+    /// up to [`ServiceConfig::max_members`] values; a user's lists are bounded by
+    /// [`ServiceConfig::max_values`]). Everything else (request bodies to parse and
+    /// apply, lists and searches, bulk, large groups) may cost milliseconds of CPU:
+    /// an async host runs those where they cannot stall other requests (tokio's
+    /// blocking pool) and may run these inline.
+    ///
+    /// ```
+    /// use scimkit::service::{Request, Service, ServiceConfig};
+    /// use scimkit::store::MemoryStore;
+    ///
+    /// let service = Service::new(MemoryStore::<()>::new(), ServiceConfig::default());
+    /// assert!(service.is_light(&Request::new("GET", "/Users/2819c223")));
+    /// assert!(!service.is_light(&Request::new("GET", "/Groups/e9e30dba")));
+    /// assert!(!service.is_light(&Request::new("GET", "/Users?filter=userName%20eq%20%22x%22")));
+    /// assert!(!service.is_light(&Request::new("PATCH", "/Users/2819c223")));
+    /// ```
+    pub fn is_light(&self, req: &Request) -> bool {
+        if !["GET", "HEAD", "DELETE"].iter().any(|m| eq(m, &req.method)) || !req.body.is_empty() {
+            return false;
+        }
+        let segments = path_segments(&req.path);
+        match segments.as_slice() {
+            [s, ..]
+                if ["ServiceProviderConfig", "ResourceTypes", "Schemas"]
+                    .iter()
+                    .any(|d| eq(d, s)) =>
+            {
+                segments.len() <= 2
+            }
+            [endpoint, id] if !eq(id, ".search") => self
+                .registry
+                .resource_type_by_endpoint(endpoint)
+                .is_some_and(|rt| {
+                    !rt.core().attributes.iter().any(limits::is_reference_list)
+                        && rt
+                            .extensions()
+                            .all(|(ext, _)| !ext.attributes.iter().any(limits::is_reference_list))
+                }),
+            _ => false,
+        }
+    }
+
     /// Refuses a method the endpoint does not serve: 405 with `Allow`.
     fn allow(&self, req: &Request, methods: &[&str]) -> std::result::Result<(), Response> {
         if methods.iter().any(|m| eq(m, &req.method)) {

@@ -144,9 +144,10 @@ impl NewKey {
     ///
     /// # Errors
     /// When the operating system has no randomness to give.
-    pub fn generate() -> Result<NewKey, getrandom::Error> {
+    pub fn generate() -> Result<NewKey, std::io::Error> {
         let mut bytes = [0u8; 40];
-        getrandom::getrandom(&mut bytes)?;
+        getrandom::getrandom(&mut bytes)
+            .map_err(|e| std::io::Error::other(format!("no randomness for a key: {e}")))?;
         let hex = |b: &[u8]| {
             b.iter()
                 .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
@@ -326,7 +327,7 @@ impl MemoryKeys {
     ///
     /// # Errors
     /// When the operating system has no randomness to give.
-    pub fn create(&self, tenant: &str, label: &str) -> Result<NewKey, getrandom::Error> {
+    pub fn create(&self, tenant: &str, label: &str) -> Result<NewKey, std::io::Error> {
         let key = NewKey::generate()?;
         let record = KeyRecord {
             id: key.id.clone(),

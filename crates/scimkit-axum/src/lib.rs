@@ -10,8 +10,9 @@
 //!   SCIM error body and `WWW-Authenticate: Bearer` (RFC 6750 §3);
 //! - reads the body up to the service's limit (more is 413) within the request
 //!   timeout (a slow body is 408);
-//! - runs the service on the blocking pool, so a CPU-heavy request (a 1,000-operation
-//!   PATCH, a bulk request, a large page) never stalls the async workers that serve
+//! - runs the service on the blocking pool for anything that may be CPU-heavy (a
+//!   1,000-operation PATCH, a bulk request, a large page or group; see
+//!   [`Service::is_light`]), so it never stalls the async workers that serve
 //!   everything else;
 //! - answers in SCIM media types (RFC 7644 §8.1), with an `X-Request-Id`;
 //! - records one `tracing` event per request: request id, tenant, key label, method,
@@ -195,6 +196,7 @@ where
         cause: None,
     };
     let response = serve_request(&app, req, &mut served).await;
+    served.cause.clone_from(&response.cause);
     let mut response = to_http(response);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
@@ -285,16 +287,21 @@ where
         body: body.to_vec(),
     };
 
-    // The service runs on the blocking pool: parsing, PATCH application and
-    // serialisation of a large request then cost a blocking thread, not an async
-    // worker every other connection needs.
+    // Work that may cost CPU (bodies to parse and apply, lists, bulk, large groups)
+    // runs on the blocking pool, where it cannot stall the async workers every other
+    // connection needs; small reads run inline (a thread hop would cost a third of
+    // their time).
     let service = Arc::clone(&app.service);
-    let runtime = tokio::runtime::Handle::current();
     let context = principal.context;
-    let work = tokio::task::spawn_blocking(move || {
-        runtime.block_on(async move { service.handle(&context, request).await })
-    });
-    let response = match tokio::time::timeout_at(deadline, work).await {
+    let work = if service.is_light(&request) {
+        tokio::spawn(async move { service.handle(&context, request).await })
+    } else {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move { service.handle(&context, request).await })
+        })
+    };
+    match tokio::time::timeout_at(deadline, work).await {
         Ok(Ok(response)) => response,
         Ok(Err(joined)) => Response::error(&Error::internal(format!(
             "the request's task failed: {joined}"
@@ -313,7 +320,5 @@ where
             timed_out.cause = Some("the request timeout passed while the service worked".into());
             timed_out
         }
-    };
-    served.cause.clone_from(&response.cause);
-    response
+    }
 }

@@ -91,6 +91,8 @@ pub struct SqlStore<C = ()> {
     registry: Arc<Registry>,
     /// The attribute whose values live in the member table (`members`).
     members: String,
+    /// The queue of this process's SQLite writers (one writes at a time anyway).
+    writers: Arc<tokio::sync::Mutex<()>>,
     context: PhantomData<fn(&C)>,
 }
 
@@ -100,6 +102,7 @@ impl<C> Clone for SqlStore<C> {
             pool: self.pool.clone(),
             registry: Arc::clone(&self.registry),
             members: self.members.clone(),
+            writers: Arc::clone(&self.writers),
             context: PhantomData,
         }
     }
@@ -194,6 +197,7 @@ impl<C> SqlStore<C> {
             pool,
             registry: Arc::new(registry),
             members: "members".to_owned(),
+            writers: Arc::new(tokio::sync::Mutex::new(())),
             context: PhantomData,
         })
     }
@@ -351,6 +355,10 @@ macro_rules! write_tx {
                     }
                 }
                 Pool::Sqlite(pool) => {
+                    // This process's writers queue here, woken in turn, rather than
+                    // in SQLite's busy handler, which sleeps and polls; writers in
+                    // other processes still meet at the database's lock.
+                    let _turn = $store.writers.lock().await;
                     let mut $tx = begin_immediate(pool).await?;
                     match async { $body }.await {
                         Ok(v) => $tx.commit().await.map(|()| v).map_err(backend),

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Throughput of the release server on loopback with wrk: GET by id, GET by a userName
+# filter, and a PATCH that changes the user every time, in one run on one database.
+#   crates/scimkit-server/scripts/throughput.sh                 # SQLite in a temp file
+#   crates/scimkit-server/scripts/throughput.sh postgres://postgres@127.0.0.1/bench
+# Needs wrk (apt-get install wrk) and python3. DURATION=20s and CONNECTIONS=32 by default.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+work=$(mktemp -d)
+db=${1:-$work/bench.db}
+duration=${DURATION:-20s}
+connections=${CONNECTIONS:-32}
+pid=""
+trap '[ -n "$pid" ] && kill -INT "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+cargo build --quiet --release -p scimkit-server
+server=./target/release/scimkit-server
+key=$("$server" --db "$db" keys create --label bench 2>/dev/null)
+"$server" --db "$db" --listen 127.0.0.1:0 --log-level warn >"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+    base=$(sed -n 's/^listening on //p' "$work/server.log" | head -n 1)
+    [ -n "$base" ] && break
+    sleep 0.1
+done
+
+id=$(python3 - "$base" "$key" <<'PY'
+import json, sys, urllib.request
+base, key = sys.argv[1], sys.argv[2]
+last = None
+for i in range(1, 1001):
+    body = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": f"user{i}", "displayName": f"User {i}"}).encode()
+    req = urllib.request.Request(base + "/Users", data=body, method="POST", headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/scim+json"})
+    with urllib.request.urlopen(req) as r:
+        created = json.load(r)
+    if i == 500:
+        last = created["id"]
+print(last)
+PY
+)
+
+run() {
+    echo "== $1"
+    shift
+    wrk -t2 -c"$connections" -d"$duration" --latency "$@" | grep -E "Requests/sec|^ +50%|^ +99%"
+}
+run "GET /Users/{id}" -H "Authorization: Bearer $key" "$base/Users/$id"
+run "GET /Users?filter=userName eq" -H "Authorization: Bearer $key" "$base/Users?filter=userName+eq+%22user42%22"
+SCIM_TOKEN=$key run "PATCH /Users/{id} (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
