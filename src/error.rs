@@ -30,7 +30,8 @@ pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// A `Result` whose error is a SCIM [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The `scimType` keywords of RFC 7644 §3.12 (Table 9).
+/// The `scimType` keywords of RFC 7644 §3.12 (Table 9), and those RFC 9865 §2.1
+/// adds for cursor pagination.
 ///
 /// Each keyword is spelled in exactly one place ([`ScimType::as_str`]); `Display`,
 /// `FromStr` and serde go through it.
@@ -58,11 +59,17 @@ pub enum ScimType {
     InvalidVers,
     /// The request cannot be completed because of sensitive information in the request URI.
     Sensitive,
+    /// The cursor is not one the server returned (RFC 9865 §2.1).
+    InvalidCursor,
+    /// The cursor has expired (RFC 9865 §2.1).
+    ExpiredCursor,
+    /// The count is out of range, or differs from the first page's (RFC 9865 §2.1).
+    InvalidCount,
 }
 
 impl ScimType {
-    /// Every keyword, in the order of RFC 7644 Table 9.
-    pub const ALL: [ScimType; 10] = [
+    /// Every keyword, in the order of RFC 7644 Table 9, then RFC 9865's.
+    pub const ALL: [ScimType; 13] = [
         ScimType::InvalidFilter,
         ScimType::TooMany,
         ScimType::Uniqueness,
@@ -73,6 +80,9 @@ impl ScimType {
         ScimType::InvalidValue,
         ScimType::InvalidVers,
         ScimType::Sensitive,
+        ScimType::InvalidCursor,
+        ScimType::ExpiredCursor,
+        ScimType::InvalidCount,
     ];
 
     /// The keyword as it appears on the wire, e.g. `"invalidFilter"`.
@@ -88,6 +98,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }
@@ -209,6 +222,11 @@ impl Error {
         invalid_vers => InvalidVers;
         /// 400 `sensitive`: the request URI carries information the server refuses to see there.
         sensitive => Sensitive;
+        /// 400 `invalidCursor`: a cursor the server did not issue, or issued for another
+        /// query (RFC 9865 §2.1).
+        invalid_cursor => InvalidCursor;
+        /// 400 `invalidCount`: a count that differs from the first page's (RFC 9865 §2.1).
+        invalid_count => InvalidCount;
     }
 
     /// 409 `uniqueness`: a value that must be unique is already in use (RFC 7644 §3.3).

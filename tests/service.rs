@@ -44,6 +44,11 @@ async fn every_fixture_query_is_understood() {
 }
 
 #[tokio::test]
+async fn cursor_pagination() {
+    scenarios::cursor_pagination(service()).await;
+}
+
+#[tokio::test]
 async fn paging_is_stable_and_counted() {
     scenarios::paging_is_stable_and_counted(service()).await;
 }

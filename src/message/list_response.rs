@@ -29,6 +29,10 @@ pub struct ListResponse<T> {
     /// The 1-based index of this page's first result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_index: Option<u64>,
+    /// Where the next page starts, in cursor pagination (RFC 9865 §2): absent on
+    /// the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     /// The resources on this page (`Resources` on the wire).
     #[serde(rename = "Resources", alias = "resources", default = "Vec::new")]
     pub resources: Vec<T>,
@@ -42,6 +46,7 @@ impl<T> ListResponse<T> {
             total_results,
             items_per_page: Some(resources.len() as u64),
             start_index: Some(start_index),
+            next_cursor: None,
             resources,
         }
     }

@@ -41,4 +41,8 @@ pub struct SearchRequest {
     /// The maximum number of results per page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
+    /// Cursor pagination (RFC 9865 §3): `""` for the first page, then the previous
+    /// page's `nextCursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }

@@ -26,6 +26,9 @@ pub struct ServiceProviderConfig {
     pub sort: Supported,
     /// ETag support.
     pub etag: Supported,
+    /// Which pagination methods the service offers (RFC 9865 §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<PaginationConfig>,
     /// The authentication schemes the service accepts.
     #[serde(default)]
     pub authentication_schemes: Vec<AuthenticationScheme>,
@@ -54,6 +57,29 @@ pub struct BulkConfig {
     pub max_operations: u64,
     /// The maximum size of a bulk request body, in bytes.
     pub max_payload_size: u64,
+}
+
+/// The pagination methods a service offers (RFC 9865 §4, "pagination").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaginationConfig {
+    /// Whether cursor pagination (`cursor`, `nextCursor`) is offered.
+    pub cursor: bool,
+    /// Whether index pagination (`startIndex`) is offered.
+    pub index: bool,
+    /// What a list without `cursor` or `startIndex` gets: `"cursor"` or `"index"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_pagination_method: Option<String>,
+    /// The page size when a list gives no `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_page_size: Option<u64>,
+    /// The most resources one page returns, whatever `count` asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_page_size: Option<u64>,
+    /// The least number of seconds a cursor stays valid; absent when cursors do not
+    /// expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_timeout: Option<u64>,
 }
 
 /// Filter support and its limit (RFC 7643 §5, "filter").

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 
 pub use attribute::{Attribute, AttributeType, Mutability, Returned, Uniqueness};
 pub use discovery::{
-    AuthenticationScheme, BulkConfig, FilterConfig, ResourceType, SchemaExtension,
-    ServiceProviderConfig, Supported,
+    AuthenticationScheme, BulkConfig, FilterConfig, PaginationConfig, ResourceType,
+    SchemaExtension, ServiceProviderConfig, Supported,
 };
 pub use registry::{AttrRef, Registry, RegistryError, ResourceSchema};
 

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::message::ListResponse;
 use crate::resource::{Extensions, Meta};
 use crate::schema::{
-    BulkConfig, FilterConfig, ResourceType, Schema, ServiceProviderConfig, Supported, urn,
+    BulkConfig, FilterConfig, PaginationConfig, ResourceType, Schema, ServiceProviderConfig,
+    Supported, urn,
 };
 use crate::store::Store;
 
@@ -33,6 +34,15 @@ impl<S: Store> Service<S> {
             },
             sort: Supported { supported: true },
             etag: Supported { supported: true },
+            // Cursors are positions, not server state: they do not expire.
+            pagination: Some(PaginationConfig {
+                cursor: true,
+                index: true,
+                default_pagination_method: Some("index".to_owned()),
+                default_page_size: Some(c.max_results as u64),
+                max_page_size: Some(c.max_results as u64),
+                cursor_timeout: None,
+            }),
             authentication_schemes: c.authentication_schemes.clone(),
             meta: Some(Meta {
                 resource_type: Some("ServiceProviderConfig".to_owned()),

@@ -34,6 +34,7 @@
 //! ```
 
 mod bulk;
+mod cursor;
 mod discovery;
 mod limits;
 mod query;
@@ -992,6 +993,7 @@ impl<S: Store> Service<S> {
             sort: None,
             start_index: 1,
             count: usize::MAX,
+            after: None,
             projection: &projection,
         };
         let page = self
@@ -1116,19 +1118,60 @@ impl<S: Store> Service<S> {
         if let Some(sort) = &plan.sort {
             query::check_sort(rt, sort)?;
         }
+        // Cursor pagination (RFC 9865 §2): the position the cursor carries, checked
+        // to belong to this listing.
+        let paging = match &plan.cursor {
+            None => None,
+            Some(text) => Some(self.cursor_position(rt, &plan, text)?),
+        };
+        let (after, start_index) = match &paging {
+            None => (None, plan.start_index),
+            Some(None) => (None, 1),
+            Some(Some(cursor::Position::After(id))) => (Some(id.as_str()), 1),
+            Some(Some(cursor::Position::Offset(n))) => (None, n.saturating_add(1)),
+        };
+        // A cursor page asks for one more than it returns: whether it came tells
+        // whether there is a next page.
+        let wanted = match (&paging, plan.count) {
+            (Some(_), n) if n > 0 => n + 1,
+            (_, n) => n,
+        };
         let query = ListQuery {
             schema: *rt,
             filter: plan.filter.as_ref(),
             sort: plan.sort.as_ref(),
-            start_index: plan.start_index,
-            count: plan.count,
+            start_index,
+            count: wanted,
+            after,
             projection: &plan.projection,
         };
-        let page = self
+        let mut page = self
             .store
             .list(ctx, rt.name(), &query)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
+        let next_cursor = match &paging {
+            Some(_) if page.records.len() > plan.count => {
+                page.records.truncate(plan.count);
+                let position = match (&plan.sort, page.records.last()) {
+                    (None, Some(last)) => cursor::Position::After(last.id.clone()),
+                    _ => cursor::Position::Offset(start_index - 1 + plan.count),
+                };
+                Some(
+                    cursor::Cursor {
+                        fingerprint: cursor::fingerprint(
+                            rt.name(),
+                            plan.filter.as_ref(),
+                            plan.sort.as_ref(),
+                        ),
+                        count: plan.count,
+                        position,
+                    }
+                    .encode(),
+                )
+            }
+            _ => None,
+        };
         let groups = self
             .groups_for(ctx, rt, &page.records, &plan.projection)
             .await?;
@@ -1137,12 +1180,52 @@ impl<S: Store> Service<S> {
             .into_iter()
             .map(|r| self.render(rt, r, &plan.projection, groups.as_ref()))
             .collect();
-        let list = ListResponse::new(
+        let mut list = ListResponse::new(
             resources,
             page.total_results as u64,
             plan.start_index as u64,
         );
+        if paging.is_some() {
+            // RFC 9865's pages carry nextCursor, not startIndex.
+            list.start_index = None;
+            list.next_cursor = next_cursor;
+        }
         Ok(Response::json(200, &list))
+    }
+
+    /// The position a list's `cursor` names: none for the first page (an empty
+    /// cursor), else the one it encodes, if it was issued for this very listing.
+    fn cursor_position(
+        &self,
+        rt: &ResourceSchema<'_>,
+        plan: &query::ListPlan,
+        text: &str,
+    ) -> Result<Option<cursor::Position>> {
+        if plan.start_index_given {
+            return Err(Error::invalid_value(
+                "a list takes startIndex (index pagination) or cursor (cursor pagination, \
+                 RFC 9865), not both",
+            ));
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let c = cursor::Cursor::decode(text)?;
+        if c.fingerprint != cursor::fingerprint(rt.name(), plan.filter.as_ref(), plan.sort.as_ref())
+        {
+            return Err(Error::invalid_cursor(
+                "the cursor belongs to another listing: send the first page's filter, sortBy \
+                 and sortOrder unchanged with each nextCursor",
+            ));
+        }
+        if c.count != plan.count {
+            return Err(Error::invalid_count(format!(
+                "the cursor's listing has pages of {}; send the first page's count with each \
+                 nextCursor",
+                c.count
+            )));
+        }
+        Ok(Some(c.position))
     }
 
     /// POST `.search` on an endpoint (RFC 7644 §3.4.3).
@@ -1174,6 +1257,12 @@ impl<S: Store> Service<S> {
     async fn root_search(&self, ctx: &S::Context, req: &Request) -> Result<Response> {
         let params = ListParams::from_search(self.search_request(req)?);
         let probe = query::plan(&params, None, &self.config.filter, self.config.max_results)?;
+        if probe.cursor.is_some() {
+            return Err(Error::invalid_value(
+                "cursor pagination is offered per resource type (POST /Users/.search); a \
+                 search across every type pages by startIndex",
+            ));
+        }
         let wanted = probe
             .start_index
             .saturating_sub(1)
@@ -1198,6 +1287,7 @@ impl<S: Store> Service<S> {
                 sort,
                 start_index: 1,
                 count: wanted,
+                after: None,
                 projection: &plan.projection,
             };
             let page = self

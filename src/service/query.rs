@@ -16,6 +16,7 @@ pub(crate) struct ListParams {
     pub(crate) filter: Option<String>,
     pub(crate) start_index: Option<String>,
     pub(crate) count: Option<String>,
+    pub(crate) cursor: Option<String>,
     pub(crate) sort_by: Option<String>,
     pub(crate) sort_order: Option<String>,
     pub(crate) attributes: Option<String>,
@@ -31,6 +32,7 @@ impl ListParams {
                 "filter" => &mut p.filter,
                 "startindex" => &mut p.start_index,
                 "count" => &mut p.count,
+                "cursor" => &mut p.cursor,
                 "sortby" => &mut p.sort_by,
                 "sortorder" => &mut p.sort_order,
                 "attributes" => &mut p.attributes,
@@ -49,6 +51,7 @@ impl ListParams {
             filter: s.filter,
             start_index: s.start_index.map(|n| n.to_string()),
             count: s.count.map(|n| n.to_string()),
+            cursor: s.cursor,
             sort_by: s.sort_by,
             sort_order: s.sort_order.map(|o| o.to_string()),
             attributes: join(s.attributes),
@@ -63,7 +66,11 @@ pub(crate) struct ListPlan {
     pub(crate) filter: Option<Filter>,
     pub(crate) sort: Option<Sort>,
     pub(crate) start_index: usize,
+    /// Whether the client gave a `startIndex`.
+    pub(crate) start_index_given: bool,
     pub(crate) count: usize,
+    /// The `cursor` parameter, if given (empty for a first page; RFC 9865 §2).
+    pub(crate) cursor: Option<String>,
     pub(crate) projection: Projection,
 }
 
@@ -122,7 +129,12 @@ pub(crate) fn plan(
         filter,
         sort,
         start_index: usize::try_from(start_index).unwrap_or(usize::MAX),
+        start_index_given: params
+            .start_index
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty()),
         count,
+        cursor: params.cursor.as_deref().map(|c| c.trim().to_owned()),
         projection: projection(params.attributes.as_deref(), params.excluded.as_deref())?,
     })
 }

@@ -213,6 +213,7 @@ impl<S: Store> Service<S> {
                 sort: None,
                 start_index: 1,
                 count: chunk.len(),
+                after: None,
                 projection: &projection,
             };
             let page = self

@@ -152,6 +152,13 @@ pub struct ListQuery<'a> {
     pub start_index: usize,
     /// The most results wanted (0 asks only for `totalResults`).
     pub count: usize,
+    /// A keyset position, for cursor pagination (RFC 9865): when set (only ever
+    /// without a `sort`, with `start_index` 1), the page holds only resources whose
+    /// `id` sorts after this one, comparing bytes, in that order. `totalResults`
+    /// still counts every match. [`apply_query`] honours it; a SQL store turns it into
+    /// `id > $after` on its primary key, so the thousandth page costs what the first
+    /// does.
+    pub after: Option<&'a str>,
     /// What the caller will return.
     pub projection: &'a Projection,
 }

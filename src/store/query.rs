@@ -24,9 +24,21 @@ pub fn apply_query<'r>(
         Some(f) => f.matches(&r.resource),
         None => true,
     });
-    let matching: Vec<&Record> = match query.sort {
-        None => matching.collect(),
-        Some(sort) => {
+    let matching: Vec<&Record> = match (query.sort, query.after) {
+        (None, None) => matching.collect(),
+        (None, Some(after)) => {
+            let all: Vec<&Record> = matching.collect();
+            let total = all.len();
+            let mut later: Vec<&Record> =
+                all.into_iter().filter(|r| r.id.as_str() > after).collect();
+            later.sort_by(|a, b| a.id.cmp(&b.id));
+            later.truncate(query.count);
+            return Page {
+                total_results: total,
+                records: later.into_iter().cloned().collect(),
+            };
+        }
+        (Some(sort), _) => {
             let mut keyed: Vec<(SortKey, &Record)> = matching
                 .map(|r| (sort_key(&query.schema, sort, &r.resource), r))
                 .collect();

@@ -977,3 +977,165 @@ pub async fn tenants_are_isolated<S: Store<Context = String>>(svc: Service<S>) {
     let (_, g2, _) = call(&svc, Request::new("GET", &format!("/Groups/{gid}"))).await;
     assert_eq!(g2["members"], json!([{"value": uid}]));
 }
+
+/// The ids and the next cursor of one cursor page.
+async fn cursor_page<S: Store<Context = String>>(
+    svc: &Service<S>,
+    query: &str,
+) -> (Vec<String>, Option<String>, Value) {
+    let (status, body, _) = call(svc, Request::new("GET", &format!("/Users?{query}"))).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    assert!(body.get("startIndex").is_none(), "{body}");
+    let ids = body["Resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|u| u["id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let next = body
+        .get("nextCursor")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    (ids, next, body)
+}
+
+/// Follows nextCursor from an empty cursor to the end; returns the ids in order.
+async fn walk<S: Store<Context = String>>(svc: &Service<S>, query: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let (ids, mut next, _) = cursor_page(svc, &format!("{query}&cursor=")).await;
+    all.extend(ids);
+    let mut pages = 1;
+    while let Some(c) = next {
+        let (ids, n, _) = cursor_page(svc, &format!("{query}&cursor={c}")).await;
+        assert!(!ids.is_empty(), "a nextCursor leads to a non-empty page");
+        all.extend(ids);
+        next = n;
+        pages += 1;
+        assert!(pages < 100, "the walk ends");
+    }
+    all
+}
+
+/// Cursor pagination (RFC 9865): pages follow nextCursor to the end, each resource
+/// once, in id order (or the sort's), unaffected by a deletion behind the cursor;
+/// cursors belong to their listing; SearchRequest takes `cursor` too.
+pub async fn cursor_pagination<S: Store<Context = String>>(svc: Service<S>) {
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let (status, body, _) = call(
+            &svc,
+            post(
+                "/Users",
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("user{i:02}"), "displayName": format!("{}", 24 - i)}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+
+    // The first page: an empty cursor (`?cursor` or `?cursor=`).
+    let (first, next, body) = cursor_page(&svc, "cursor&count=10").await;
+    assert_eq!(first, sorted[..10].to_vec());
+    assert_eq!(body["totalResults"], 25);
+    assert_eq!(body["itemsPerPage"], 10);
+    let next = next.expect("a next cursor");
+    assert!(next.bytes().all(|b| b.is_ascii_alphanumeric()), "{next}");
+    assert_eq!(walk(&svc, "count=10").await, sorted);
+    assert_eq!(walk(&svc, "count=7").await, sorted);
+
+    // Keyset: deleting a resource already seen shifts nothing.
+    let (status, _, _) = call(
+        &svc,
+        Request::new("DELETE", &format!("/Users/{}", sorted[0])),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (second, _, body) = cursor_page(&svc, &format!("cursor={next}&count=10")).await;
+    assert_eq!(second, sorted[10..20].to_vec());
+    assert_eq!(body["totalResults"], 24);
+    let rest: Vec<String> = sorted[1..].to_vec();
+
+    // With a filter, and with a sort (displayName runs opposite to userName).
+    let alive: Vec<String> = ids.iter().filter(|id| **id != sorted[0]).cloned().collect();
+    let filtered = walk(&svc, "filter=userName+sw+%22user1%22&count=3").await;
+    let mut want: Vec<String> = ids[10..20]
+        .iter()
+        .filter(|id| **id != sorted[0])
+        .cloned()
+        .collect();
+    want.sort();
+    assert_eq!(filtered, want);
+    let by_name = walk(&svc, "sortBy=userName&sortOrder=descending&count=4").await;
+    let mut want = alive.clone();
+    want.reverse();
+    assert_eq!(by_name, want);
+    assert_eq!(walk(&svc, "count=24").await, rest);
+
+    // The last page has no nextCursor; count=0 gives only the total.
+    let (ids0, next0, body) = cursor_page(&svc, "cursor&count=0").await;
+    assert!(ids0.is_empty() && next0.is_none());
+    assert_eq!(body["totalResults"], 24);
+
+    // A cursor belongs to its listing.
+    let (status, body, _) = call(
+        &svc,
+        Request::new(
+            "GET",
+            &format!("/Users?cursor={next}&count=10&filter=userName+pr"),
+        ),
+    )
+    .await;
+    assert_error(status, &body, 400, Some("invalidCursor"));
+    let (status, body, _) = call(
+        &svc,
+        Request::new("GET", &format!("/Users?cursor={next}&count=5")),
+    )
+    .await;
+    assert_error(status, &body, 400, Some("invalidCount"));
+    let (status, body, _) = call(&svc, Request::new("GET", "/Users?cursor=00ff&count=10")).await;
+    assert_error(status, &body, 400, Some("invalidCursor"));
+    let (status, body, _) = call(
+        &svc,
+        Request::new("GET", &format!("/Groups?cursor={next}&count=10")),
+    )
+    .await;
+    assert_error(status, &body, 400, Some("invalidCursor"));
+    let (status, body, _) = call(
+        &svc,
+        Request::new("GET", "/Users?cursor&startIndex=1&count=10"),
+    )
+    .await;
+    assert_error(status, &body, 400, Some("invalidValue"));
+
+    // SearchRequest: "cursor": "" for the first page, then nextCursor.
+    let search = |cursor: &str| {
+        post(
+            "/Users/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "count": 20, "cursor": cursor}),
+        )
+    };
+    let (status, body, _) = call(&svc, search("")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Resources"].as_array().map(Vec::len), Some(20));
+    let c = body["nextCursor"].as_str().expect("nextCursor").to_owned();
+    let (status, body, _) = call(&svc, search(&c)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Resources"].as_array().map(Vec::len), Some(4));
+    assert!(body.get("nextCursor").is_none(), "{body}");
+
+    // Index paging is unchanged, and both are advertised.
+    let (_, body, _) = call(&svc, Request::new("GET", "/Users?startIndex=21&count=10")).await;
+    assert_eq!(body["startIndex"], 21);
+    assert!(body.get("nextCursor").is_none());
+    let (_, spc, _) = call(&svc, Request::new("GET", "/ServiceProviderConfig")).await;
+    assert_eq!(spc["pagination"]["cursor"], true);
+    assert_eq!(spc["pagination"]["index"], true);
+    assert_eq!(spc["pagination"]["defaultPaginationMethod"], "index");
+}

@@ -148,6 +148,7 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
                 sort: None,
                 start_index: 1,
                 count: 100,
+                after: None,
                 projection: &projection,
             };
             let page = rt.block_on(store.list(&(), "User", &query)).expect("list");

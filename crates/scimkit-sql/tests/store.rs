@@ -164,6 +164,7 @@ on_every_database!(
     deleting_a_user_removes_it_from_groups,
     every_fixture_query_is_understood,
     paging_is_stable_and_counted,
+    cursor_pagination,
     projection_honours_returned,
     etags_and_conditional_requests,
     put_rules,
@@ -705,6 +706,7 @@ mod plans {
                 sort: None,
                 start_index: 1,
                 count: 100,
+                after: None,
                 projection: &projection,
             };
             let plan = store
@@ -723,6 +725,38 @@ mod plans {
                 .expect("list");
             assert_eq!(page.total_results, 1, "{text}");
         }
+        // A deep cursor page starts from the primary key's order, not a scan.
+        let schema = registry.resource_type("User").expect("type");
+        let query = ListQuery {
+            schema,
+            filter: None,
+            sort: None,
+            start_index: 1,
+            count: 11,
+            after: Some("user-01900"),
+            projection: &projection,
+        };
+        let plan = store
+            .explain(&"acme".to_owned(), "User", &query)
+            .await
+            .expect("explain");
+        let want = if postgres {
+            "scim_resources_order"
+        } else {
+            "USING PRIMARY KEY (tenant=? AND resource_type=? AND id>?)"
+        };
+        assert!(plan.contains(want), "cursor page: no {want} in\n{plan}");
+        assert!(
+            !plan.contains("Seq Scan") && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+        let page = store
+            .list(&"acme".to_owned(), "User", &query)
+            .await
+            .expect("list");
+        assert_eq!(page.total_results, 2_000);
+        assert_eq!(page.records.len(), 11);
+        assert_eq!(page.records[0].id, "user-01901");
         store.close().await;
     }
 

@@ -128,7 +128,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        description: "API keys: hashes, tenants, labels, last use and revocation",
+        description: "API keys; an index for lists in id order",
         postgres: "
         CREATE TABLE scim_api_keys (
             id text PRIMARY KEY,
@@ -139,6 +139,9 @@ const MIGRATIONS: &[Migration] = &[
             last_used text,
             revoked text
         );
+        -- Lists in the default order, and cursor pages (id > the last one), walk this.
+        CREATE INDEX scim_resources_order
+            ON scim_resources (tenant, resource_type, id COLLATE \"C\");
     ",
         sqlite: "
         CREATE TABLE scim_api_keys (

@@ -926,6 +926,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
     ) -> Result<Page, StoreError> {
         let ListPlan {
             select,
+            after,
             count_sql,
             params,
             member_keys,
@@ -965,9 +966,11 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             for k in &member_keys {
                 q = q.bind(k);
             }
+            q = q.bind(tenant).bind(resource_type);
+            if let Some(after) = &after {
+                q = q.bind(after);
+            }
             let rows = q
-                .bind(tenant)
-                .bind(resource_type)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(backend)?;
@@ -1303,6 +1306,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
 /// keys, then tenant and resource type).
 struct ListPlan {
     select: String,
+    /// The keyset position the select starts after, bound last.
+    after: Option<String>,
     count_sql: Option<String>,
     params: Vec<Param>,
     member_keys: Vec<String>,
@@ -1383,8 +1388,17 @@ impl<C> SqlStore<C> {
         } else {
             (String::new(), None)
         };
+        // Cursor pagination: a range on the primary key's order, not an offset.
+        let after = query.after.filter(|_| query.sort.is_none());
+        let keyset = match (after, dialect) {
+            (None, _) => String::new(),
+            (Some(_), Dialect::Sqlite) => format!(" AND id > {}", ph(dialect, n + 3)),
+            (Some(_), Dialect::Postgres) => {
+                format!(" AND id COLLATE \"C\" > {}", ph(dialect, n + 3))
+            }
+        };
         let select = format!(
-            "SELECT id, version, resource::text FROM scim_resources WHERE {scope} ORDER BY {order}{limit}"
+            "SELECT id, version, resource::text FROM scim_resources WHERE {scope}{keyset} ORDER BY {order}{limit}"
         );
         let select = match dialect {
             Dialect::Sqlite => select.replace("resource::text", "resource"),
@@ -1392,6 +1406,7 @@ impl<C> SqlStore<C> {
         };
         ListPlan {
             select,
+            after: after.map(str::to_owned),
             count_sql,
             params: t.params,
             member_keys,
@@ -1426,12 +1441,11 @@ impl<C> SqlStore<C> {
                 for k in &plan.member_keys {
                     q = q.bind(k);
                 }
-                let rows = q
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .fetch_all($pool)
-                    .await
-                    .map_err(backend)?;
+                q = q.bind(tenant).bind(resource_type);
+                if let Some(after) = &plan.after {
+                    q = q.bind(after);
+                }
+                let rows = q.fetch_all($pool).await.map_err(backend)?;
                 rows.iter()
                     .map(|r| r.try_get::<String, _>($column).map_err(backend))
                     .collect::<Result<Vec<_>, _>>()?

@@ -89,6 +89,7 @@ pub fn expected_page(
         sort: Some(sort),
         start_index,
         count,
+        after: None,
         projection: &projection,
     };
     let page = apply_query(&records, &query);
