@@ -808,3 +808,78 @@ mod patch_without_path {
         assert_eq!(run(&sql).await, run(&memory).await);
     }
 }
+
+mod nul_characters {
+    //! U+0000: PostgreSQL's text and jsonb cannot hold it, so there it is a clear 400,
+    //! never a 500; SQLite stores it like any other character.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use serde_json::json;
+
+    async fn run(store: SqlStore<String>, postgres: bool) {
+        let svc = service(store);
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "nul", "displayName": "a\u{0}b"});
+        let (status, created, _) = call(&svc, post("/Users", &body)).await;
+        if postgres {
+            assert_eq!(status, 400, "{created}");
+            assert_eq!(created["scimType"], "invalidValue");
+            assert!(
+                created["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("U+0000"))
+            );
+        } else {
+            assert_eq!(status, 201, "{created}");
+        }
+        let (status, _, _) = call(&svc, Request::new("GET", "/Users/a%00b")).await;
+        assert_eq!(status, 404);
+        let (status, _, _) = call(&svc, Request::new("DELETE", "/Users/a%00b")).await;
+        assert_eq!(status, 404);
+        for op in ["eq", "ne", "co", "sw", "gt"] {
+            let (status, body, _) = call(
+                &svc,
+                Request::new(
+                    "GET",
+                    &format!("/Users?filter=displayName+{op}+%22a%00b%22"),
+                ),
+            )
+            .await;
+            // No stored value holds U+0000 on PostgreSQL: either answered as such,
+            // or refused with a 400; never a 500.
+            assert!(status == 200 || (postgres && status == 400), "{op}: {body}");
+            if op == "eq" && !postgres {
+                assert_eq!(body["totalResults"], 1);
+            }
+        }
+        let (_, group, _) = call(
+            &svc,
+            post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"})),
+        )
+        .await;
+        let gid = group["id"].as_str().expect("id");
+        let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": "x\u{0}"}]}]});
+        let (status, body, _) = call(
+            &svc,
+            Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&op),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let scratch = Scratch::file();
+        run(scratch.store().await, false).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        run(scratch.store().await, true).await;
+    }
+}

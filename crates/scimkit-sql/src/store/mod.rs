@@ -252,6 +252,20 @@ impl<C> SqlStore<C> {
         }
     }
 
+    /// On PostgreSQL, refuses a write or filter holding U+0000 (400 `invalidValue`)
+    /// rather than letting the database fail it (500).
+    fn refuse_nul(&self, holds_nul: impl FnOnce() -> bool) -> Result<(), StoreError> {
+        if matches!(self.pool, Pool::Postgres(_)) && holds_nul() {
+            return Err(StoreError::Invalid(NUL_REFUSED.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Whether `id` cannot name a stored resource (on PostgreSQL, none holds U+0000).
+    fn unstorable_id(&self, id: &str) -> bool {
+        matches!(self.pool, Pool::Postgres(_)) && id.contains('\0')
+    }
+
     /// SQL written for PostgreSQL (`$1`, `::jsonb`) in this store's dialect.
     fn sql<'s>(&self, postgres: &'s str) -> Cow<'s, str> {
         match self.pool {
@@ -285,6 +299,21 @@ impl<C> SqlStore<C> {
             })
     }
 }
+
+/// Whether a JSON value holds U+0000 anywhere, in a key or a string. The value's
+/// depth is bounded by the JSON parser that made it.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// What PostgreSQL's `text` and `jsonb` cannot hold, said so a client can act on it.
+const NUL_REFUSED: &str = "the NUL character (U+0000) cannot be stored or searched for in \
+     this service's database; remove it from the value";
 
 /// A member's key: its id, folded unless ids compare case-exactly.
 fn member_key(id: &str, case_exact: bool) -> String {
@@ -506,6 +535,12 @@ impl<C: Tenant + 'static> SqlStore<C> {
         unique: &[UniqueValue],
         members: bool,
     ) -> Result<Record, StoreError> {
+        if self.unstorable_id(&record.id) {
+            return Err(StoreError::NotFound(record.id));
+        }
+        self.refuse_nul(|| {
+            has_nul(&record.resource) || unique.iter().any(|u| u.value.contains('\0'))
+        })?;
         let schema = self.schema(resource_type)?;
         let kept = self.member_rule(&schema);
         if !members
@@ -656,6 +691,11 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         record: Record,
         unique: &[UniqueValue],
     ) -> Result<Record, StoreError> {
+        self.refuse_nul(|| {
+            record.id.contains('\0')
+                || has_nul(&record.resource)
+                || unique.iter().any(|u| u.value.contains('\0'))
+        })?;
         let schema = self.schema(resource_type)?;
         let rule = self.member_rule(&schema);
         let (doc, members) = match rule {
@@ -731,6 +771,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         id: &str,
         projection: &Projection,
     ) -> Result<Record, StoreError> {
+        if self.unstorable_id(id) {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
         let schema = self.schema(resource_type)?;
         let with_members = self.member_rule(&schema).is_some() && projection.wants(&self.members);
         let select = self.sql(
@@ -803,6 +846,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         id: &str,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
+        if self.unstorable_id(id) {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
         let tenant = ctx.tenant();
         // Each resource type that keeps members, with its rule, to take `id` out of
         // its groups in the same transaction.
@@ -932,6 +978,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             member_keys,
             want_members,
         } = self.list_plan(query);
+        self.refuse_nul(|| {
+            params
+                .iter()
+                .any(|p| matches!(p, Param::Text(t) if t.contains('\0')))
+                || member_keys.iter().any(|k| k.contains('\0'))
+                || after.as_deref().is_some_and(|a| a.contains('\0'))
+        })?;
         let tenant = ctx.tenant();
         let members_sql = self.sql(
             "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
@@ -1012,6 +1065,15 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         delta: &MemberDelta,
         expected_version: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
+        if self.unstorable_id(id) {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        self.refuse_nul(|| {
+            delta.changes.iter().any(|c| match c {
+                MemberChange::Add(v) => has_nul(v),
+                MemberChange::Remove(id) => id.contains('\0'),
+            })
+        })?;
         let schema = self.schema(resource_type)?;
         if self.member_rule(&schema).is_none()
             || !delta.attribute.eq_ignore_ascii_case(&self.members)
@@ -1189,6 +1251,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         ids: &[&str],
         case_exact: bool,
     ) -> Result<Option<Vec<String>>, StoreError> {
+        // An id no row can hold exists nowhere.
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.unstorable_id(id))
+            .collect();
+        let ids = ids.as_slice();
         let tenant = ctx.tenant();
         let dialect = self.dialect();
         let mut found_exact = HashSet::new();
@@ -1243,6 +1312,12 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         attribute: &str,
         member_ids: &[&str],
     ) -> Result<Option<Vec<Membership>>, StoreError> {
+        let member_ids: Vec<&str> = member_ids
+            .iter()
+            .copied()
+            .filter(|id| !self.unstorable_id(id))
+            .collect();
+        let member_ids = member_ids.as_slice();
         let schema = self.schema(resource_type)?;
         let Some(case_exact) = self.member_rule(&schema) else {
             return Ok(None);
