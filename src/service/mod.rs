@@ -1489,14 +1489,16 @@ impl<S: Store> Service<S> {
             (PatchResponse::NoContent, _)
                 | (
                     PatchResponse::NoContentForMemberChanges,
-                    Patched::Version(_)
+                    Patched::Members(_)
                 )
         );
         let record = match patched {
-            Patched::Version(version) if no_content => {
+            Patched::Members(version) | Patched::Version(version) if no_content => {
                 return Ok(Response::empty(204).with_header("ETag", etag(version)));
             }
-            Patched::Version(_) => self.load(ctx, rt, id, &projection).await?,
+            Patched::Members(_) | Patched::Version(_) => {
+                self.load(ctx, rt, id, &projection).await?
+            }
             Patched::Record(record) => record,
         };
         if no_content {
@@ -1536,7 +1538,7 @@ impl<S: Store> Service<S> {
                 .update_members(ctx, rt.name(), id, &delta, expected_version)
                 .await
             {
-                Ok(Some(version)) => return Ok(Patched::Version(version)),
+                Ok(Some(version)) => return Ok(Patched::Members(version)),
                 Ok(None) => {}
                 Err(e) => return Err(store_error(e, rt.name())),
             }
@@ -1706,10 +1708,12 @@ fn filter_mentions(f: &Filter, name: &str, core: &str) -> bool {
     }
 }
 
-/// What a PATCH left: the record, or only its version when the store applied a
-/// member delta without loading the group.
+/// What a PATCH left: the record, or only its version when the store wrote it
+/// without handing it back: a member delta applied without loading the group, or a
+/// write that left the group's members where they were.
 enum Patched {
     Record(Record),
+    Members(u64),
     Version(u64),
 }
 

@@ -883,3 +883,44 @@ mod nul_characters {
         run(scratch.store().await, true).await;
     }
 }
+
+mod rename_answers {
+    //! A rename of a group (written without reading its members) is not a member
+    //! change: with `NoContentForMemberChanges` it still answers 200 and the group.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::{PatchResponse, Request};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_rename_answers_200_and_a_member_add_204() {
+        let scratch = Scratch::file();
+        let config = ServiceConfig::default()
+            .patch_response(PatchResponse::NoContentForMemberChanges)
+            .check_references(false);
+        let svc = Service::new(scratch.store().await, config);
+        let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": "a"}]}))).await;
+        let gid = g["id"].as_str().expect("id");
+        let patch = |ops: serde_json::Value| {
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+        };
+        let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "H"}]));
+        let (status, body, _) = call(
+            &svc,
+            Request::new("PATCH", &format!("/Groups/{gid}?excludedAttributes=members"))
+                .with_json(&rename),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["displayName"], "H");
+        assert!(body.get("members").is_none());
+        let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": "b"}]}]));
+        let (status, _, resp) = call(
+            &svc,
+            Request::new("PATCH", &format!("/Groups/{gid}")).with_json(&add),
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(resp.header("ETag"), Some("W/\"3\""));
+    }
+}
