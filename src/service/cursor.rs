@@ -1,7 +1,7 @@
 //! Cursors for cursor pagination (RFC 9865): opaque, URL-safe strings that carry
 //! where the next page starts (the last `id` of a page in the default order, or an
-//! offset under a `sortBy`), the count, and a fingerprint of the query they belong
-//! to. They hold no server state, so they do not expire and any instance of a
+//! offset under a `sortBy`), the count, the listing's `totalResults` as it began,
+//! and a fingerprint of the query they belong to. They hold no server state, so they do not expire and any instance of a
 //! service can continue a listing another began; a checksum catches a cursor that
 //! was mangled or made up (RFC 9865 §5.2: answered with `invalidCursor`), and what
 //! a cursor can reach is still scoped by the request's own context.
@@ -26,6 +26,9 @@ pub(crate) struct Cursor {
     pub(crate) fingerprint: u64,
     /// The page size of the first page (RFC 9865 §2.1: later pages keep it).
     pub(crate) count: usize,
+    /// `totalResults` as the listing began: later pages report it rather than
+    /// count again (a count over a million rows costs more than the page).
+    pub(crate) total: u64,
     /// Where the next page starts.
     pub(crate) position: Position,
 }
@@ -73,7 +76,10 @@ impl Cursor {
             Position::After(id) => ("a", id.clone()),
             Position::Offset(n) => ("o", n.to_string()),
         };
-        let body = format!("{:016x}\n{}\n{kind}\n{value}", self.fingerprint, self.count);
+        let body = format!(
+            "{:016x}\n{}\n{}\n{kind}\n{value}",
+            self.fingerprint, self.count, self.total
+        );
         let check = fnv(&[SALT, body.as_bytes()]);
         let text = format!("{check:016x}\n{body}");
         let mut out = String::with_capacity(text.len() * 2);
@@ -110,10 +116,11 @@ impl Cursor {
         if u64::from_str_radix(check, 16).ok() != Some(fnv(&[SALT, body.as_bytes()])) {
             return Err(invalid());
         }
-        let mut parts = body.splitn(4, '\n');
+        let mut parts = body.splitn(5, '\n');
         let mut next = || parts.next().ok_or_else(invalid);
         let fingerprint = u64::from_str_radix(next()?, 16).map_err(|_| invalid())?;
         let count = next()?.parse().map_err(|_| invalid())?;
+        let total = next()?.parse().map_err(|_| invalid())?;
         let position = match (next()?, next()?) {
             ("a", id) => Position::After(id.to_owned()),
             ("o", n) => Position::Offset(n.parse().map_err(|_| invalid())?),
@@ -122,6 +129,7 @@ impl Cursor {
         Ok(Cursor {
             fingerprint,
             count,
+            total,
             position,
         })
     }
@@ -141,6 +149,7 @@ mod tests {
             let c = Cursor {
                 fingerprint: 42,
                 count: 10,
+                total: 1_000_000,
                 position,
             };
             let text = c.encode();

@@ -994,6 +994,7 @@ impl<S: Store> Service<S> {
             start_index: 1,
             count: usize::MAX,
             after: None,
+            count_total: true,
             projection: &projection,
         };
         let page = self
@@ -1127,8 +1128,13 @@ impl<S: Store> Service<S> {
         let (after, start_index) = match &paging {
             None => (None, plan.start_index),
             Some(None) => (None, 1),
-            Some(Some(cursor::Position::After(id))) => (Some(id.as_str()), 1),
-            Some(Some(cursor::Position::Offset(n))) => (None, n.saturating_add(1)),
+            Some(Some((cursor::Position::After(id), _))) => (Some(id.as_str()), 1),
+            Some(Some((cursor::Position::Offset(n), _))) => (None, n.saturating_add(1)),
+        };
+        // Later cursor pages report the total their listing began with.
+        let known_total = match &paging {
+            Some(Some((_, total))) => Some(*total),
+            _ => None,
         };
         // A cursor page asks for one more than it returns: whether it came tells
         // whether there is a next page.
@@ -1143,6 +1149,7 @@ impl<S: Store> Service<S> {
             start_index,
             count: wanted,
             after,
+            count_total: known_total.is_none(),
             projection: &plan.projection,
         };
         let mut page = self
@@ -1165,6 +1172,7 @@ impl<S: Store> Service<S> {
                             plan.sort.as_ref(),
                         ),
                         count: plan.count,
+                        total: known_total.unwrap_or(page.total_results as u64),
                         position,
                     }
                     .encode(),
@@ -1182,7 +1190,7 @@ impl<S: Store> Service<S> {
             .collect();
         let mut list = ListResponse::new(
             resources,
-            page.total_results as u64,
+            known_total.unwrap_or(page.total_results as u64),
             plan.start_index as u64,
         );
         if paging.is_some() {
@@ -1200,7 +1208,7 @@ impl<S: Store> Service<S> {
         rt: &ResourceSchema<'_>,
         plan: &query::ListPlan,
         text: &str,
-    ) -> Result<Option<cursor::Position>> {
+    ) -> Result<Option<(cursor::Position, u64)>> {
         if plan.start_index_given {
             return Err(Error::invalid_value(
                 "a list takes startIndex (index pagination) or cursor (cursor pagination, \
@@ -1225,7 +1233,7 @@ impl<S: Store> Service<S> {
                 c.count
             )));
         }
-        Ok(Some(c.position))
+        Ok(Some((c.position, c.total)))
     }
 
     /// POST `.search` on an endpoint (RFC 7644 §3.4.3).
@@ -1288,6 +1296,7 @@ impl<S: Store> Service<S> {
                 start_index: 1,
                 count: wanted,
                 after: None,
+                count_total: true,
                 projection: &plan.projection,
             };
             let page = self

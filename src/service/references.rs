@@ -214,6 +214,7 @@ impl<S: Store> Service<S> {
                 start_index: 1,
                 count: chunk.len(),
                 after: None,
+                count_total: true,
                 projection: &projection,
             };
             let page = self

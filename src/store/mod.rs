@@ -159,6 +159,10 @@ pub struct ListQuery<'a> {
     /// `id > $after` on its primary key, so the thousandth page costs what the first
     /// does.
     pub after: Option<&'a str>,
+    /// Whether the caller needs `total_results`. When false (a cursor page after the
+    /// first, which reports the total its listing began with), a store may skip the
+    /// count, which over a million rows costs more than the page, and leave it 0.
+    pub count_total: bool,
     /// What the caller will return.
     pub projection: &'a Projection,
 }

@@ -149,6 +149,7 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
                 start_index: 1,
                 count: 100,
                 after: None,
+                count_total: true,
                 projection: &projection,
             };
             let page = rt.block_on(store.list(&(), "User", &query)).expect("list");

@@ -707,6 +707,7 @@ mod plans {
                 start_index: 1,
                 count: 100,
                 after: None,
+                count_total: true,
                 projection: &projection,
             };
             let plan = store
@@ -734,6 +735,7 @@ mod plans {
             start_index: 1,
             count: 11,
             after: Some("user-01900"),
+            count_total: true,
             projection: &projection,
         };
         let plan = store
@@ -901,14 +903,15 @@ mod rename_answers {
         let svc = Service::new(scratch.store().await, config);
         let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": "a"}]}))).await;
         let gid = g["id"].as_str().expect("id");
-        let patch = |ops: serde_json::Value| {
-            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-        };
+        let patch = |ops: serde_json::Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "H"}]));
         let (status, body, _) = call(
             &svc,
-            Request::new("PATCH", &format!("/Groups/{gid}?excludedAttributes=members"))
-                .with_json(&rename),
+            Request::new(
+                "PATCH",
+                &format!("/Groups/{gid}?excludedAttributes=members"),
+            )
+            .with_json(&rename),
         )
         .await;
         assert_eq!(status, 200, "{body}");

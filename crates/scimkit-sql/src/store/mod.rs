@@ -972,6 +972,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
     ) -> Result<Page, StoreError> {
         let ListPlan {
             select,
+            exact,
             after,
             count_sql,
             params,
@@ -1010,6 +1011,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                             .map_err(backend)? as usize,
                     )
                 }
+                // Exact, but not counted: the caller knows the total.
+                None if exact => Some(0),
                 None => None,
             };
             let mut q = sqlx::query(&select).persistent(false);
@@ -1381,6 +1384,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
 /// keys, then tenant and resource type).
 struct ListPlan {
     select: String,
+    /// Whether the SQL answers the whole query (else the rows are a superset that
+    /// the query filters again in memory).
+    exact: bool,
     /// The keyset position the select starts after, bound last.
     after: Option<String>,
     count_sql: Option<String>,
@@ -1458,7 +1464,10 @@ impl<C> SqlStore<C> {
                     query.count,
                     query.start_index.saturating_sub(1)
                 ),
-                Some(format!("SELECT COUNT(*) FROM scim_resources WHERE {scope}")),
+                // Counted only when asked: a later cursor page is told its total.
+                query
+                    .count_total
+                    .then(|| format!("SELECT COUNT(*) FROM scim_resources WHERE {scope}")),
             )
         } else {
             (String::new(), None)
@@ -1481,6 +1490,7 @@ impl<C> SqlStore<C> {
         };
         ListPlan {
             select,
+            exact,
             after: after.map(str::to_owned),
             count_sql,
             params: t.params,

@@ -90,6 +90,7 @@ pub fn expected_page(
         start_index,
         count,
         after: None,
+        count_total: true,
         projection: &projection,
     };
     let page = apply_query(&records, &query);

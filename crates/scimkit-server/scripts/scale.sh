@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The scale benchmark: PostgreSQL with 1,000,000 users, 10,000 groups and one group of
+# 1,000,000 members, served by the release scimkit-server; p50/p99 over HTTP of each
+# look-up and member change (scale.py), then GET and PATCH throughput in one run
+# (wrk). Not part of `cargo test`: seeding takes about a minute, the cursor walk a few.
+#   crates/scimkit-server/scripts/scale.sh            # database scimkit_scale_http
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres), python3 and wrk.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+name=${SCALE_DB:-scimkit_scale_http}
+db="postgres://postgres@127.0.0.1:5432/$name"
+psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)"
+psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $name"
+cargo build --quiet --release -p scimkit-server
+server=./target/release/scimkit-server
+key=$("$server" --db "$db" keys create --label scale 2>/dev/null)   # also migrates
+time psql -q -h 127.0.0.1 -U postgres -d "$name" -f crates/scimkit-server/scripts/seed-scale.sql
+log=$(mktemp)
+"$server" --db "$db" --listen 127.0.0.1:0 --log-level warn >"$log" 2>&1 &
+pid=$!
+trap 'kill -INT $pid 2>/dev/null; wait 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+    base=$(sed -n 's/^listening on //p' "$log" | head -n 1)
+    [ -n "$base" ] && break
+    sleep 0.1
+done
+python3 crates/scimkit-server/scripts/scale.py "$base" "$key" "${REQUESTS:-200}"
+id=00000000-0000-4000-8000-000000500000
+echo "== throughput, 32 connections, 15 s each"
+wrk -t2 -c32 -d15s -H "Authorization: Bearer $key" "$base/Users/$id" | grep -E "Requests/sec"
+SCIM_TOKEN=$key wrk -t2 -c32 -d15s -s .ci/wrk-patch.lua "$base/Users/$id" | grep -E "Requests/sec"
