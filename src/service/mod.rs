@@ -185,7 +185,7 @@ impl Default for ServiceConfig {
             bulk_max_payload_bytes: 1024 * 1024,
             patch: PatchOptions::default(),
             patch_response: PatchResponse::Resource,
-            max_write_retries: 32,
+            max_write_retries: 128,
             filter: FilterOptions::default(),
             change_password: true,
             check_references: true,
@@ -1347,7 +1347,10 @@ impl<S: Store> Service<S> {
         }
         let expect = Expect::from(req);
         let projection = self.query_projection(req)?;
-        for _ in 0..=self.config.max_write_retries {
+        for attempt in 0..=self.config.max_write_retries {
+            if attempt > 0 {
+                yield_now().await;
+            }
             let current = self.load(ctx, rt, id, &Projection::all()).await?;
             if let Some(expect) = &expect {
                 expect.check(current.version, rt.name())?;
@@ -1566,7 +1569,10 @@ impl<S: Store> Service<S> {
             },
             None => Projection::all(),
         };
-        for _ in 0..=self.config.max_write_retries {
+        for attempt in 0..=self.config.max_write_retries {
+            if attempt > 0 {
+                yield_now().await;
+            }
             let mut current = self.load(ctx, rt, id, &read).await?;
             if let Some(expect) = expect {
                 expect.check(current.version, rt.name())?;
@@ -1715,6 +1721,28 @@ fn filter_mentions(f: &Filter, name: &str, core: &str) -> bool {
         }
         Filter::Not(inner) => filter_mentions(inner, name, core),
     }
+}
+
+/// Lets the executor run other tasks once before a write that lost a race tries
+/// again: the writer that won gets on, and the one retrying does not spin on a
+/// worker thread. Works on any executor (it only wakes itself).
+fn yield_now() -> impl std::future::Future<Output = ()> {
+    struct YieldNow(bool);
+    impl std::future::Future for YieldNow {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldNow(false)
 }
 
 /// What a PATCH left: the record, or only its version when the store wrote it
