@@ -15,9 +15,10 @@
 //!   [`Service::is_light`]), so it never stalls the async workers that serve
 //!   everything else;
 //! - answers in SCIM media types (RFC 7644 §8.1), with an `X-Request-Id`;
-//! - records one `tracing` event per request: request id, tenant, key label, method,
-//!   route template (`/Users/{id}`, never the raw path or query, which carry names and
-//!   e-mail addresses), status, latency, and for a 5xx the cause behind it. The same
+//! - serves each request in a `tracing` span (request id, method, route template,
+//!   tenant, key label) and ends it with one event (status, latency, and for a 5xx
+//!   the cause behind it). The route template is `/Users/{id}`, never the raw path
+//!   or query, which carry names and e-mail addresses. The same
 //!   facts are attached to the response as a [`Served`] extension for metrics.
 //!
 //! ```no_run
@@ -56,6 +57,7 @@ use axum::response::Response as HttpResponse;
 use scimkit::Error;
 use scimkit::service::{Request, Response, Service};
 use scimkit::store::Store;
+use tracing::Instrument;
 
 pub use auth::{
     ApiKeys, AuthError, Authenticate, BoxError, KeyHash, KeyRecord, KeyStore, MemoryKey,
@@ -195,7 +197,19 @@ where
         tenant: None,
         cause: None,
     };
-    let response = serve_request(&app, req, &mut served).await;
+    // Every event while the request is served (a key store's warning, say) carries
+    // the request's id, method, route and, once known, tenant.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %served.route,
+        tenant = tracing::field::Empty,
+        key = tracing::field::Empty,
+    );
+    let response = serve_request(&app, req, &mut served)
+        .instrument(span.clone())
+        .await;
     served.cause.clone_from(&response.cause);
     let mut response = to_http(response);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -203,18 +217,14 @@ where
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let tenant = served.tenant.as_deref().unwrap_or("-");
-    if status >= 500 {
-        tracing::error!(
-            request_id, tenant, method = %method, route = %served.route, status,
-            latency_ms, cause = served.cause.as_deref().unwrap_or("-"), "request failed"
-        );
-    } else {
-        tracing::info!(
-            request_id, tenant, method = %method, route = %served.route, status,
-            latency_ms, "request"
-        );
-    }
+    span.in_scope(|| {
+        if status >= 500 {
+            let cause = served.cause.as_deref().unwrap_or("-");
+            tracing::error!(status, latency_ms, cause, "request failed");
+        } else {
+            tracing::info!(status, latency_ms, "request");
+        }
+    });
     response.extensions_mut().insert(served);
     response
 }
@@ -234,6 +244,9 @@ where
         }
         Err(AuthError::Failed(e)) => return Response::error(&Error::internal(e)),
     };
+    let span = tracing::Span::current();
+    span.record("tenant", principal.tenant.as_str());
+    span.record("key", principal.label.as_str());
     served.tenant = Some(principal.tenant.clone());
 
     let too_large = || {

@@ -208,7 +208,9 @@ fn init_logs(args: &ServeArgs) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match args.log_format {
         LogFormat::Text => registry.with(fmt).try_init(),
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt.json().flatten_event(true).with_span_list(false))
+            .try_init(),
     };
 }
 

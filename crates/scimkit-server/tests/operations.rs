@@ -289,3 +289,54 @@ fn shutdown_finishes_the_request_in_flight() {
     server.stop();
     drop(dir);
 }
+
+#[test]
+fn heavy_requests_do_not_hold_up_light_ones() {
+    let (dir, db) = temp_db("heavy");
+    let server = Server::start(&db, &[]);
+    let (_, _, probe) = server.request("POST", "/Users", Some(&user("probe")));
+    let probe = probe["id"].as_str().expect("id").to_owned();
+    let emails: Vec<_> = (0..900)
+        .map(|i| json!({"value": format!("e{i}@example.com")}))
+        .collect();
+    let (status, _, heavy) = server.request(
+        "POST",
+        "/Users",
+        Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "heavy", "emails": emails})),
+    );
+    assert_eq!(status, 201, "{heavy}");
+    let heavy = heavy["id"].as_str().expect("id").to_owned();
+    // 1,000 operations, each a filter over 900 e-mail addresses.
+    let ops: Vec<_> = (0..1000)
+        .map(|i| json!({"op": "replace", "path": format!("emails[value eq \"e{}@example.com\"].type", i % 900), "value": format!("t{i}")}))
+        .collect();
+    let patch =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        // More heavy requests at once than the server has async workers (one per core).
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..workers + 2 {
+            let (server, heavy, patch, finished) = (&server, &heavy, &patch, &finished);
+            scope.spawn(move || {
+                let (status, _, body) = server.request(
+                    "PATCH",
+                    &format!("/Users/{heavy}?attributes=id"),
+                    Some(patch),
+                );
+                assert_eq!(status, 200, "{body}");
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let (status, _, _) = server.request("GET", &format!("/Users/{probe}"), None);
+        assert_eq!(status, 200);
+        assert_eq!(
+            finished.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the GET waited for a heavy PATCH to finish"
+        );
+    });
+    server.stop();
+    drop(dir);
+}
