@@ -37,7 +37,7 @@ pub use discovery::{
     AuthenticationScheme, BulkConfig, FilterConfig, PaginationConfig, ResourceType,
     SchemaExtension, ServiceProviderConfig, Supported,
 };
-pub use registry::{AttrRef, Registry, RegistryError, ResourceSchema};
+pub use registry::{AttrRef, Registry, RegistryError, ResourceSchema, SharedResourceSchema};
 
 use crate::resource::{Extensions, Meta};
 

@@ -244,6 +244,53 @@ pub struct ResourceSchema<'r> {
     entry: &'r TypeEntry,
 }
 
+/// A resource type's schemas holding a share of its registry, for keeping in a
+/// struct (a [`ResourceSchema`] borrows the registry it came from).
+///
+/// ```
+/// use std::sync::Arc;
+/// use scimkit::Registry;
+/// use scimkit::schema::SharedResourceSchema;
+///
+/// struct Provisioner {
+///     users: SharedResourceSchema,
+/// }
+///
+/// let registry = Arc::new(Registry::core());
+/// let p = Provisioner { users: SharedResourceSchema::new(registry, "User").ok_or("no User")? };
+/// assert!(p.users.get().attribute(None, "USERNAME").is_some());
+/// # Ok::<(), &str>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedResourceSchema {
+    registry: std::sync::Arc<Registry>,
+    index: usize,
+}
+
+impl SharedResourceSchema {
+    /// The resource type named `name` (case-insensitively) in `registry`.
+    pub fn new(registry: std::sync::Arc<Registry>, name: &str) -> Option<Self> {
+        let index = registry
+            .types
+            .iter()
+            .position(|t| t.definition.name.eq_ignore_ascii_case(name))?;
+        Some(SharedResourceSchema { registry, index })
+    }
+
+    /// The schemas, borrowed for as long as this value lives.
+    pub fn get(&self) -> ResourceSchema<'_> {
+        ResourceSchema {
+            registry: &self.registry,
+            entry: &self.registry.types[self.index],
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &std::sync::Arc<Registry> {
+        &self.registry
+    }
+}
+
 /// An attribute found by [`ResourceSchema::attribute`]: its definition and the
 /// schema that defines it.
 #[derive(Debug, Clone, Copy)]
