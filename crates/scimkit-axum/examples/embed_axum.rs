@@ -1,27 +1,47 @@
 //! SCIM inside an existing axum application: the host's own routes stay as they
-//! are, and the SCIM API is nested at `/scim/v2` behind API keys per tenant.
+//! are, the SCIM API is nested at `/scim/v2`, and the host's own authentication
+//! decides who calls and which tenant's data they see. (For keys stored as hashes,
+//! revocable and per tenant, use `scimkit_axum::ApiKeys` instead.)
 //!
 //! ```text
-//! cargo run -p scimkit-axum --example embed_axum
-//! curl -H "Authorization: Bearer <printed key>" http://127.0.0.1:3000/scim/v2/Users
+//! SCIM_TOKEN=change-me cargo run -p scimkit-axum --example embed_axum
+//! curl -H "Authorization: Bearer change-me" http://127.0.0.1:3000/scim/v2/Users
 //! ```
 
 use axum::Router;
+use axum::http::HeaderMap;
 use axum::routing::get;
 use scimkit::Url;
 use scimkit::service::{PatchResponse, Service, ServiceConfig};
 use scimkit::store::MemoryStore;
-use scimkit_axum::{ApiKeys, MemoryKeys, ServeOptions};
+use scimkit_axum::{AuthError, Authenticate, Principal, ServeOptions, bearer_token};
+
+/// The host's own rule: one provisioning token, for the tenant `acme`.
+struct HostAuth {
+    token: String,
+}
+
+impl Authenticate for HostAuth {
+    type Context = String;
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal<String>, AuthError> {
+        match bearer_token(headers) {
+            Some(t) if t == self.token => Ok(Principal {
+                context: "acme".into(),
+                tenant: "acme".into(),
+                label: "provisioning".into(),
+            }),
+            _ => Err(AuthError::Unauthorized(
+                "a valid bearer token is required".into(),
+            )),
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // One key per identity provider; the key's tenant is the store's context.
-    let keys = MemoryKeys::new();
-    let okta = keys.create("acme", "okta")?;
-    println!("Okta's key for tenant acme: {}", okta.secret);
-
+    let token = std::env::var("SCIM_TOKEN").map_err(|_| "set SCIM_TOKEN")?;
     let config = ServiceConfig::with_base_url(Url::parse("http://127.0.0.1:3000/scim/v2")?)
-        .max_results(100)
         .patch_response(PatchResponse::NoContentForMemberChanges);
     let service = Service::new(MemoryStore::<String>::new(), config);
 
@@ -29,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "the host's own page" }))
         .nest(
             "/scim/v2",
-            scimkit_axum::router(service, ApiKeys::new(keys)),
+            scimkit_axum::router(service, HostAuth { token }),
         );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
