@@ -54,6 +54,7 @@ fn delta(change: MemberChange) -> MemberDelta {
             .single()
             .expect("time"),
         max_members: 1_000_000,
+        member_types: Vec::new(),
     }
 }
 

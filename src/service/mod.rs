@@ -1539,6 +1539,7 @@ impl<S: Store> Service<S> {
         let delta = fast_version.and_then(|v| {
             MemberDelta::from_patch(rt, op, &self.config.patch, self.now()).map(|mut d| {
                 d.max_members = self.config.max_members;
+                d.member_types = self.member_types(rt, &d.attribute);
                 (d, v)
             })
         });

@@ -47,6 +47,16 @@ impl<S: Store> Service<S> {
             .collect()
     }
 
+    /// The resource types the members of `attribute` must exist as, when the
+    /// service checks references (empty when it does not).
+    pub(super) fn member_types(&self, rt: &ResourceSchema<'_>, attribute: &str) -> Vec<String> {
+        self.reference_attributes(rt)
+            .into_iter()
+            .filter(|(attr, _)| attr.name().eq_ignore_ascii_case(attribute))
+            .flat_map(|(_, types)| types.into_iter().map(str::to_owned))
+            .collect()
+    }
+
     /// Checks the references in a resource about to be written: every value of a
     /// reference attribute in `new` that `old` (the stored resource, on replace) does
     /// not already hold must name an existing resource.

@@ -206,6 +206,12 @@ pub struct MemberDelta {
     /// The most members the group may have afterwards; a store answers
     /// [`StoreError::Invalid`] and changes nothing when the delta would leave more.
     pub max_members: usize,
+    /// When not empty, the resource types an added member must exist as when the
+    /// delta commits. The service checks before it calls the store; a store that can
+    /// check again in the same transaction, holding the member's row so that a
+    /// concurrent delete of it either waits or wins, answers [`StoreError::Invalid`]
+    /// for a member that is gone, and no group ever lists a deleted resource.
+    pub member_types: Vec<String>,
 }
 
 /// One membership: a group that lists a member (for deriving `User.groups`).
@@ -499,6 +505,7 @@ impl MemberDelta {
             changes,
             modified: now,
             max_members: usize::MAX,
+            member_types: Vec::new(),
         })
     }
 }

@@ -53,6 +53,7 @@ fn delta(change: MemberChange) -> MemberDelta {
         changes: vec![change],
         modified: Utc::now(),
         max_members: usize::MAX,
+        member_types: Vec::new(),
     }
 }
 

@@ -927,3 +927,98 @@ mod rename_answers {
         assert_eq!(resp.header("ETag"), Some("W/\"3\""));
     }
 }
+
+mod members_of_deleted_users {
+    //! The service checks that added members exist; the store checks again in the
+    //! member transaction, holding the member's row, so a user deleted between the
+    //! two checks is refused rather than listed by a group forever.
+    use super::*;
+    use scimkit::store::{MemberChange, MemberDelta, Record, Store, StoreError};
+    use serde_json::json;
+
+    async fn run(store: SqlStore<String>) {
+        let ctx = "acme".to_owned();
+        let meta = json!({"resourceType": "User", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"});
+        for id in ["u1", "u2"] {
+            let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": id, "meta": meta});
+            store
+                .create(
+                    &ctx,
+                    "User",
+                    Record {
+                        id: id.into(),
+                        version: 1,
+                        resource: user,
+                    },
+                    &[],
+                )
+                .await
+                .expect("user");
+        }
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g", "displayName": "G", "meta": meta});
+        store
+            .create(
+                &ctx,
+                "Group",
+                Record {
+                    id: "g".into(),
+                    version: 1,
+                    resource: group,
+                },
+                &[],
+            )
+            .await
+            .expect("group");
+        let delta = |ids: &[&str]| MemberDelta {
+            attribute: "members".into(),
+            case_exact: false,
+            changes: ids
+                .iter()
+                .map(|id| MemberChange::Add(json!({"value": id})))
+                .collect(),
+            modified: chrono::Utc::now(),
+            max_members: usize::MAX,
+            member_types: vec!["User".into(), "Group".into()],
+        };
+        // The service's check has passed for u2; then u2 is deleted.
+        store
+            .delete(&ctx, "User", "u2", None)
+            .await
+            .expect("delete");
+        let refused = store
+            .update_members(&ctx, "Group", "g", &delta(&["U1", "u2"]), None)
+            .await;
+        match refused {
+            Err(StoreError::Invalid(detail)) => assert!(detail.contains("u2"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        // Nothing was written: still version 1, no members.
+        let g = store
+            .get(&ctx, "Group", "g", &scimkit::store::Projection::all())
+            .await
+            .expect("group");
+        assert_eq!(g.version, 1);
+        assert!(g.resource.get("members").is_none(), "{}", g.resource);
+        // An existing member (ids compare ignoring case here) is added.
+        let added = store
+            .update_members(&ctx, "Group", "g", &delta(&["U1"]), None)
+            .await
+            .expect("add");
+        assert_eq!(added, Some(2));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let scratch = Scratch::file();
+        run(scratch.store().await).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        run(scratch.store().await).await;
+    }
+}

@@ -1109,6 +1109,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let remove = self.sql(
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 AND value_key = $4",
         );
+        // An added member's row, held until the delta commits: a concurrent delete of
+        // it waits, or has won and the member is refused.
+        let member_row = match dialect {
+            Dialect::Postgres => {
+                "SELECT id FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id_key = $3 FOR SHARE"
+            }
+            Dialect::Sqlite => {
+                "SELECT id FROM scim_resources WHERE tenant = ?1 AND resource_type = ?2 AND id_key = ?3"
+            }
+        };
         let (text, instant) = modified(delta.modified);
         let bump = match dialect {
             Dialect::Postgres => {
@@ -1168,7 +1178,39 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         let added = after.values().filter(|v| v.is_some()).count() as i64
                             - before.values().filter(|v| v.is_some()).count() as i64;
                         let new_count = count + added;
-                        if new_count > i64::try_from(delta.max_members).unwrap_or(i64::MAX) {
+                        let mut missing = Vec::new();
+                        for (key, member) in &after {
+                            let Some(member) = member else { continue };
+                            if delta.member_types.is_empty() || before.get(key).is_some_and(Option::is_some) {
+                                continue;
+                            }
+                            let value = member.get("value").and_then(Value::as_str).unwrap_or_default();
+                            let mut found = false;
+                            for t in &delta.member_types {
+                                let ids: Vec<String> = sqlx::query_scalar(member_row)
+                                    .bind(tenant)
+                                    .bind(t)
+                                    .bind(value.to_lowercase())
+                                    .fetch_all(&mut *tx)
+                                    .await
+                                    .map_err(backend)?;
+                                if ids.iter().any(|i| !case_exact || i == value) {
+                                    found = true;
+                                    break;
+                                }
+                            }
+                            if !found {
+                                missing.push(value.to_owned());
+                            }
+                        }
+                        if !missing.is_empty() {
+                            missing.sort();
+                            Err(StoreError::Invalid(format!(
+                                "'{}' names resources that do not exist (deleted meanwhile?): {}",
+                                delta.attribute,
+                                missing.join(", ")
+                            )))
+                        } else if new_count > i64::try_from(delta.max_members).unwrap_or(i64::MAX) {
                             Err(StoreError::Invalid(format!(
                                 "'{}' would have {new_count} values, more than the limit of {} (max_members)",
                                 delta.attribute, delta.max_members
