@@ -123,7 +123,11 @@ impl Cursor {
         let total = next()?.parse().map_err(|_| invalid())?;
         let position = match (next()?, next()?) {
             ("a", id) => Position::After(id.to_owned()),
-            ("o", n) => Position::Offset(n.parse().map_err(|_| invalid())?),
+            // An offset the database could not take is no cursor of ours.
+            ("o", n) => match n.parse::<usize>() {
+                Ok(n) if i64::try_from(n).is_ok_and(|n| n < i64::MAX / 2) => Position::Offset(n),
+                _ => return Err(invalid()),
+            },
             _ => return Err(invalid()),
         };
         Ok(Cursor {
@@ -164,6 +168,14 @@ mod tests {
                 assert_eq!(e.scim_type().map(|s| s.as_str()), Some("invalidCursor"));
             }
         }
+        // A well-formed cursor with an offset no database takes is refused too.
+        let huge = Cursor {
+            fingerprint: 1,
+            count: 10,
+            total: 0,
+            position: Position::Offset(usize::MAX - 1),
+        };
+        assert!(Cursor::decode(&huge.encode()).is_err());
         for junk in ["", "zz", "abc", "00", &"ab".repeat(3000)] {
             assert!(Cursor::decode(junk).is_err(), "{junk:?}");
         }

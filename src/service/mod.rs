@@ -1102,7 +1102,7 @@ impl<S: Store> Service<S> {
         rt: &ResourceSchema<'_>,
         params: ListParams,
     ) -> Result<Response> {
-        let plan = query::plan(
+        let mut plan = query::plan(
             &params,
             Some(rt),
             &self.config.filter,
@@ -1125,9 +1125,16 @@ impl<S: Store> Service<S> {
             None => None,
             Some(text) => Some(self.cursor_position(rt, &plan, text)?),
         };
+        // A later page without `count` keeps the listing's page size.
+        if let Some(Some((_, _, count))) = &paging {
+            plan.count = *count;
+        }
+        let paging = paging.map(|p| p.map(|(position, total, _)| (position, total)));
         let (after, start_index) = match &paging {
             None => (None, plan.start_index),
-            Some(None) => (None, 1),
+            // The first page of a listing in id order is a keyset page too (after
+            // the empty id), so every page comes in the same order.
+            Some(None) => (plan.sort.is_none().then_some(""), 1),
             Some(Some((cursor::Position::After(id), _))) => (Some(id.as_str()), 1),
             Some(Some((cursor::Position::Offset(n), _))) => (None, n.saturating_add(1)),
         };
@@ -1208,7 +1215,7 @@ impl<S: Store> Service<S> {
         rt: &ResourceSchema<'_>,
         plan: &query::ListPlan,
         text: &str,
-    ) -> Result<Option<(cursor::Position, u64)>> {
+    ) -> Result<Option<(cursor::Position, u64, usize)>> {
         if plan.start_index_given {
             return Err(Error::invalid_value(
                 "a list takes startIndex (index pagination) or cursor (cursor pagination, \
@@ -1226,14 +1233,14 @@ impl<S: Store> Service<S> {
                  and sortOrder unchanged with each nextCursor",
             ));
         }
-        if c.count != plan.count {
+        if plan.count_given && c.count != plan.count {
             return Err(Error::invalid_count(format!(
                 "the cursor's listing has pages of {}; send the first page's count with each \
                  nextCursor",
                 c.count
             )));
         }
-        Ok(Some((c.position, c.total)))
+        Ok(Some((c.position, c.total, c.count)))
     }
 
     /// POST `.search` on an endpoint (RFC 7644 §3.4.3).

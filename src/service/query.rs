@@ -69,6 +69,8 @@ pub(crate) struct ListPlan {
     /// Whether the client gave a `startIndex`.
     pub(crate) start_index_given: bool,
     pub(crate) count: usize,
+    /// Whether the client gave a `count`.
+    pub(crate) count_given: bool,
     /// The `cursor` parameter, if given (empty for a first page; RFC 9865 §2).
     pub(crate) cursor: Option<String>,
     pub(crate) projection: Projection,
@@ -134,6 +136,10 @@ pub(crate) fn plan(
             .as_deref()
             .is_some_and(|s| !s.trim().is_empty()),
         count,
+        count_given: params
+            .count
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty()),
         cursor: params.cursor.as_deref().map(|c| c.trim().to_owned()),
         projection: projection(params.attributes.as_deref(), params.excluded.as_deref())?,
     })

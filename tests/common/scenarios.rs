@@ -1099,6 +1099,9 @@ pub async fn cursor_pagination<S: Store<Context = String>>(svc: Service<S>) {
     )
     .await;
     assert_error(status, &body, 400, Some("invalidCount"));
+    // Without a count, a later page keeps the listing's.
+    let (again, _, _) = cursor_page(&svc, &format!("cursor={next}")).await;
+    assert_eq!(again, sorted[10..20].to_vec());
     let (status, body, _) = call(&svc, Request::new("GET", "/Users?cursor=00ff&count=10")).await;
     assert_error(status, &body, 400, Some("invalidCursor"));
     let (status, body, _) = call(

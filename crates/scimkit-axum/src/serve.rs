@@ -79,8 +79,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
         .keep_alive(true);
+    // The connections' tasks, so that a shutdown can end those still open after
+    // the grace period.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => match permit {
                 Ok(p) => p,
@@ -104,7 +108,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -117,9 +121,12 @@ pub async fn serve(
         () = tokio::time::sleep(options.shutdown_grace) => {
             tracing::warn!(
                 grace_s = options.shutdown_grace.as_secs_f64(),
+                open = connections.len(),
                 "connections still open after the shutdown grace period; dropping them"
             );
+            connections.abort_all();
         }
     }
+    while connections.join_next().await.is_some() {}
     Ok(())
 }

@@ -38,24 +38,42 @@ impl KeyStore for SqlKeys {
     }
 }
 
-/// A database URL fit for logs: a PostgreSQL password becomes `***`.
+/// A database URL fit for logs: a PostgreSQL password (in the user part or as a
+/// `password` parameter) becomes `***`.
 pub fn redact(db: &str) -> String {
-    let Some((scheme, rest)) = db.split_once("://") else {
+    let Ok(mut url) = scimkit::Url::parse(db) else {
         return db.to_owned();
     };
-    match rest.split_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{scheme}://{name}:***@{host}"),
-            None => db.to_owned(),
-        },
-        None => db.to_owned(),
+    if !url.has_host() {
+        return db.to_owned();
     }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// On the first start (no key at all, live or revoked), creates a key for the
 /// default tenant and prints it once. Instances starting together create one.
 pub async fn first_key(store: &SqlStore<String>) -> Result<(), BoxError> {
-    let key = NewKey::generate()?;
+    let mut key = NewKey::generate()?;
+    // One fixed id: instances starting together on one database race for the same
+    // primary key, so one of them creates the first key.
+    key.id = "first".to_owned();
     let stored = StoredKey::new(
         key.id.clone(),
         DEFAULT_TENANT,
@@ -145,5 +163,13 @@ mod tests {
         );
         assert_eq!(redact("postgres://app@db/scim"), "postgres://app@db/scim");
         assert_eq!(redact("scim.db"), "scim.db");
+        assert_eq!(redact("/var/lib/scim.db"), "/var/lib/scim.db");
+        let weird = redact("postgres://app:p@ss@db/scim");
+        assert!(!weird.contains("p@ss") && !weird.contains("ss@"), "{weird}");
+        let query = redact("postgres://app@db/scim?sslmode=require&password=s3cret");
+        assert!(
+            !query.contains("s3cret") && query.contains("sslmode=require"),
+            "{query}"
+        );
     }
 }

@@ -311,7 +311,13 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
         .max_connections(args.max_connections)
         .shutdown_grace(Duration::from_secs(args.shutdown_grace));
     scimkit_axum::serve(listener, app, options, shutdown_signal()).await?;
-    store.close().await;
+    // A query still running on a dropped connection must not hold the exit up.
+    if tokio::time::timeout(Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database pool did not close within 5 s; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

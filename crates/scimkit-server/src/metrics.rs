@@ -113,18 +113,42 @@ impl Metrics {
     }
 }
 
+/// One request in flight, counted while it lives.
+struct InFlight<'a>(&'a AtomicI64);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The middleware that counts every request the server answers.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // HTTP allows any token as a method: only the standard ones become labels, so
+    // unauthenticated clients cannot grow the tables.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     // Paths outside the SCIM API are labelled only if they are the server's own.
     let path_label = match req.uri().path() {
         p @ ("/healthz" | "/readyz" | "/metrics") => p.to_owned(),
         _ => "other".to_owned(),
     };
-    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let response = next.run(req).await;
-    metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let response = {
+        // Decremented however the request ends, also when the client goes away.
+        let _in_flight = InFlight::enter(&metrics.in_flight);
+        next.run(req).await
+    };
     let status = response.status().as_u16();
     let served = response.extensions().get::<Served>();
     let route = served.map_or(path_label, |s| s.route.clone());
