@@ -131,18 +131,17 @@ pub(crate) fn plan(
         filter,
         sort,
         start_index: usize::try_from(start_index).unwrap_or(usize::MAX),
-        start_index_given: params
-            .start_index
-            .as_deref()
-            .is_some_and(|s| !s.trim().is_empty()),
+        start_index_given: given(&params.start_index),
         count,
-        count_given: params
-            .count
-            .as_deref()
-            .is_some_and(|s| !s.trim().is_empty()),
+        count_given: given(&params.count),
         cursor: params.cursor.as_deref().map(|c| c.trim().to_owned()),
         projection: projection(params.attributes.as_deref(), params.excluded.as_deref())?,
     })
+}
+
+/// Whether a parameter was given with a value.
+fn given(param: &Option<String>) -> bool {
+    param.as_deref().is_some_and(|s| !s.trim().is_empty())
 }
 
 /// The attribute `sortBy` names in `rt`, if `rt` has it.

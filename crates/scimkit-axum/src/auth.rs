@@ -100,13 +100,7 @@ pub struct KeyHash(String);
 impl KeyHash {
     /// The hash of `secret`.
     pub fn of(secret: &str) -> Self {
-        let digest = Sha256::digest(secret.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        KeyHash(hex)
+        KeyHash(hex(&Sha256::digest(secret.as_bytes())))
     }
 
     /// The hash as stored, 64 hex digits.
@@ -115,7 +109,15 @@ impl KeyHash {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Bytes as lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
+}
 
 /// A freshly made key: its secret, shown to the operator once, and its id and hash,
 /// which are what gets stored.
@@ -148,12 +150,6 @@ impl NewKey {
         let mut bytes = [0u8; 40];
         getrandom::getrandom(&mut bytes)
             .map_err(|e| std::io::Error::other(format!("no randomness for a key: {e}")))?;
-        let hex = |b: &[u8]| {
-            b.iter()
-                .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
-                .map(char::from)
-                .collect::<String>()
-        };
         let secret = format!("scim_{}", hex(&bytes[..32]));
         Ok(NewKey {
             hash: KeyHash::of(&secret),
