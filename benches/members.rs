@@ -63,7 +63,7 @@ fn store_deltas(c: &mut Criterion) {
     for size in [10usize, 100_000] {
         let store = MemoryStore::<()>::new();
         let gid = format!("group-{size}");
-        block_on(store.create(&(), "Group", group(&gid, size), &[])).expect("created");
+        block_on(store.create(&(), "Group", group(&gid, size), &[], &[])).expect("created");
         let add = delta(MemberChange::Add(
             json!({"value": "f648f8d5-ea4e-4cd3-8e9c-000000000001"}),
         ));
@@ -95,7 +95,7 @@ fn service_fast_path(c: &mut Criterion) {
         for size in [10usize, 100_000] {
             let store = MemoryStore::<()>::new();
             let gid = format!("group-{size}");
-            block_on(store.create(&(), "Group", group(&gid, size), &[])).expect("created");
+            block_on(store.create(&(), "Group", group(&gid, size), &[], &[])).expect("created");
             let mut config = ServiceConfig::default();
             config.patch_response = response;
             let svc = Service::new(store, config);

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use scimkit::service::{Request, Service, ServiceConfig};
+use scimkit::events::Event;
 use scimkit::store::{
     ListQuery, MemoryStore, Page, Projection, Record, Store, StoreError, UniqueValue, apply_query,
 };
@@ -123,10 +124,16 @@ impl Store for HrStore {
         resource_type: &str,
         record: Record,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> Result<Record, StoreError> {
         if resource_type != "User" {
-            return self.others.create(ctx, resource_type, record, unique).await;
+            return self
+                .others
+                .create(ctx, resource_type, record, unique, events)
+                .await;
         }
+        // This host keeps no event log for its own table; one that reacts to
+        // provisioning would insert `events` in the same transaction as the row.
         let employee = Employee::from_scim(&record)?;
         let mut table = self.table()?;
         if HrStore::taken(&table, unique, &employee.id) {
@@ -163,11 +170,12 @@ impl Store for HrStore {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> Result<Record, StoreError> {
         if resource_type != "User" {
             return self
                 .others
-                .replace(ctx, resource_type, record, expected_version, unique)
+                .replace(ctx, resource_type, record, expected_version, unique, events)
                 .await;
         }
         let mut employee = Employee::from_scim(&record)?;
@@ -195,11 +203,12 @@ impl Store for HrStore {
         resource_type: &str,
         id: &str,
         expected_version: Option<u64>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         if resource_type != "User" {
             return self
                 .others
-                .delete(ctx, resource_type, id, expected_version)
+                .delete(ctx, resource_type, id, expected_version, events)
                 .await;
         }
         let mut table = self.table()?;

@@ -123,6 +123,7 @@
 mod macros;
 
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod message;
 pub mod patch;

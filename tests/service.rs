@@ -34,6 +34,19 @@ async fn entra_provisioning_lifecycle() {
 }
 
 #[tokio::test]
+async fn provisioning_events() {
+    scenarios::provisioning_events(service()).await;
+}
+
+/// The general path (no member deltas): the service derives member events from
+/// the group as it was and as it is.
+#[tokio::test]
+async fn provisioning_events_without_member_deltas() {
+    scenarios::provisioning_events(service_with(MemoryStore::without_member_deltas(), clock()))
+        .await;
+}
+
+#[tokio::test]
 async fn deleting_a_user_removes_it_from_groups() {
     scenarios::deleting_a_user_removes_it_from_groups(service()).await;
 }
@@ -311,8 +324,9 @@ impl scimkit::store::Store for Plain {
         rt: &str,
         record: scimkit::store::Record,
         unique: &[scimkit::store::UniqueValue],
+        events: &[scimkit::events::Event],
     ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
-        self.0.create(ctx, rt, record, unique).await
+        self.0.create(ctx, rt, record, unique, events).await
     }
 
     async fn get(
@@ -332,8 +346,9 @@ impl scimkit::store::Store for Plain {
         record: scimkit::store::Record,
         expected: u64,
         unique: &[scimkit::store::UniqueValue],
+        events: &[scimkit::events::Event],
     ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
-        self.0.replace(ctx, rt, record, expected, unique).await
+        self.0.replace(ctx, rt, record, expected, unique, events).await
     }
 
     async fn delete(
@@ -342,8 +357,9 @@ impl scimkit::store::Store for Plain {
         rt: &str,
         id: &str,
         expected: Option<u64>,
+        events: &[scimkit::events::Event],
     ) -> Result<(), scimkit::store::StoreError> {
-        self.0.delete(ctx, rt, id, expected).await
+        self.0.delete(ctx, rt, id, expected, events).await
     }
 
     async fn list(

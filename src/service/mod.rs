@@ -52,6 +52,7 @@ use url::Url;
 pub use request::{Request, Response, SCIM_MEDIA_TYPE};
 
 use crate::error::{Error, Result};
+use crate::events::Change;
 use crate::filter::{CompValue, Filter, FilterOptions};
 use crate::message::{ListResponse, PatchOp, SearchRequest};
 use crate::patch::{self, PatchOptions};
@@ -402,35 +403,9 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A new resource id: a version-4 UUID (122 random bits), from the standard library's
-/// randomly keyed hasher, a counter and the time.
+/// A new resource id: a version-4 UUID.
 fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(salt);
-        h.write_u64(n);
-        h.write_u128(nanos);
-        h.finish()
-    };
-    let (a, b) = (half(0x5c1b), half(0xa7e3));
-    let hex = format!("{a:016x}{b:016x}");
-    format!(
-        "{}-{}-4{}-{:x}{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        8 | (b >> 60 & 0x3),
-        &hex[17..20],
-        &hex[20..32]
-    )
+    crate::events::random_uuid()
 }
 
 impl<S: Store> Service<S> {
@@ -473,10 +448,6 @@ impl<S: Store> Service<S> {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
-    }
-
-    fn now_string(&self) -> String {
-        crate::store::timestamp(self.now())
     }
 
     /// The URL of something under the base: `/Users/2819c223` becomes
@@ -1053,13 +1024,15 @@ impl<S: Store> Service<S> {
         let mut doc = self.resource_body(rt, req)?;
         self.check_references(ctx, rt, &doc, None).await?;
         let id = new_id();
-        let now = self.now_string();
+        let time = self.now();
+        let now = crate::store::timestamp(time);
         doc.insert("id".to_owned(), Value::String(id.clone()));
         doc.insert(
             "meta".to_owned(),
             json!({"resourceType": rt.name(), "created": now, "lastModified": now}),
         );
         let unique = self.unique_values(rt, &doc);
+        let events = Change { rt, id: &id, version: 1, time }.created(&doc);
         let record = Record {
             id,
             version: 1,
@@ -1067,7 +1040,7 @@ impl<S: Store> Service<S> {
         };
         let stored = self
             .store
-            .create(ctx, rt.name(), record, &unique)
+            .create(ctx, rt.name(), record, &unique, &events)
             .await
             .map_err(|e| store_error(e, rt.name()))?;
         self.respond(ctx, 201, rt, stored, &projection).await
@@ -1371,16 +1344,19 @@ impl<S: Store> Service<S> {
             if same_except_meta(&new, old) {
                 return self.respond(ctx, 200, rt, current, &projection).await;
             }
-            touch_meta(&mut new, &self.now_string());
+            let time = self.now();
+            touch_meta(&mut new, &crate::store::timestamp(time));
             let unique = self.unique_values(rt, &new);
+            let version = current.version + 1;
+            let events = Change { rt, id: &current.id, version, time }.updated(old, &new, true);
             let record = Record {
                 id: current.id.clone(),
-                version: current.version + 1,
+                version,
                 resource: Value::Object(new),
             };
             match self
                 .store
-                .replace(ctx, rt.name(), record, current.version, &unique)
+                .replace(ctx, rt.name(), record, current.version, &unique, &events)
                 .await
             {
                 Ok(stored) => {
@@ -1577,6 +1553,12 @@ impl<S: Store> Service<S> {
             },
             None => Projection::all(),
         };
+        let members_attr = rt
+            .core()
+            .attribute("members")
+            .filter(|a| a.is_multi_valued())
+            .map(|a| a.name());
+        let touches_members = members_attr.is_some_and(|m| op_touches(rt, op, m));
         for attempt in 0..=self.config.max_write_retries {
             if attempt > 0 {
                 yield_now().await;
@@ -1585,6 +1567,16 @@ impl<S: Store> Service<S> {
             if let Some(expect) = expect {
                 expect.check(current.version, rt.name())?;
             }
+            // The resource as it was, for the events: without its members unless
+            // the PATCH touches them.
+            let before = match &current.resource {
+                Value::Object(doc) => doc
+                    .iter()
+                    .filter(|(k, _)| touches_members || members_attr.is_none_or(|m| !eq(k, m)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                _ => Map::new(),
+            };
             let password_before = current.resource.get("password").cloned();
             let outcome = patch::apply(rt, &mut current.resource, op, &self.config.patch)?;
             if !self.config.change_password
@@ -1605,19 +1597,27 @@ impl<S: Store> Service<S> {
             self.check_required(rt, doc)?;
             self.check_limits(rt, doc)?;
             self.check_patched_references(ctx, rt, op, doc).await?;
-            touch_meta(doc, &self.now_string());
+            let time = self.now();
+            touch_meta(doc, &crate::store::timestamp(time));
             let unique = self.unique_values(rt, doc);
             let expected = current.version;
             current.version += 1;
+            let change = Change {
+                rt,
+                id: &current.id,
+                version: current.version,
+                time,
+            };
+            let events = change.updated(&before, doc, touches_members);
             let written = match apart {
                 Some(_) => self
                     .store
-                    .replace_except(ctx, rt.name(), current, expected, &unique)
+                    .replace_except(ctx, rt.name(), current, expected, &unique, &events)
                     .await
                     .map(|stored| Patched::Version(stored.version)),
                 None => self
                     .store
-                    .replace(ctx, rt.name(), current, expected, &unique)
+                    .replace(ctx, rt.name(), current, expected, &unique, &events)
                     .await
                     .map(Patched::Record),
             };
@@ -1643,16 +1643,50 @@ impl<S: Store> Service<S> {
         req: &Request,
     ) -> Result<Response> {
         let expect = Expect::from(req);
-        let mut expected_version = None;
-        if let Some(expect) = &expect {
-            let current = self.load(ctx, rt, id, &Projection::all()).await?;
-            expect.check(current.version, rt.name())?;
-            expected_version = Some(current.version);
+        // Read without what the store keeps apart (a group's members): the version
+        // to delete, checked against If-Match and named by the Deleted event.
+        let read = match self.store.kept_apart(rt.name()) {
+            Some(attr) => Projection {
+                attributes: Vec::new(),
+                excluded: vec![AttrPath::new(attr)],
+            },
+            None => Projection::all(),
+        };
+        let mut deleted = false;
+        for attempt in 0..=self.config.max_write_retries {
+            if attempt > 0 {
+                yield_now().await;
+            }
+            let current = self.load(ctx, rt, id, &read).await?;
+            if let Some(expect) = &expect {
+                expect.check(current.version, rt.name())?;
+            }
+            let change = Change {
+                rt,
+                id: &current.id,
+                version: current.version,
+                time: self.now(),
+            };
+            match self
+                .store
+                .delete(ctx, rt.name(), id, Some(current.version), &change.deleted())
+                .await
+            {
+                Ok(()) => {
+                    deleted = true;
+                    break;
+                }
+                Err(StoreError::PreconditionFailed)
+                    if !matches!(expect, Some(Expect::Versions(_))) => {}
+                Err(e) => return Err(store_error(e, rt.name())),
+            }
         }
-        self.store
-            .delete(ctx, rt.name(), id, expected_version)
-            .await
-            .map_err(|e| store_error(e, rt.name()))?;
+        if !deleted {
+            return Err(Error::conflict(format!(
+                "{} {id} kept changing while it was being deleted; try again",
+                rt.name()
+            )));
+        }
         if self.has_derived_groups(rt) {
             self.leave_groups(ctx, id).await?;
         }

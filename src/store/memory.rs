@@ -3,9 +3,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, ready};
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
 
 use serde_json::{Map, Value};
+
+use crate::events::{Event, EventLog, StoredEvent};
 
 use super::{
     ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
@@ -18,7 +22,9 @@ use super::{
 /// The context is the tenant key (any `Hash + Eq + Clone` value: `()` for one
 /// tenant, a `String`, a host struct): tenants never see each other's data.
 /// Unique values are enforced per tenant and resource type; records list in `id`
-/// order; member-only PATCHes are applied in place under one lock.
+/// order; member-only PATCHes are applied in place under one lock. Every write
+/// records its [events](crate::events) under the same lock, read through
+/// [`EventLog`].
 ///
 /// ```
 /// use scimkit::store::{MemoryStore, Store, Record, Projection};
@@ -32,7 +38,7 @@ use super::{
 ///
 /// let store: MemoryStore<String> = MemoryStore::new();
 /// let record = Record { id: "1".into(), version: 1, resource: json!({"id": "1", "userName": "ann"}) };
-/// block_on(store.create(&"tenant-a".to_owned(), "User", record, &[]))?;
+/// block_on(store.create(&"tenant-a".to_owned(), "User", record, &[], &[]))?;
 /// let found = block_on(store.get(&"tenant-a".to_owned(), "User", "1", &Projection::all()))?;
 /// assert_eq!(found.resource["userName"], "ann");
 /// assert!(block_on(store.get(&"tenant-b".to_owned(), "User", "1", &Projection::all())).is_err());
@@ -41,7 +47,27 @@ use super::{
 #[derive(Debug)]
 pub struct MemoryStore<C = ()> {
     tables: RwLock<HashMap<(C, String), Table>>,
+    /// Taken while `tables` is held for writing, so events appear in commit order.
+    log: Mutex<Log<C>>,
     member_deltas: bool,
+}
+
+/// The event log: events in sequence order, and each consumer's acknowledged sequence.
+#[derive(Debug)]
+struct Log<C> {
+    events: std::collections::VecDeque<StoredEvent<C>>,
+    last: u64,
+    consumers: HashMap<String, u64>,
+}
+
+impl<C> Default for Log<C> {
+    fn default() -> Self {
+        Log {
+            events: std::collections::VecDeque::new(),
+            last: 0,
+            consumers: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +129,7 @@ impl<C> Default for MemoryStore<C> {
     fn default() -> Self {
         MemoryStore {
             tables: RwLock::new(HashMap::new()),
+            log: Mutex::new(Log::default()),
             member_deltas: true,
         }
     }
@@ -129,15 +156,30 @@ fn poisoned() -> StoreError {
 }
 
 impl<C: Hash + Eq + Clone + Send + Sync> MemoryStore<C> {
+    /// Runs a write on one table; the events it returns are logged before the
+    /// lock is released, and only if it succeeded.
     fn write<T>(
         &self,
         ctx: &C,
         rt: &str,
-        f: impl FnOnce(&mut Table) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Table) -> Result<(T, Vec<Event>), StoreError>,
     ) -> Result<T, StoreError> {
         let mut tables = self.tables.write().map_err(|_| poisoned())?;
         let table = tables.entry((ctx.clone(), rt.to_owned())).or_default();
-        f(table)
+        let (out, events) = f(table)?;
+        if !events.is_empty() {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            for event in events {
+                log.last += 1;
+                let sequence = log.last;
+                log.events.push_back(StoredEvent {
+                    sequence,
+                    tenant: ctx.clone(),
+                    event,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn read<T>(
@@ -217,6 +259,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
         resource_type: &str,
         record: Record,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> impl Future<Output = Result<Record, StoreError>> + Send {
         ready(self.write(ctx, resource_type, |table| {
             if table.records.contains_key(&record.id) {
@@ -229,7 +272,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             // A whole write may change the members: the index is rebuilt when needed.
             table.members.remove(&record.id);
             table.records.insert(record.id.clone(), record.clone());
-            Ok(record)
+            Ok((record, events.to_vec()))
         }))
     }
 
@@ -255,6 +298,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> impl Future<Output = Result<Record, StoreError>> + Send {
         ready(self.write(ctx, resource_type, |table| {
             let current = table
@@ -268,7 +312,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             // A whole write may change the members: the index is rebuilt when needed.
             table.members.remove(&record.id);
             table.records.insert(record.id.clone(), record.clone());
-            Ok(record)
+            Ok((record, events.to_vec()))
         }))
     }
 
@@ -278,6 +322,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
         resource_type: &str,
         id: &str,
         expected_version: Option<u64>,
+        events: &[Event],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         ready(self.write(ctx, resource_type, |table| {
             let current = table
@@ -290,7 +335,7 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             table.records.remove(id);
             table.members.remove(id);
             table.release(id);
-            Ok(())
+            Ok(((), events.to_vec()))
         }))
     }
 
@@ -352,8 +397,8 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 _ => MemberIndex::build(&list, record.version, delta),
             };
             let outcome = apply_member_changes(&mut list, &mut index, delta);
-            let changed = match outcome {
-                Ok(changed) => changed,
+            let (changed, added, removed) = match outcome {
+                Ok(changes) => changes,
                 Err(e) => {
                     // The list is as it was: the limit is checked before any change.
                     if !list.is_empty() {
@@ -366,8 +411,18 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
             if !list.is_empty() {
                 resource.insert(key, Value::Array(list));
             }
+            let mut events = Vec::new();
             if changed {
                 record.version += 1;
+                events = Event::of_members(
+                    resource_type,
+                    id,
+                    record.version,
+                    delta.modified,
+                    &delta.attribute,
+                    added,
+                    removed,
+                );
                 let meta = resource
                     .entry("meta")
                     .or_insert_with(|| Value::Object(Map::new()));
@@ -379,8 +434,9 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
                 }
             }
             index.version = record.version;
+            let version = record.version;
             table.members.insert(id.to_owned(), index);
-            Ok(Some(record.version))
+            Ok((Some(version), events))
         }))
     }
 
@@ -451,14 +507,14 @@ impl<C: Hash + Eq + Clone + Send + Sync> Store for MemoryStore<C> {
 }
 
 /// Applies member changes in order through the group's member index; returns
-/// whether anything changed. Each change costs O(1): a removal moves the last member
+/// whether anything changed, the ids that joined and the ids that left. Each change costs O(1): a removal moves the last member
 /// into the freed place (members are a set, RFC 7643 §2.4, so their order carries no
 /// meaning). Nothing changes when the result would exceed `delta.max_members`.
 fn apply_member_changes(
     list: &mut Vec<Value>,
     index: &mut MemberIndex,
     delta: &MemberDelta,
-) -> Result<bool, StoreError> {
+) -> Result<(bool, Vec<String>, Vec<String>), StoreError> {
     // The size afterwards, counted before anything is touched: whether each id
     // named is a member after the changes so far.
     let mut member_now: HashMap<String, bool> = HashMap::new();
@@ -535,7 +591,78 @@ fn apply_member_changes(
             }
         }
     }
-    Ok(before
-        .iter()
-        .any(|(key, old)| index.positions.get(key).and_then(|&i| list.get(i)) != old.as_ref()))
+    let id_of = |m: &Value| m.get("value").and_then(Value::as_str).map(str::to_owned);
+    let mut changed = false;
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    for (key, old) in &before {
+        let now = index.positions.get(key).and_then(|&i| list.get(i));
+        changed |= now != old.as_ref();
+        match (old, now) {
+            (None, Some(m)) => added.extend(id_of(m)),
+            (Some(m), None) => removed.extend(id_of(m)),
+            _ => {}
+        }
+    }
+    // In request order, for a reader.
+    let order = |id: &String| {
+        delta.changes.iter().position(|c| match c {
+            MemberChange::Add(m) => id_of(m).as_deref() == Some(id.as_str()),
+            MemberChange::Remove(r) => r == id,
+        })
+    };
+    added.sort_by_key(order);
+    removed.sort_by_key(order);
+    Ok((changed, added, removed))
+}
+
+impl<C: Clone + Send + Sync> EventLog for MemoryStore<C> {
+    type Tenant = C;
+
+    fn read_events(
+        &self,
+        consumer: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent<C>>, StoreError>> + Send {
+        ready((|| {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            let after = *log.consumers.entry(consumer.to_owned()).or_insert(0);
+            // Sequences are consecutive from the first event kept.
+            let first = log.events.front().map_or(0, |e| e.sequence);
+            let skip = usize::try_from((after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+            Ok(log.events.iter().skip(skip).take(limit).cloned().collect())
+        })())
+    }
+
+    fn acknowledge_events(
+        &self,
+        consumer: &str,
+        sequence: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready((|| {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            let at = log.consumers.entry(consumer.to_owned()).or_insert(0);
+            *at = (*at).max(sequence);
+            Ok(())
+        })())
+    }
+
+    fn prune_events(
+        &self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        ready((|| {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            let acknowledged = log.consumers.values().copied().min().unwrap_or(u64::MAX);
+            let mut pruned = 0;
+            while log
+                .events
+                .front()
+                .is_some_and(|e| e.sequence <= acknowledged && e.event.time < before)
+            {
+                log.events.pop_front();
+                pruned += 1;
+            }
+            Ok(pruned)
+        })())
+    }
 }

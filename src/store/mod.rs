@@ -31,6 +31,7 @@ use serde_json::Value;
 pub use memory::MemoryStore;
 pub use query::{apply_query, compare_for_sort};
 
+use crate::events::Event;
 use crate::filter::{CompValue, CompareOp, Filter};
 use crate::message::{OpKind, PatchOp, SortOrder};
 use crate::patch::{self, PatchOptions};
@@ -237,6 +238,10 @@ pub trait Store: Send + Sync {
 
     /// Stores a new resource (`record.version` is 1).
     ///
+    /// `events` are the write's [events](crate::events); a store that keeps events
+    /// records them in the same transaction as the write, and only if it commits
+    /// (a store that does not may ignore them). The same holds for every write.
+    ///
     /// # Errors
     /// [`StoreError::Conflict`] when a value in `unique` is taken.
     fn create(
@@ -245,6 +250,7 @@ pub trait Store: Send + Sync {
         resource_type: &str,
         record: Record,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> impl Future<Output = Result<Record, StoreError>> + Send;
 
     /// Reads one resource; `projection` says what the caller will return.
@@ -271,9 +277,13 @@ pub trait Store: Send + Sync {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> impl Future<Output = Result<Record, StoreError>> + Send;
 
     /// Deletes a resource, if its stored version is `expected_version` when one is given.
+    /// A store that removes the resource from the groups listing it (in the same
+    /// transaction) records, besides `events`, a [`EventKind::MembersRemoved`](crate::events::EventKind::MembersRemoved)
+    /// for each such group, made with [`Event::of_members`].
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::PreconditionFailed`].
@@ -283,6 +293,7 @@ pub trait Store: Send + Sync {
         resource_type: &str,
         id: &str,
         expected_version: Option<u64>,
+        events: &[Event],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Lists resources: filter, sort and page as `query` says ([`apply_query`] does it
@@ -302,6 +313,10 @@ pub trait Store: Send + Sync {
     /// returns the version the group is at afterwards.
     /// Returns `Ok(None)` when the store cannot (the default): the service then
     /// reads, patches and replaces the whole group.
+    ///
+    /// A store that keeps events records, in the same transaction, the events of
+    /// what actually changed: [`Event::of_members`] with the ids that joined and
+    /// those that left (at `delta.modified`), nothing when nothing changed.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], and [`StoreError::PreconditionFailed`] when
@@ -343,8 +358,9 @@ pub trait Store: Send + Sync {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> impl Future<Output = Result<Record, StoreError>> + Send {
-        let _ = (ctx, resource_type, record, expected_version, unique);
+        let _ = (ctx, resource_type, record, expected_version, unique, events);
         std::future::ready(Err(StoreError::backend(
             "this store keeps no attribute apart (kept_apart is None)",
         )))

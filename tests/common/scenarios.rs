@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use scimkit::service::{FixedClock, Request, Response, Service, ServiceConfig};
+use scimkit::events::EventLog;
 use scimkit::store::Store;
 use serde_json::{Value, json};
 
@@ -1142,4 +1143,255 @@ pub async fn cursor_pagination<S: Store<Context = String>>(svc: Service<S>) {
     assert_eq!(spc["pagination"]["cursor"], true);
     assert_eq!(spc["pagination"]["index"], true);
     assert_eq!(spc["pagination"]["defaultPaginationMethod"], "index");
+}
+
+/// Every event kind, from the literal Okta and Entra ID payloads: what changed is
+/// reported once, what did not change (a repeated PATCH, a failed request, a 409, a
+/// 412) is not reported at all, and the log is read by consumers with cursors of
+/// their own.
+pub async fn provisioning_events<S>(svc: Service<S>)
+where
+    S: Store<Context = String> + EventLog<Tenant = String>,
+{
+    use scimkit::events::EventKind;
+
+    // Everything logged after `after`, as (kind, resource id, version).
+    async fn since<S: EventLog<Tenant = String>>(
+        store: &S,
+        after: u64,
+    ) -> Vec<scimkit::events::StoredEvent<String>> {
+        let all = store.read_events("scenario", 10_000).await.expect("read");
+        all.into_iter().filter(|e| e.sequence > after).collect()
+    }
+    async fn last<S: EventLog<Tenant = String>>(store: &S) -> u64 {
+        let all = store.read_events("scenario", 10_000).await.expect("read");
+        all.last().map_or(0, |e| e.sequence)
+    }
+    fn kinds(events: &[scimkit::events::StoredEvent<String>]) -> Vec<EventKind> {
+        events.iter().map(|e| e.event.kind.clone()).collect()
+    }
+    let patch = |path: &str, body: &Value| Request::new("PATCH", path).with_json(body);
+    let store = svc.store();
+
+    // Okta creates a user.
+    let (status, user, _) = call(
+        &svc,
+        post("/Users", &fixture("requests/okta-create-user")["body"]),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let uid = user["id"].as_str().expect("id").to_owned();
+    let events = since(store, 0).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let created = &events[0];
+    assert_eq!(created.tenant, tenant());
+    assert_eq!(created.event.resource_type, "User");
+    assert_eq!(created.event.resource_id, uid);
+    assert_eq!(created.event.version, 1);
+    let EventKind::Created { attributes } = &created.event.kind else {
+        panic!("not a creation: {created:?}");
+    };
+    assert!(attributes.iter().any(|a| a == "userName"), "{attributes:?}");
+    assert!(!attributes.iter().any(|a| a == "meta" || a == "id"));
+
+    // Okta's deactivation: one event, and the same PATCH again changes nothing.
+    let mark = last(store).await;
+    let deactivate = fixture("patch/okta-deactivate")["request"].clone();
+    let (status, body, _) = call(&svc, patch(&format!("/Users/{uid}"), &deactivate)).await;
+    assert_eq!(status, 200, "{body}");
+    let events = since(store, mark).await;
+    assert_eq!(kinds(&events), vec![EventKind::Deactivated]);
+    assert_eq!(events[0].event.version, 2);
+    let mark = last(store).await;
+    let (status, _, _) = call(&svc, patch(&format!("/Users/{uid}"), &deactivate)).await;
+    assert_eq!(status, 200);
+    assert!(since(store, mark).await.is_empty(), "a no-op PATCH is no event");
+
+    // Okta's PUT brings it back (active true) and changes its name.
+    let mut put = fixture("requests/okta-replace-user")["body"].clone();
+    put["id"] = json!(uid);
+    let (status, body, _) = call(
+        &svc,
+        Request::new("PUT", &format!("/Users/{uid}")).with_json(&put),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events = since(store, mark).await;
+    let kinds_now = kinds(&events);
+    assert_eq!(kinds_now.len(), 2, "{kinds_now:?}");
+    let EventKind::Updated { attributes } = &kinds_now[0] else {
+        panic!("not an update: {kinds_now:?}");
+    };
+    assert!(attributes.iter().any(|a| a == "name"), "{attributes:?}");
+    assert!(!attributes.iter().any(|a| a == "active"), "{attributes:?}");
+    assert_eq!(kinds_now[1], EventKind::Reactivated);
+    assert!(events.iter().all(|e| e.event.version == 3));
+
+    // Entra ID's string "False" is a deactivation too.
+    let mark = last(store).await;
+    let entra_false = fixture("patch/entra-disable-user-string-bool")["request"].clone();
+    let (status, body, _) = call(&svc, patch(&format!("/Users/{uid}"), &entra_false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kinds(&since(store, mark).await), vec![EventKind::Deactivated]);
+
+    // Entra ID's update: attribute paths by name, active unchanged (already false).
+    let mark = last(store).await;
+    let update = fixture("patch/entra-update-user")["request"].clone();
+    let (status, body, _) = call(&svc, patch(&format!("/Users/{uid}"), &update)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut names = match kinds(&since(store, mark).await).as_slice() {
+        [EventKind::Updated { attributes }] => attributes.clone(),
+        other => panic!("{other:?}"),
+    };
+    names.sort();
+    assert_eq!(names, ["emails", "name", "userName"]);
+
+    // Requests that fail change nothing and say nothing: a bad path, a 409, a 412.
+    let mark = last(store).await;
+    let bad = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]});
+    let (status, _, _) = call(&svc, patch(&format!("/Users/{uid}"), &bad)).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = call(
+        &svc,
+        post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "5B50642D-79fc-4410-9e90-4c077cdd1a59@testuser.com"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let stale = Request::new("PATCH", &format!("/Users/{uid}"))
+        .with_json(&fixture("patch/okta-deactivate")["request"])
+        .with_header("If-Match", "W/\"1\"");
+    let (status, _, _) = call(&svc, stale).await;
+    assert_eq!(status, 412);
+    assert!(since(store, mark).await.is_empty());
+
+    // Groups: created, a member added (Entra ID's payload, with our user's id),
+    // renamed (Okta's payload), the member removed (Entra ID's).
+    let (status, group, _) = call(
+        &svc,
+        post("/Groups", &fixture("requests/okta-create-group")["body"]),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().expect("id").to_owned();
+    let mark = last(store).await;
+    let mut add = fixture("patch/entra-add-member")["request"].clone();
+    add["Operations"][0]["value"][0]["value"] = json!(uid);
+    let (status, body, _) = call(&svc, patch(&format!("/Groups/{gid}"), &add)).await;
+    assert!(status == 200 || status == 204, "{body}");
+    let events = since(store, mark).await;
+    assert_eq!(
+        kinds(&events),
+        vec![EventKind::MembersAdded { members: vec![uid.clone()] }]
+    );
+    assert_eq!(events[0].event.resource_id, gid);
+    assert_eq!(events[0].event.version, 2);
+    let mark = last(store).await;
+    let (status, _, _) = call(&svc, patch(&format!("/Groups/{gid}"), &add)).await;
+    assert!(status == 200 || status == 204);
+    assert!(since(store, mark).await.is_empty(), "adding a member again is no event");
+
+    let mut rename = fixture("patch/okta-group-rename")["request"].clone();
+    rename["Operations"][0]["value"]["id"] = json!(gid);
+    rename["Operations"][0]["value"]["displayName"] = json!("Renamed");
+    let (status, body, _) = call(&svc, patch(&format!("/Groups/{gid}"), &rename)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        kinds(&since(store, mark).await),
+        vec![EventKind::Updated { attributes: vec!["displayName".to_owned()] }]
+    );
+
+    let mark = last(store).await;
+    let mut remove = fixture("patch/entra-remove-member-default")["request"].clone();
+    remove["Operations"][0]["value"][0]["value"] = json!(uid);
+    let (status, body, _) = call(&svc, patch(&format!("/Groups/{gid}"), &remove)).await;
+    assert!(status == 200 || status == 204, "{body}");
+    assert_eq!(
+        kinds(&since(store, mark).await),
+        vec![EventKind::MembersRemoved { members: vec![uid.clone()] }]
+    );
+
+    // Okta's membership change, in one PATCH: one removal and one addition.
+    let (status, other, _) = call(
+        &svc,
+        post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "other@okta.local"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let oid = other["id"].as_str().expect("id").to_owned();
+    let (status, _, _) = call(&svc, patch(&format!("/Groups/{gid}"), &add)).await;
+    assert!(status == 200 || status == 204);
+    let mark = last(store).await;
+    let mut change = fixture("patch/okta-membership-change")["request"].clone();
+    change["Operations"][0]["path"] = json!(format!("members[value eq \"{uid}\"]"));
+    change["Operations"][1]["value"][0]["value"] = json!(oid);
+    let (status, body, _) = call(&svc, patch(&format!("/Groups/{gid}"), &change)).await;
+    assert!(status == 200 || status == 204, "{body}");
+    assert_eq!(
+        kinds(&since(store, mark).await),
+        vec![
+            EventKind::MembersAdded { members: vec![oid.clone()] },
+            EventKind::MembersRemoved { members: vec![uid.clone()] },
+        ]
+    );
+
+    // Deleting a user in a group: the user is deleted and the group loses it.
+    let mark = last(store).await;
+    let (status, _, _) = call(&svc, Request::new("DELETE", &format!("/Users/{oid}"))).await;
+    assert_eq!(status, 204);
+    let events = since(store, mark).await;
+    let deleted: Vec<_> = events
+        .iter()
+        .map(|e| (e.event.kind.clone(), e.event.resource_id.clone()))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![
+            (EventKind::Deleted, oid.clone()),
+            (EventKind::MembersRemoved { members: vec![oid.clone()] }, gid.clone()),
+        ]
+    );
+    assert_eq!(events[0].event.version, 1);
+
+    // A bulk creation is a creation.
+    let mark = last(store).await;
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "POST", "path": "/Users", "bulkId": "b1",
+            "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bulk@x"}}]});
+    let (status, body, _) = call(&svc, post("/Bulk", &bulk)).await;
+    assert_eq!(status, 200, "{body}");
+    let events = since(store, mark).await;
+    assert!(matches!(events.as_slice(), [e] if matches!(e.event.kind, EventKind::Created { .. })));
+
+    // Consumers: each has its own cursor; unacknowledged events come again.
+    let all = store.read_events("a", 10_000).await.expect("read");
+    assert!(all.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    let ids: std::collections::HashSet<_> = all.iter().map(|e| e.event.id.clone()).collect();
+    assert_eq!(ids.len(), all.len(), "event ids are unique");
+    let first_three = store.read_events("a", 3).await.expect("read");
+    assert_eq!(first_three, all[..3].to_vec());
+    store
+        .acknowledge_events("a", all[2].sequence)
+        .await
+        .expect("ack");
+    let rest = store.read_events("a", 10_000).await.expect("read");
+    assert_eq!(rest, all[3..].to_vec());
+    store.acknowledge_events("a", 1).await.expect("ack");
+    assert_eq!(store.read_events("a", 10_000).await.expect("read"), rest, "acks never go back");
+    assert_eq!(store.read_events("b", 10_000).await.expect("read"), all);
+
+    // Pruning keeps what any known consumer has not acknowledged.
+    let later = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).single().expect("time");
+    for consumer in ["scenario", "b"] {
+        store
+            .acknowledge_events(consumer, all[4].sequence)
+            .await
+            .expect("ack");
+    }
+    let pruned = store.prune_events(later).await.expect("prune");
+    assert_eq!(pruned, 3, "only what a, b and scenario all acknowledged");
+    assert_eq!(store.read_events("a", 10_000).await.expect("read"), all[3..].to_vec());
+    assert_eq!(store.read_events("b", 10_000).await.expect("read"), all[5..].to_vec());
 }

@@ -19,7 +19,7 @@ fn read_only_values_survive_a_put() {
         super::block_on(store.get(&(), "User", &id, &Projection::all())).expect("stored");
     record.resource[ent]["manager"]["displayName"] = json!("Manny Ager");
     let version = record.version;
-    super::block_on(store.replace(&(), "User", record, version, &[])).expect("replaced");
+    super::block_on(store.replace(&(), "User", record, version, &[], &[])).expect("replaced");
     let put = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent], "userName": "a", ent: {"manager": {"value": "m1", "displayName": "Client Says"}}});
     let (status, user) = super::call(
         &svc,

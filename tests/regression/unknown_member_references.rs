@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scimkit::service::{Request, Service, ServiceConfig};
+use scimkit::events::Event;
 use scimkit::store::{
     ListQuery, MemberDelta, Membership, MemoryStore, Page, Projection, Record, Store, StoreError,
     UniqueValue,
@@ -29,8 +30,9 @@ impl Store for Counting {
         t: &str,
         r: Record,
         u: &[UniqueValue],
+        e: &[Event],
     ) -> Result<Record, StoreError> {
-        self.inner.create(c, t, r, u).await
+        self.inner.create(c, t, r, u, e).await
     }
     async fn get(&self, c: &(), t: &str, id: &str, p: &Projection) -> Result<Record, StoreError> {
         self.inner.get(c, t, id, p).await
@@ -42,11 +44,19 @@ impl Store for Counting {
         r: Record,
         v: u64,
         u: &[UniqueValue],
+        e: &[Event],
     ) -> Result<Record, StoreError> {
-        self.inner.replace(c, t, r, v, u).await
+        self.inner.replace(c, t, r, v, u, e).await
     }
-    async fn delete(&self, c: &(), t: &str, id: &str, v: Option<u64>) -> Result<(), StoreError> {
-        self.inner.delete(c, t, id, v).await
+    async fn delete(
+        &self,
+        c: &(),
+        t: &str,
+        id: &str,
+        v: Option<u64>,
+        e: &[Event],
+    ) -> Result<(), StoreError> {
+        self.inner.delete(c, t, id, v, e).await
     }
     async fn list(&self, c: &(), t: &str, q: &ListQuery<'_>) -> Result<Page, StoreError> {
         self.inner.list(c, t, q).await

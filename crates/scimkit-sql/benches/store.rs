@@ -66,7 +66,7 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
     g.sample_size(30);
     for size in SIZES {
         let id = format!("group-{size}");
-        rt.block_on(store.create(&(), "Group", group(&id, size), &[]))
+        rt.block_on(store.create(&(), "Group", group(&id, size), &[], &[]))
             .expect("group");
         let mut i = 0usize;
         g.bench_function(BenchmarkId::new("add_and_remove_member", size), |b| {
@@ -115,7 +115,7 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
                 let expected = current.version;
                 current.version += 1;
                 store
-                    .replace_except(&(), "Group", current, expected, &[])
+                    .replace_except(&(), "Group", current, expected, &[], &[])
                     .await
                     .expect("rename")
             })
@@ -127,7 +127,7 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
             attribute: "userName".into(),
             value: format!("user{n}@example.com"),
         }];
-        rt.block_on(store.create(&(), "User", u, &unique))
+        rt.block_on(store.create(&(), "User", u, &unique, &[]))
             .expect("user");
     }
     // As after any bulk import: fresh planner statistics.

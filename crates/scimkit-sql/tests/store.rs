@@ -174,6 +174,7 @@ on_every_database!(
     error_paths_are_scim_errors,
     media_types_and_trailing_slashes,
     projection_of_extension_attributes,
+    provisioning_events,
 );
 
 /// 16 clients adding 100 members each to one group: 1,600 members, none lost.
@@ -217,6 +218,27 @@ mod instances {
         out
     }
 
+    /// Every event kept, read by a consumer of its own.
+    async fn events_of(svc: &Svc) -> Vec<scimkit::events::StoredEvent<String>> {
+        use scimkit::events::EventLog;
+        svc.store()
+            .read_events(&format!("check-{}", unique_name("c")), 1_000_000)
+            .await
+            .expect("events")
+    }
+
+    /// The versions `id`'s events name, in sequence (commit) order: each write's
+    /// once, increasing.
+    fn versions_of(events: &[scimkit::events::StoredEvent<String>], id: &str) -> Vec<u64> {
+        let mut out: Vec<u64> = events
+            .iter()
+            .filter(|e| e.event.resource_id == id)
+            .map(|e| e.event.version)
+            .collect();
+        out.dedup();
+        out
+    }
+
     async fn status(svc: &Svc, req: Request) -> (u16, Value) {
         let resp = svc.handle(&tenant(), req).await;
         (resp.status, resp.json_body().unwrap_or(Value::Null))
@@ -247,6 +269,49 @@ mod instances {
         let (_, g, _) = call(&svcs[1], Request::new("GET", &format!("/Groups/{gid}"))).await;
         assert_eq!(g["members"].as_array().map(Vec::len), Some(1_600));
         assert_eq!(g["meta"]["version"], "W/\"1601\"");
+        // One event per add, from every instance, in commit order.
+        let events = events_of(&svcs[2]).await;
+        assert_eq!(events.len(), 1 + 1_600);
+        assert_eq!(versions_of(&events, &gid), (1..=1_601).collect::<Vec<u64>>());
+    }
+
+    /// PATCHes without If-Match from 8 clients through 2 instances: races are
+    /// retried on the fresh version, and each write that committed has one event.
+    async fn retried_writes(scratch: Scratch) {
+        let svcs = instances(&scratch, 2).await;
+        let (_, u, _) = call(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "retry"}))).await;
+        let uid = u["id"].as_str().expect("id").to_owned();
+        let mut tasks = Vec::new();
+        for c in 0..8usize {
+            let svcs = svcs.clone();
+            let uid = uid.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20usize {
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("c{c}-{i}")}]});
+                    let req = Request::new("PATCH", &format!("/Users/{uid}")).with_json(&op);
+                    let (code, body) = status(&svcs[(c + i) % 2], req).await;
+                    assert_eq!(code, 200, "{body}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let events = events_of(&svcs[0]).await;
+        assert_eq!(events.len(), 1 + 160);
+        assert_eq!(versions_of(&events, &uid), (1..=161).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn retried_writes_on_one_sqlite_file() {
+        retried_writes(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn retried_writes_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            retried_writes(scratch).await;
+        }
     }
 
     /// Conditional PATCHes from 8 clients through 2 instances: each version is
@@ -283,8 +348,11 @@ mod instances {
             won += t.await.expect("task").0;
         }
         let (_, user, _) = call(&svcs[1], Request::new("GET", &format!("/Users/{uid}"))).await;
-        // Every successful write made exactly one version.
+        // Every successful write made exactly one version, and one event; a 412
+        // made none.
         assert_eq!(user["meta"]["version"], format!("W/\"{}\"", won + 1));
+        let events = events_of(&svcs[0]).await;
+        assert_eq!(versions_of(&events, &uid), (1..=won as u64 + 1).collect::<Vec<u64>>());
     }
 
     /// The same userName created through every instance at once: one 201, the
@@ -311,6 +379,8 @@ mod instances {
             codes.sort_unstable();
             assert_eq!(codes, [201, 409, 409], "round {round}");
         }
+        // A 409 is no event.
+        assert_eq!(events_of(&svcs[0]).await.len(), 10);
     }
 
     /// Users deleted through one instance while another adds members to the groups
@@ -363,6 +433,18 @@ mod instances {
                     .iter()
                     .all(|m| m["value"].as_str().is_some_and(|v| v.starts_with("new-")))
             );
+        }
+        // Each deletion is a Deleted event and a MembersRemoved for each of its
+        // three groups; each group's events follow its versions.
+        use scimkit::events::EventKind;
+        let events = events_of(&svcs[0]).await;
+        let count = |f: &dyn Fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.event.kind)).count();
+        assert_eq!(count(&|k| matches!(k, EventKind::Deleted)), 30);
+        assert_eq!(count(&|k| matches!(k, EventKind::MembersRemoved { .. })), 90);
+        assert_eq!(count(&|k| matches!(k, EventKind::MembersAdded { .. })), 60);
+        for g in &groups {
+            // Created, 30 members removed, 20 added.
+            assert_eq!(versions_of(&events, g), (1..=51).collect::<Vec<u64>>());
         }
     }
 
@@ -614,6 +696,7 @@ mod plans {
                         resource: user,
                     },
                     &unique,
+                    &[],
                 )
                 .await
                 .expect("user");
@@ -637,6 +720,7 @@ mod plans {
                         version: 1,
                         resource: group,
                     },
+                    &[],
                     &[],
                 )
                 .await
@@ -951,6 +1035,7 @@ mod members_of_deleted_users {
                         resource: user,
                     },
                     &[],
+                    &[],
                 )
                 .await
                 .expect("user");
@@ -965,6 +1050,7 @@ mod members_of_deleted_users {
                     version: 1,
                     resource: group,
                 },
+                &[],
                 &[],
             )
             .await
@@ -982,7 +1068,7 @@ mod members_of_deleted_users {
         };
         // The service's check has passed for u2; then u2 is deleted.
         store
-            .delete(&ctx, "User", "u2", None)
+            .delete(&ctx, "User", "u2", None, &[])
             .await
             .expect("delete");
         let refused = store

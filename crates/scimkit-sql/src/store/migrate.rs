@@ -155,6 +155,53 @@ const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    Migration {
+        version: 3,
+        description: "the event outbox and its consumers",
+        postgres: "
+        -- One row per event, written in the transaction of the change it reports.
+        -- Sequences come from scim_event_head, whose row every writer of events
+        -- locks last, just before it commits: sequence order is commit order.
+        CREATE TABLE scim_events (
+            sequence bigint PRIMARY KEY,
+            tenant text NOT NULL,
+            event_id text NOT NULL,
+            time_ms bigint NOT NULL,
+            event jsonb NOT NULL
+        );
+        CREATE TABLE scim_event_head (
+            only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+            last bigint NOT NULL
+        );
+        INSERT INTO scim_event_head (only_row, last) VALUES (true, 0);
+        CREATE TABLE scim_event_consumers (
+            name text PRIMARY KEY,
+            acknowledged bigint NOT NULL DEFAULT 0,
+            lease_owner text,
+            lease_until_ms bigint
+        );
+    ",
+        sqlite: "
+        CREATE TABLE scim_events (
+            sequence INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            event TEXT NOT NULL
+        );
+        CREATE TABLE scim_event_head (
+            only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+            last INTEGER NOT NULL
+        );
+        INSERT INTO scim_event_head (only_row, last) VALUES (1, 0);
+        CREATE TABLE scim_event_consumers (
+            name TEXT PRIMARY KEY,
+            acknowledged INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until_ms INTEGER
+        );
+    ",
+    },
 ];
 
 /// The bookkeeping table.

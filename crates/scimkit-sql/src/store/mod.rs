@@ -27,9 +27,11 @@
 //! # }
 //! ```
 
+mod events;
 mod keys;
 mod migrate;
 
+pub use events::EventWaiter;
 pub use keys::{KeyTable, StoredKey};
 
 use std::borrow::Cow;
@@ -40,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scimkit::Registry;
+use scimkit::events::Event;
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::schema::{AttributeType, ResourceSchema};
 use scimkit::store::{
@@ -93,6 +96,9 @@ pub struct SqlStore<C = ()> {
     members: String,
     /// The queue of this process's SQLite writers (one writes at a time anyway).
     writers: Arc<tokio::sync::Mutex<()>>,
+    /// Counts this process's commits of events, for its waiting consumers
+    /// (PostgreSQL wakes every process's through `LISTEN`).
+    new_events: Arc<tokio::sync::watch::Sender<u64>>,
     context: PhantomData<fn(&C)>,
 }
 
@@ -103,6 +109,7 @@ impl<C> Clone for SqlStore<C> {
             registry: Arc::clone(&self.registry),
             members: self.members.clone(),
             writers: Arc::clone(&self.writers),
+            new_events: Arc::clone(&self.new_events),
             context: PhantomData,
         }
     }
@@ -198,6 +205,7 @@ impl<C> SqlStore<C> {
             registry: Arc::new(registry),
             members: "members".to_owned(),
             writers: Arc::new(tokio::sync::Mutex::new(())),
+            new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
             context: PhantomData,
         })
     }
@@ -276,6 +284,13 @@ impl<C> SqlStore<C> {
                     .replace("::text", "")
                     .replace('$', "?"),
             ),
+        }
+    }
+
+    /// Wakes this process's consumers waiting for events, after a commit.
+    fn announce(&self, events: &[Event]) {
+        if !events.is_empty() {
+            self.new_events.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -457,6 +472,43 @@ macro_rules! bind_param {
     };
 }
 
+/// The events of a member delta, from the touched members before and after it (by
+/// key), in request order.
+fn member_events(
+    delta: &MemberDelta,
+    before: &HashMap<String, Option<Value>>,
+    after: &HashMap<String, Option<Value>>,
+    id: &str,
+    resource_type: &str,
+    version: u64,
+) -> Vec<Event> {
+    let id_of = |m: &Value| m.get("value").and_then(Value::as_str).map(str::to_owned);
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    let mut done = HashSet::new();
+    for change in &delta.changes {
+        let Some(key) = change_key(change, delta.case_exact) else {
+            continue;
+        };
+        if !done.insert(key.clone()) {
+            continue;
+        }
+        match (before.get(&key), after.get(&key)) {
+            (Some(None), Some(Some(m))) => added.extend(id_of(m)),
+            (Some(Some(m)), Some(None)) => removed.extend(id_of(m)),
+            _ => {}
+        }
+    }
+    Event::of_members(
+        resource_type,
+        id,
+        version,
+        delta.modified,
+        &delta.attribute,
+        added,
+        removed,
+    )
+}
+
 /// Whether `error` is a unique-index violation.
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
@@ -523,6 +575,47 @@ macro_rules! insert_members {
     }};
 }
 
+/// Appends `$events` to the outbox in the transaction `$tx`, as its last
+/// statements: the sequences come from the head row, which stays locked until the
+/// transaction ends, so sequence order is commit order and a rollback leaves no gap;
+/// on PostgreSQL a notification wakes listening consumers when it commits.
+macro_rules! record_events {
+    ($store:expr, $tx:expr, $tenant:expr, $events:expr) => {{
+        let events: &[Event] = $events;
+        if !events.is_empty() {
+            let last: i64 = sqlx::query_scalar(&$store.sql(
+                "UPDATE scim_event_head SET last = last + $1 RETURNING last",
+            ))
+            .bind(events.len() as i64)
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err(backend)?;
+            let first = last - events.len() as i64 + 1;
+            let insert = $store.sql(
+                "INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb)",
+            );
+            for (i, e) in events.iter().enumerate() {
+                sqlx::query(&insert)
+                    .bind(first + i as i64)
+                    .bind($tenant)
+                    .bind(&e.id)
+                    .bind(e.time.timestamp_millis())
+                    .bind(serde_json::to_string(e).map_err(StoreError::backend)?)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            if $store.dialect() == Dialect::Postgres {
+                sqlx::query("SELECT pg_notify('scim_events', '')")
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+    }};
+}
+
 impl<C: Tenant + 'static> SqlStore<C> {
     /// `replace`, and with `members` false `replace_except`: the member rows and
     /// count stay as stored.
@@ -534,6 +627,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
         expected_version: u64,
         unique: &[UniqueValue],
         members: bool,
+        events: &[Event],
     ) -> Result<Record, StoreError> {
         if self.unstorable_id(&record.id) {
             return Err(StoreError::NotFound(record.id));
@@ -587,7 +681,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let drop_members = self.sql(
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
         );
-        write_tx!(self, tx => {
+        let written = write_tx!(self, tx => {
             let updated = sqlx::query(&update)
                 .bind(tenant)
                 .bind(resource_type)
@@ -675,9 +769,14 @@ impl<C: Tenant + 'static> SqlStore<C> {
                             .map_err(backend)?;
                     }
                 }
+                if result.is_ok() {
+                    record_events!(self, tx, tenant, events);
+                }
                 result.map(|()| record.clone())
             }
-        })
+        })?;
+        self.announce(events);
+        Ok(written)
     }
 }
 
@@ -690,6 +789,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         resource_type: &str,
         record: Record,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> Result<Record, StoreError> {
         self.refuse_nul(|| {
             record.id.contains('\0')
@@ -712,7 +812,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let claim = self.sql(
             "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
         );
-        write_tx!(self, tx => {
+        let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
                 .bind(tenant)
                 .bind(resource_type)
@@ -758,10 +858,15 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     if result.is_ok() && !rows.is_empty() {
                         insert_members!(self, tx, tenant, resource_type, &record.id, rows);
                     }
+                    if result.is_ok() {
+                        record_events!(self, tx, tenant, events);
+                    }
                     result.map(|()| record.clone())
                 }
             }
-        })
+        })?;
+        self.announce(events);
+        Ok(created)
     }
 
     async fn get(
@@ -817,8 +922,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(ctx, resource_type, record, expected_version, unique, true)
+        self.write_whole(ctx, resource_type, record, expected_version, unique, true, events)
             .await
     }
 
@@ -834,8 +940,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         record: Record,
         expected_version: u64,
         unique: &[UniqueValue],
+        events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(ctx, resource_type, record, expected_version, unique, false)
+        self.write_whole(ctx, resource_type, record, expected_version, unique, false, events)
             .await
     }
 
@@ -845,6 +952,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         resource_type: &str,
         id: &str,
         expected_version: Option<u64>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         if self.unstorable_id(id) {
             return Err(StoreError::NotFound(id.to_owned()));
@@ -857,7 +965,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             .resource_types()
             .filter_map(|schema| Some((schema.name().to_owned(), self.member_rule(&schema)?)))
             .collect();
-        let (text, instant) = modified(chrono::Utc::now());
+        let now = chrono::Utc::now();
+        let (text, instant) = modified(now);
         // PostgreSQL: rows are locked before they are read, groups first (in id
         // order, as every writer of a group locks it before its members), so
         // concurrent writers queue instead of deadlocking, and the version checked
@@ -881,23 +990,23 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
         );
         let leave = self.sql(
-            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND value_key = $3 RETURNING group_id",
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND value_key = $3 RETURNING group_id, value",
         );
         let bump = match self.dialect() {
             Dialect::Postgres => {
                 "UPDATE scim_resources SET version = version + 1, member_count = member_count - 1, \
                  resource = jsonb_set(resource, '{meta,lastModified}', to_jsonb($4::text)), \
                  cmp = jsonb_set(cmp, '{meta,lastModified}', to_jsonb($5::text)) \
-                 WHERE tenant = $1 AND resource_type = $2 AND id = $3"
+                 WHERE tenant = $1 AND resource_type = $2 AND id = $3 RETURNING version"
             }
             Dialect::Sqlite => {
                 "UPDATE scim_resources SET version = version + 1, member_count = member_count - 1, \
                  resource = json_set(resource, '$.meta.lastModified', ?4), \
                  cmp = json_set(cmp, '$.meta.lastModified', ?5) \
-                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
+                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3 RETURNING version"
             }
         };
-        write_tx!(self, tx => {
+        let all_events = write_tx!(self, tx => {
             for (holder, case_exact) in &holders {
                 let groups: Vec<String> = sqlx::query_scalar(&holding)
                     .bind(tenant)
@@ -938,30 +1047,44 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                             .await
                             .map_err(backend)?;
                     }
+                    // Each group it leaves reports the member it lost.
+                    let mut all_events = events.to_vec();
                     for (holder, case_exact) in &holders {
-                        let groups: Vec<String> = sqlx::query_scalar(&leave)
+                        let left: Vec<(String, String)> = sqlx::query_as(&leave)
                             .bind(tenant)
                             .bind(holder)
                             .bind(member_key(id, *case_exact))
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(backend)?;
-                        for group in groups {
-                            sqlx::query(bump)
+                        for (group, value) in left {
+                            let version: i64 = sqlx::query_scalar(bump)
                                 .bind(tenant)
                                 .bind(holder)
                                 .bind(&group)
                                 .bind(&text)
                                 .bind(&instant)
-                                .execute(&mut *tx)
+                                .fetch_one(&mut *tx)
                                 .await
                                 .map_err(backend)?;
+                            all_events.extend(Event::of_members(
+                                holder,
+                                &group,
+                                version as u64,
+                                now,
+                                &self.members,
+                                Vec::new(),
+                                vec![value],
+                            ));
                         }
                     }
-                    Ok(())
+                    record_events!(self, tx, tenant, &all_events);
+                    Ok(all_events)
                 }
             }
-        })
+        })?;
+        self.announce(&all_events);
+        Ok(())
     }
 
     async fn list(
@@ -1134,7 +1257,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                  WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3"
             }
         };
-        write_tx!(self, tx => {
+        let (version, events) = write_tx!(self, tx => {
             let row = sqlx::query(lock)
                 .bind(tenant)
                 .bind(resource_type)
@@ -1216,7 +1339,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                                 delta.attribute, delta.max_members
                             )))
                         } else if after == before {
-                            Ok(Some(version as u64))
+                            Ok((Some(version as u64), Vec::new()))
                         } else {
                             let mut next = next_position;
                             // Writes in request order, so new members keep it.
@@ -1281,12 +1404,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(backend)?;
-                            Ok(Some(version as u64 + 1))
+                            let events = member_events(delta, &before, &after, id, resource_type, version as u64 + 1);
+                            record_events!(self, tx, tenant, &events);
+                            Ok((Some(version as u64 + 1), events))
                         }
                     }
                 }
             }
-        })
+        })?;
+        self.announce(&events);
+        Ok(version)
     }
 
     async fn existing_ids(

@@ -1,0 +1,259 @@
+//! The outbox's read side: [`EventLog`] for [`SqlStore`], a waiter that wakes when
+//! events commit, and consumer leases for running one deliverer among instances.
+//!
+//! Events are written by the store's writes, in their transactions (see
+//! `record_events!`); here they are read by named consumers, each with its
+//! acknowledged sequence in `scim_event_consumers`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use scimkit::events::{Event, EventLog, StoredEvent};
+use scimkit::store::StoreError;
+use sqlx::postgres::PgListener;
+
+use super::{Pool, SqlStore, Tenant, backend};
+use crate::Dialect;
+
+/// The channel PostgreSQL notifies when events commit.
+const CHANNEL: &str = "scim_events";
+
+impl<C: Tenant + 'static> EventLog for SqlStore<C> {
+    type Tenant = String;
+
+    async fn read_events(
+        &self,
+        consumer: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent<String>>, StoreError> {
+        let acknowledged = self.register(consumer).await?;
+        let sql = self.sql(
+            "SELECT sequence, tenant, event::text FROM scim_events WHERE sequence > $1 \
+             ORDER BY sequence LIMIT $2",
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String)> = match &self.pool {
+            Pool::Postgres(p) => {
+                sqlx::query_as(&sql).bind(acknowledged).bind(limit).fetch_all(p).await
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_as(&sql).bind(acknowledged).bind(limit).fetch_all(p).await
+            }
+        }
+        .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (sequence, tenant, text) in rows {
+            let event: Event = serde_json::from_str(&text).map_err(StoreError::backend)?;
+            out.push(StoredEvent {
+                sequence: u64::try_from(sequence).unwrap_or_default(),
+                tenant,
+                event,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn acknowledge_events(&self, consumer: &str, sequence: u64) -> Result<(), StoreError> {
+        let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
+        let sql = match self.dialect() {
+            Dialect::Postgres => {
+                "INSERT INTO scim_event_consumers (name, acknowledged) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET acknowledged = GREATEST(scim_event_consumers.acknowledged, excluded.acknowledged)"
+            }
+            Dialect::Sqlite => {
+                "INSERT INTO scim_event_consumers (name, acknowledged) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET acknowledged = MAX(scim_event_consumers.acknowledged, excluded.acknowledged)"
+            }
+        };
+        self.execute(sql, |q| q.bind(consumer).bind(sequence), |q| {
+            q.bind(consumer).bind(sequence)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = self.sql(
+            "DELETE FROM scim_events WHERE time_ms < $1 AND sequence <= \
+             COALESCE((SELECT MIN(acknowledged) FROM scim_event_consumers), 9223372036854775807)",
+        );
+        let ms = before.timestamp_millis();
+        self.execute(&sql, |q| q.bind(ms), |q| q.bind(ms)).await
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type SqliteQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+impl<C: Tenant + 'static> SqlStore<C> {
+    /// Runs one statement outside any transaction, binding through `pg` or
+    /// `sqlite`; returns the rows it affected.
+    async fn execute<'q>(
+        &self,
+        sql: &'q str,
+        pg: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+        sqlite: impl FnOnce(SqliteQuery<'q>) -> SqliteQuery<'q>,
+    ) -> Result<u64, StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => pg(sqlx::query(sql)).execute(p).await.map(|r| r.rows_affected()),
+            Pool::Sqlite(p) => sqlite(sqlx::query(sql))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+        .map_err(backend)
+    }
+
+    /// Makes `consumer` known, at the oldest event kept, if it is not; returns the
+    /// sequence it acknowledged.
+    async fn register(&self, consumer: &str) -> Result<i64, StoreError> {
+        if let Some(acknowledged) = self.acknowledged(consumer).await? {
+            return Ok(acknowledged);
+        }
+        let insert = self.sql(
+            "INSERT INTO scim_event_consumers (name, acknowledged) VALUES ($1, 0) \
+             ON CONFLICT (name) DO NOTHING",
+        );
+        self.execute(&insert, |q| q.bind(consumer), |q| q.bind(consumer))
+            .await?;
+        // Another instance may have registered it, and acknowledged, meanwhile.
+        Ok(self.acknowledged(consumer).await?.unwrap_or(0))
+    }
+
+    /// The sequence `consumer` acknowledged, if it is known.
+    async fn acknowledged(&self, consumer: &str) -> Result<Option<i64>, StoreError> {
+        let select = self.sql("SELECT acknowledged FROM scim_event_consumers WHERE name = $1");
+        match &self.pool {
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(&select).bind(consumer).fetch_optional(p).await
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(&select).bind(consumer).fetch_optional(p).await
+            }
+        }
+        .map_err(backend)
+    }
+
+    /// A waiter that wakes when events commit: on PostgreSQL through
+    /// `LISTEN scim_events`, so it hears every instance; on SQLite when this
+    /// process commits events (another process's are seen when the wait times out).
+    /// Create it before the first read, so that nothing committed in between is
+    /// missed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when PostgreSQL's listening connection fails.
+    pub async fn event_waiter(&self) -> Result<EventWaiter, StoreError> {
+        let inner = match &self.pool {
+            Pool::Postgres(p) => {
+                let mut listener = PgListener::connect_with(p).await.map_err(backend)?;
+                listener.listen(CHANNEL).await.map_err(backend)?;
+                Waiter::Postgres(Box::new(listener))
+            }
+            Pool::Sqlite(_) => Waiter::Local(self.new_events.subscribe()),
+        };
+        Ok(EventWaiter { inner })
+    }
+
+    /// Takes or renews `consumer`'s lease for `owner` until `ttl` from now, if no
+    /// other owner holds an unexpired one; returns whether `owner` holds it. Several
+    /// instances that each run a deliverer for one consumer use it so that one
+    /// delivers at a time (delivery stays at least once: a lease that expires while
+    /// its owner is still delivering lets another begin).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn lease_consumer(
+        &self,
+        consumer: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.register(consumer).await?;
+        let now = Utc::now().timestamp_millis();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let sql = self.sql(
+            "UPDATE scim_event_consumers SET lease_owner = $2, lease_until_ms = $3 \
+             WHERE name = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until_ms < $4)",
+        );
+        let taken = self
+            .execute(
+                &sql,
+                |q| q.bind(consumer).bind(owner).bind(until).bind(now),
+                |q| q.bind(consumer).bind(owner).bind(until).bind(now),
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// Gives up `owner`'s lease of `consumer`, so another instance may take it at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn release_consumer(&self, consumer: &str, owner: &str) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "UPDATE scim_event_consumers SET lease_owner = NULL, lease_until_ms = NULL \
+             WHERE name = $1 AND lease_owner = $2",
+        );
+        self.execute(&sql, |q| q.bind(consumer).bind(owner), |q| {
+            q.bind(consumer).bind(owner)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// How many events are kept and the highest sequence written, for metrics.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn event_backlog(&self, consumer: &str) -> Result<u64, StoreError> {
+        let sql = self.sql(
+            "SELECT COUNT(*) FROM scim_events WHERE sequence > \
+             COALESCE((SELECT acknowledged FROM scim_event_consumers WHERE name = $1), 0)",
+        );
+        let n: i64 = match &self.pool {
+            Pool::Postgres(p) => sqlx::query_scalar(&sql).bind(consumer).fetch_one(p).await,
+            Pool::Sqlite(p) => sqlx::query_scalar(&sql).bind(consumer).fetch_one(p).await,
+        }
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+/// Waits for events to commit (see [`SqlStore::event_waiter`]).
+#[derive(Debug)]
+pub struct EventWaiter {
+    inner: Waiter,
+}
+
+#[derive(Debug)]
+enum Waiter {
+    Postgres(Box<PgListener>),
+    Local(tokio::sync::watch::Receiver<u64>),
+}
+
+impl EventWaiter {
+    /// Returns when events may have committed since the last call (or since the
+    /// waiter was made), or after `timeout`. Returns `true` when woken by a
+    /// commit; a consumer reads again either way.
+    pub async fn wait(&mut self, timeout: Duration) -> bool {
+        match &mut self.inner {
+            Waiter::Postgres(listener) => {
+                match tokio::time::timeout(timeout, listener.recv()).await {
+                    Ok(Ok(_)) => {
+                        // Every notification already queued: one read covers them.
+                        while listener.next_buffered().is_some() {}
+                        true
+                    }
+                    // The connection failed (the listener reconnects on the next
+                    // call): events may have been missed, so read.
+                    Ok(Err(_)) => true,
+                    Err(_) => false,
+                }
+            }
+            Waiter::Local(rx) => matches!(tokio::time::timeout(timeout, rx.changed()).await, Ok(Ok(()))),
+        }
+    }
+}
