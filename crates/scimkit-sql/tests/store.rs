@@ -1108,3 +1108,81 @@ mod members_of_deleted_users {
         run(scratch.store().await).await;
     }
 }
+
+mod event_delivery {
+    //! Waking consumers when events commit, and leases that let one instance of
+    //! several deliver a consumer's events.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::events::EventLog;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// A consumer waiting on one store wakes when another store (another instance,
+    /// on PostgreSQL) commits an event; a wait with nothing committed times out.
+    async fn waiter_wakes(scratch: Scratch, across_instances: bool) {
+        let reader = scratch.store().await;
+        let writer = if across_instances {
+            scratch.store().await
+        } else {
+            reader.clone()
+        };
+        let mut waiter = reader.event_waiter().await.expect("waiter");
+        assert!(!waiter.wait(Duration::from_millis(200)).await, "nothing committed yet");
+        let svc = service(writer);
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "woken"});
+            call(&svc, post("/Users", &body)).await.0
+        });
+        assert!(waiter.wait(Duration::from_secs(10)).await, "woken by the commit");
+        assert_eq!(handle.await.expect("writer"), 201);
+        let events = reader.read_events("waiter", 10).await.expect("read");
+        assert_eq!(events.len(), 1);
+        // A commit between a read and the next wait is not missed.
+        let svc = service(reader.clone());
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "second"});
+        assert_eq!(call(&svc, post("/Users", &body)).await.0, 201);
+        assert!(waiter.wait(Duration::from_secs(10)).await);
+    }
+
+    #[tokio::test]
+    async fn waiter_wakes_on_sqlite() {
+        waiter_wakes(Scratch::file(), false).await;
+    }
+
+    #[tokio::test]
+    async fn waiter_wakes_across_postgres_instances() {
+        if let Some(scratch) = Scratch::postgres() {
+            waiter_wakes(scratch, true).await;
+        }
+    }
+
+    /// One owner at a time; renewed by its owner; free after a release or once
+    /// it expires.
+    async fn leases(scratch: Scratch) {
+        let (a, b) = (scratch.store().await, scratch.store().await);
+        let ttl = Duration::from_secs(30);
+        assert!(a.lease_consumer("webhook", "a", ttl).await.expect("lease"));
+        assert!(!b.lease_consumer("webhook", "b", ttl).await.expect("lease"));
+        assert!(a.lease_consumer("webhook", "a", ttl).await.expect("renew"));
+        a.release_consumer("webhook", "a").await.expect("release");
+        assert!(b.lease_consumer("webhook", "b", Duration::from_millis(1)).await.expect("lease"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(a.lease_consumer("webhook", "a", ttl).await.expect("expired lease taken"));
+        // Another consumer's lease is its own.
+        assert!(b.lease_consumer("audit", "b", ttl).await.expect("lease"));
+    }
+
+    #[tokio::test]
+    async fn leases_on_sqlite() {
+        leases(Scratch::file()).await;
+    }
+
+    #[tokio::test]
+    async fn leases_on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            leases(scratch).await;
+        }
+    }
+}
