@@ -6,6 +6,7 @@
 
 mod keys;
 mod metrics;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -59,6 +60,21 @@ enum Command {
     /// Manage API keys: `create`, `list`, `revoke`.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Provisioning events: a webhook secret, the dead letters.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print a new webhook signing secret (`whsec_…`) for `--webhook-secret`.
+    Secret,
+    /// List the events the webhook gave up on, one JSON object per line.
+    DeadLetters {
+        /// The most to list.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +165,29 @@ struct ServeArgs {
     /// Seconds a shutdown (Ctrl-C, SIGTERM) waits for in-flight requests.
     #[arg(long, env = "SCIM_SHUTDOWN_GRACE", default_value_t = 10)]
     shutdown_grace: u64,
+    /// Deliver every provisioning event to this http:// URL as signed JSON
+    /// (Standard Webhooks; the body follows RFC 9967's Security Event Tokens).
+    #[arg(long, env = "SCIM_WEBHOOK")]
+    webhook: Option<String>,
+    /// The webhook signing secret, `whsec_<base64>` (`events secret` makes one).
+    #[arg(long, env = "SCIM_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Seconds one webhook delivery attempt may take.
+    #[arg(long, env = "SCIM_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    webhook_timeout: u64,
+    /// Attempts per event before it becomes a dead letter.
+    #[arg(long, env = "SCIM_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_max_attempts: u32,
+    /// Seconds before the first retry; each next wait doubles.
+    #[arg(long, env = "SCIM_WEBHOOK_BACKOFF", default_value_t = 1)]
+    webhook_backoff: u64,
+    /// The longest wait between two attempts, in seconds.
+    #[arg(long, env = "SCIM_WEBHOOK_MAX_BACKOFF", default_value_t = 600)]
+    webhook_max_backoff: u64,
+    /// Seconds events are kept once every consumer has acknowledged them (or, with
+    /// no consumer, at all).
+    #[arg(long, env = "SCIM_EVENT_RETENTION", default_value_t = 7 * 24 * 3600)]
+    event_retention: u64,
     /// Log format.
     #[arg(long, env = "SCIM_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -171,6 +210,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Keys(command)) => runtime.block_on(keys::run(&cli.db, command)),
+        Some(Command::Events(command)) => runtime.block_on(events(&cli.db, command)),
         Some(Command::Serve(args)) => runtime.block_on(serve(&cli.db, args)),
         None => runtime.block_on(serve(&cli.db, cli.serve)),
     };
@@ -246,6 +286,55 @@ async fn readyz(State(probe): State<Arc<Probe>>) -> HttpResponse {
     }
 }
 
+/// `events …`.
+async fn events(db: &str, command: EventsCommand) -> Result<(), BoxError> {
+    match command {
+        EventsCommand::Secret => {
+            println!("{}", webhook::Secret::generate()?);
+            Ok(())
+        }
+        EventsCommand::DeadLetters { limit } => {
+            let store: SqlStore<String> = SqlStore::connect(db, Registry::core())
+                .await
+                .map_err(|e| format!("cannot open the database {}: {e}", keys::redact(db)))?;
+            for d in store.dead_letters(webhook::CONSUMER, limit).await? {
+                let line = serde_json::json!({
+                    "sequence": d.event.sequence,
+                    "tenant": d.event.tenant,
+                    "event": d.event.event,
+                    "attempts": d.attempts,
+                    "lastError": d.last_error,
+                    "failed": scimkit::store::timestamp(d.failed),
+                });
+                println!("{line}");
+            }
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// The webhook's settings from the command line, checked before anything starts.
+fn webhook_settings(args: &ServeArgs, issuer: &Url) -> Result<Option<webhook::Webhook>, BoxError> {
+    let Some(url) = &args.webhook else {
+        return Ok(None);
+    };
+    let url = Url::parse(url).map_err(|e| format!("--webhook {url}: {e}"))?;
+    webhook::Webhook::check_url(&url)?;
+    let secret = args.webhook_secret.as_deref().ok_or(
+        "--webhook needs --webhook-secret (whsec_…); `scimkit-server events secret` makes one",
+    )?;
+    Ok(Some(webhook::Webhook {
+        url,
+        secret: webhook::Secret::parse(secret)?,
+        issuer: issuer.to_string(),
+        timeout: Duration::from_secs(args.webhook_timeout.max(1)),
+        max_attempts: args.webhook_max_attempts,
+        first_backoff: Duration::from_secs(args.webhook_backoff),
+        max_backoff: Duration::from_secs(args.webhook_max_backoff),
+    }))
+}
+
 async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
     init_logs(&args);
     let base_path = normalise_base_path(&args.base_path);
@@ -262,6 +351,7 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
         Some(u) => Url::parse(u).map_err(|e| format!("--base-url {u}: {e}"))?,
         None => Url::parse(&format!("http://{addr}{base_path}"))?,
     };
+    let hook = webhook_settings(&args, &base_url)?;
     let config = ServiceConfig::with_base_url(base_url)
         .patch_response(match args.patch_response {
             PatchAnswer::Resource => PatchResponse::Resource,
@@ -277,6 +367,15 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
     );
 
     let metrics = Arc::new(Metrics::default());
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(webhook::prune(
+        store.clone(),
+        Duration::from_secs(args.event_retention),
+    ));
+    if let Some(hook) = hook {
+        tracing::info!(url = %hook.url, "delivering events to the webhook");
+        background.spawn(webhook::run(store.clone(), hook, Arc::clone(&metrics)));
+    }
     let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -311,6 +410,8 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
         .max_connections(args.max_connections)
         .shutdown_grace(Duration::from_secs(args.shutdown_grace));
     scimkit_axum::serve(listener, app, options, shutdown_signal()).await?;
+    // An event being delivered is delivered again by the next start (or instance).
+    background.shutdown().await;
     // A query still running on a dropped connection must not hold the exit up.
     if tokio::time::timeout(Duration::from_secs(5), store.close())
         .await

@@ -25,10 +25,40 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, n) in BUCKETS.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}\n{name}_sum{braces} {}\n{name}_count{braces} {}",
+            self.count, self.sum, self.count
+        );
+    }
+}
+
 #[derive(Default)]
 struct Tables {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
+    webhook_lag: Histogram,
 }
 
 /// The server's counters.
@@ -38,6 +68,10 @@ pub struct Metrics {
     in_flight: AtomicI64,
     failures: AtomicU64,
     store_errors: AtomicU64,
+    events_pending: AtomicU64,
+    webhook_delivered: AtomicU64,
+    webhook_failed_attempts: AtomicU64,
+    webhook_dead_letters: AtomicU64,
 }
 
 impl Metrics {
@@ -48,14 +82,30 @@ impl Metrics {
         *t.requests
             .entry((route.to_owned(), method.to_owned(), status))
             .or_default() += 1;
-        let h = t.latency.entry(route.to_owned()).or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
+        t.latency.entry(route.to_owned()).or_default().observe(seconds);
+    }
+
+    /// Events the webhook has not delivered yet.
+    pub fn set_events_pending(&self, n: u64) {
+        self.events_pending.store(n, Ordering::Relaxed);
+    }
+
+    /// An event delivered, `lag` seconds after its change.
+    pub fn webhook_delivered(&self, lag: f64) {
+        self.webhook_delivered.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut t) = self.tables.lock() {
+            t.webhook_lag.observe(lag);
         }
+    }
+
+    /// A delivery attempt that failed (it is retried).
+    pub fn webhook_failed_attempt(&self) {
+        self.webhook_failed_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An event given up on.
+    pub fn webhook_dead_letter(&self) {
+        self.webhook_dead_letters.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The metrics in Prometheus' text format (version 0.0.4).
@@ -79,20 +129,14 @@ impl Metrics {
                  # TYPE scim_http_request_duration_seconds histogram"
             );
             for (route, h) in &t.latency {
-                for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                    let _ = writeln!(
-                        out,
-                        "scim_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "scim_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n\
-                     scim_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
-                     scim_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                    h.count, h.sum, h.count
-                );
+                h.render(&mut out, "scim_http_request_duration_seconds", &format!("route=\"{route}\""));
             }
+            let _ = writeln!(
+                out,
+                "# HELP scim_webhook_delivery_lag_seconds Time from a change's commit to its event's delivery.\n\
+                 # TYPE scim_webhook_delivery_lag_seconds histogram"
+            );
+            t.webhook_lag.render(&mut out, "scim_webhook_delivery_lag_seconds", "");
         }
         let _ = writeln!(
             out,
@@ -104,10 +148,26 @@ impl Metrics {
              scim_http_server_errors_total {}\n\
              # HELP scim_store_errors_total 5xx answers caused by the store or the key store (the cause is in the logs).\n\
              # TYPE scim_store_errors_total counter\n\
-             scim_store_errors_total {}",
+             scim_store_errors_total {}\n\
+             # HELP scim_events_pending Events the webhook has not delivered yet.\n\
+             # TYPE scim_events_pending gauge\n\
+             scim_events_pending {}\n\
+             # HELP scim_webhook_deliveries_total Events delivered (answered 2xx).\n\
+             # TYPE scim_webhook_deliveries_total counter\n\
+             scim_webhook_deliveries_total {}\n\
+             # HELP scim_webhook_failed_attempts_total Delivery attempts that failed and were retried or given up.\n\
+             # TYPE scim_webhook_failed_attempts_total counter\n\
+             scim_webhook_failed_attempts_total {}\n\
+             # HELP scim_webhook_dead_letters_total Events given up on after the last attempt (see `events dead-letters`).\n\
+             # TYPE scim_webhook_dead_letters_total counter\n\
+             scim_webhook_dead_letters_total {}",
             self.in_flight.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
             self.store_errors.load(Ordering::Relaxed),
+            self.events_pending.load(Ordering::Relaxed),
+            self.webhook_delivered.load(Ordering::Relaxed),
+            self.webhook_failed_attempts.load(Ordering::Relaxed),
+            self.webhook_dead_letters.load(Ordering::Relaxed),
         );
         out
     }

@@ -204,7 +204,90 @@ impl<C: Tenant + 'static> SqlStore<C> {
         .map(|_| ())
     }
 
-    /// How many events are kept and the highest sequence written, for metrics.
+    /// Records that `consumer` gave up on `event` after `attempts` attempts, and
+    /// why, and acknowledges it: the consumer goes on with the next event, and the
+    /// event waits in the dead letters for an operator (see
+    /// [`SqlStore::dead_letters`]). Recording it again changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn dead_letter(
+        &self,
+        consumer: &str,
+        event: &StoredEvent<String>,
+        attempts: u32,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO scim_event_dead_letters \
+             (consumer, sequence, tenant, event, attempts, last_error, failed_ms) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) ON CONFLICT (consumer, sequence) DO NOTHING",
+        );
+        let sequence = i64::try_from(event.sequence).unwrap_or(i64::MAX);
+        let json = serde_json::to_string(&event.event).map_err(StoreError::backend)?;
+        let now = Utc::now().timestamp_millis();
+        let attempts = i64::from(attempts);
+        self.execute(
+            &sql,
+            |q| {
+                q.bind(consumer)
+                    .bind(sequence)
+                    .bind(&event.tenant)
+                    .bind(&json)
+                    .bind(attempts)
+                    .bind(error)
+                    .bind(now)
+            },
+            |q| {
+                q.bind(consumer)
+                    .bind(sequence)
+                    .bind(&event.tenant)
+                    .bind(&json)
+                    .bind(attempts)
+                    .bind(error)
+                    .bind(now)
+            },
+        )
+        .await?;
+        self.acknowledge_events(consumer, event.sequence).await
+    }
+
+    /// `consumer`'s dead letters, oldest first, up to `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn dead_letters(
+        &self,
+        consumer: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let sql = self.sql(
+            "SELECT sequence, tenant, event::text, attempts, last_error, failed_ms \
+             FROM scim_event_dead_letters WHERE consumer = $1 ORDER BY sequence LIMIT $2",
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String, i64, String, i64)> = match &self.pool {
+            Pool::Postgres(p) => sqlx::query_as(&sql).bind(consumer).bind(limit).fetch_all(p).await,
+            Pool::Sqlite(p) => sqlx::query_as(&sql).bind(consumer).bind(limit).fetch_all(p).await,
+        }
+        .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (sequence, tenant, text, attempts, last_error, failed_ms) in rows {
+            out.push(DeadLetter {
+                event: StoredEvent {
+                    sequence: u64::try_from(sequence).unwrap_or_default(),
+                    tenant,
+                    event: serde_json::from_str(&text).map_err(StoreError::backend)?,
+                },
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                last_error,
+                failed: DateTime::from_timestamp_millis(failed_ms).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many events `consumer` has not acknowledged yet, for metrics.
     ///
     /// # Errors
     /// [`StoreError::Backend`] on failure.
@@ -220,6 +303,19 @@ impl<C: Tenant + 'static> SqlStore<C> {
         .map_err(backend)?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
+}
+
+/// An event a consumer gave up on (see [`SqlStore::dead_letter`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The event, as it was read.
+    pub event: StoredEvent<String>,
+    /// How many deliveries were attempted.
+    pub attempts: u32,
+    /// What the last attempt ran into.
+    pub last_error: String,
+    /// When the consumer gave up.
+    pub failed: DateTime<Utc>,
 }
 
 /// Waits for events to commit (see [`SqlStore::event_waiter`]).

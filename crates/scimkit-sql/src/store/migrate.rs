@@ -157,7 +157,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "the event outbox and its consumers",
+        description: "the event outbox, its consumers and their dead letters",
         postgres: "
         -- One row per event, written in the transaction of the change it reports.
         -- Sequences come from scim_event_head, whose row every writer of events
@@ -180,6 +180,17 @@ const MIGRATIONS: &[Migration] = &[
             lease_owner text,
             lease_until_ms bigint
         );
+        -- Events a consumer gave up on, kept with the reason.
+        CREATE TABLE scim_event_dead_letters (
+            consumer text NOT NULL,
+            sequence bigint NOT NULL,
+            tenant text NOT NULL,
+            event jsonb NOT NULL,
+            attempts bigint NOT NULL,
+            last_error text NOT NULL,
+            failed_ms bigint NOT NULL,
+            PRIMARY KEY (consumer, sequence)
+        );
     ",
         sqlite: "
         CREATE TABLE scim_events (
@@ -199,6 +210,16 @@ const MIGRATIONS: &[Migration] = &[
             acknowledged INTEGER NOT NULL DEFAULT 0,
             lease_owner TEXT,
             lease_until_ms INTEGER
+        );
+        CREATE TABLE scim_event_dead_letters (
+            consumer TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            tenant TEXT NOT NULL,
+            event TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            failed_ms INTEGER NOT NULL,
+            PRIMARY KEY (consumer, sequence)
         );
     ",
     },

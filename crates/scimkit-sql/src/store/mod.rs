@@ -31,7 +31,7 @@ mod events;
 mod keys;
 mod migrate;
 
-pub use events::EventWaiter;
+pub use events::{DeadLetter, EventWaiter};
 pub use keys::{KeyTable, StoredKey};
 
 use std::borrow::Cow;
