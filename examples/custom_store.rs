@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use scimkit::service::{Request, Service, ServiceConfig};
 use scimkit::events::Event;
+use scimkit::service::{Request, Service, ServiceConfig};
 use scimkit::store::{
     ListQuery, MemoryStore, Page, Projection, Record, Store, StoreError, UniqueValue, apply_query,
 };

@@ -307,7 +307,10 @@ impl Change<'_> {
             }
             match (old, new) {
                 // An extension's object: name the attributes inside it that differ.
-                (o, n) if key.contains(':') && (o.is_some_and(Value::is_object) || n.is_some_and(Value::is_object)) => {
+                (o, n)
+                    if key.contains(':')
+                        && (o.is_some_and(Value::is_object) || n.is_some_and(Value::is_object)) =>
+                {
                     let empty = Map::new();
                     let o = o.and_then(Value::as_object).unwrap_or(&empty);
                     let n = n.and_then(Value::as_object).unwrap_or(&empty);
@@ -352,7 +355,11 @@ fn member_ids(list: Option<&Value>) -> Vec<String> {
 
 /// The ids in `after` and not in `before`, and those in `before` and not in
 /// `after`, comparing as `members.value` does.
-fn member_diff(before: &[String], after: &[String], case_exact: bool) -> (Vec<String>, Vec<String>) {
+fn member_diff(
+    before: &[String],
+    after: &[String],
+    case_exact: bool,
+) -> (Vec<String>, Vec<String>) {
     let key = |id: &String| {
         if case_exact {
             id.clone()

@@ -348,7 +348,9 @@ impl scimkit::store::Store for Plain {
         unique: &[scimkit::store::UniqueValue],
         events: &[scimkit::events::Event],
     ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
-        self.0.replace(ctx, rt, record, expected, unique, events).await
+        self.0
+            .replace(ctx, rt, record, expected, unique, events)
+            .await
     }
 
     async fn delete(

@@ -1032,7 +1032,13 @@ impl<S: Store> Service<S> {
             json!({"resourceType": rt.name(), "created": now, "lastModified": now}),
         );
         let unique = self.unique_values(rt, &doc);
-        let events = Change { rt, id: &id, version: 1, time }.created(&doc);
+        let events = Change {
+            rt,
+            id: &id,
+            version: 1,
+            time,
+        }
+        .created(&doc);
         let record = Record {
             id,
             version: 1,
@@ -1348,7 +1354,13 @@ impl<S: Store> Service<S> {
             touch_meta(&mut new, &crate::store::timestamp(time));
             let unique = self.unique_values(rt, &new);
             let version = current.version + 1;
-            let events = Change { rt, id: &current.id, version, time }.updated(old, &new, true);
+            let events = Change {
+                rt,
+                id: &current.id,
+                version,
+                time,
+            }
+            .updated(old, &new, true);
             let record = Record {
                 id: current.id.clone(),
                 version,

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use scimkit::service::{FixedClock, Request, Response, Service, ServiceConfig};
 use scimkit::events::EventLog;
+use scimkit::service::{FixedClock, Request, Response, Service, ServiceConfig};
 use scimkit::store::Store;
 use serde_json::{Value, json};
 
@@ -1205,7 +1205,10 @@ where
     let mark = last(store).await;
     let (status, _, _) = call(&svc, patch(&format!("/Users/{uid}"), &deactivate)).await;
     assert_eq!(status, 200);
-    assert!(since(store, mark).await.is_empty(), "a no-op PATCH is no event");
+    assert!(
+        since(store, mark).await.is_empty(),
+        "a no-op PATCH is no event"
+    );
 
     // Okta's PUT brings it back (active true) and changes its name.
     let mut put = fixture("requests/okta-replace-user")["body"].clone();
@@ -1232,7 +1235,10 @@ where
     let entra_false = fixture("patch/entra-disable-user-string-bool")["request"].clone();
     let (status, body, _) = call(&svc, patch(&format!("/Users/{uid}"), &entra_false)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(kinds(&since(store, mark).await), vec![EventKind::Deactivated]);
+    assert_eq!(
+        kinds(&since(store, mark).await),
+        vec![EventKind::Deactivated]
+    );
 
     // Entra ID's update: attribute paths by name, active unchanged (already false).
     let mark = last(store).await;
@@ -1254,8 +1260,11 @@ where
     assert_eq!(status, 400);
     let (status, _, _) = call(
         &svc,
-        post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": "5B50642D-79fc-4410-9e90-4c077cdd1a59@testuser.com"})),
+        post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "5B50642D-79fc-4410-9e90-4c077cdd1a59@testuser.com"}),
+        ),
     )
     .await;
     assert_eq!(status, 409);
@@ -1283,14 +1292,19 @@ where
     let events = since(store, mark).await;
     assert_eq!(
         kinds(&events),
-        vec![EventKind::MembersAdded { members: vec![uid.clone()] }]
+        vec![EventKind::MembersAdded {
+            members: vec![uid.clone()]
+        }]
     );
     assert_eq!(events[0].event.resource_id, gid);
     assert_eq!(events[0].event.version, 2);
     let mark = last(store).await;
     let (status, _, _) = call(&svc, patch(&format!("/Groups/{gid}"), &add)).await;
     assert!(status == 200 || status == 204);
-    assert!(since(store, mark).await.is_empty(), "adding a member again is no event");
+    assert!(
+        since(store, mark).await.is_empty(),
+        "adding a member again is no event"
+    );
 
     let mut rename = fixture("patch/okta-group-rename")["request"].clone();
     rename["Operations"][0]["value"]["id"] = json!(gid);
@@ -1299,7 +1313,9 @@ where
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         kinds(&since(store, mark).await),
-        vec![EventKind::Updated { attributes: vec!["displayName".to_owned()] }]
+        vec![EventKind::Updated {
+            attributes: vec!["displayName".to_owned()]
+        }]
     );
 
     let mark = last(store).await;
@@ -1309,14 +1325,19 @@ where
     assert!(status == 200 || status == 204, "{body}");
     assert_eq!(
         kinds(&since(store, mark).await),
-        vec![EventKind::MembersRemoved { members: vec![uid.clone()] }]
+        vec![EventKind::MembersRemoved {
+            members: vec![uid.clone()]
+        }]
     );
 
     // Okta's membership change, in one PATCH: one removal and one addition.
     let (status, other, _) = call(
         &svc,
-        post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": "other@okta.local"})),
+        post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "other@okta.local"}),
+        ),
     )
     .await;
     assert_eq!(status, 201);
@@ -1332,8 +1353,12 @@ where
     assert_eq!(
         kinds(&since(store, mark).await),
         vec![
-            EventKind::MembersAdded { members: vec![oid.clone()] },
-            EventKind::MembersRemoved { members: vec![uid.clone()] },
+            EventKind::MembersAdded {
+                members: vec![oid.clone()]
+            },
+            EventKind::MembersRemoved {
+                members: vec![uid.clone()]
+            },
         ]
     );
 
@@ -1350,7 +1375,12 @@ where
         deleted,
         vec![
             (EventKind::Deleted, oid.clone()),
-            (EventKind::MembersRemoved { members: vec![oid.clone()] }, gid.clone()),
+            (
+                EventKind::MembersRemoved {
+                    members: vec![oid.clone()]
+                },
+                gid.clone()
+            ),
         ]
     );
     assert_eq!(events[0].event.version, 1);
@@ -1379,11 +1409,18 @@ where
     let rest = store.read_events("a", 10_000).await.expect("read");
     assert_eq!(rest, all[3..].to_vec());
     store.acknowledge_events("a", 1).await.expect("ack");
-    assert_eq!(store.read_events("a", 10_000).await.expect("read"), rest, "acks never go back");
+    assert_eq!(
+        store.read_events("a", 10_000).await.expect("read"),
+        rest,
+        "acks never go back"
+    );
     assert_eq!(store.read_events("b", 10_000).await.expect("read"), all);
 
     // Pruning keeps what any known consumer has not acknowledged.
-    let later = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).single().expect("time");
+    let later = Utc
+        .with_ymd_and_hms(2100, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     for consumer in ["scenario", "b"] {
         store
             .acknowledge_events(consumer, all[4].sequence)
@@ -1392,6 +1429,12 @@ where
     }
     let pruned = store.prune_events(later).await.expect("prune");
     assert_eq!(pruned, 3, "only what a, b and scenario all acknowledged");
-    assert_eq!(store.read_events("a", 10_000).await.expect("read"), all[3..].to_vec());
-    assert_eq!(store.read_events("b", 10_000).await.expect("read"), all[5..].to_vec());
+    assert_eq!(
+        store.read_events("a", 10_000).await.expect("read"),
+        all[3..].to_vec()
+    );
+    assert_eq!(
+        store.read_events("b", 10_000).await.expect("read"),
+        all[5..].to_vec()
+    );
 }

@@ -5,8 +5,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use scimkit::service::{Request, Service, ServiceConfig};
 use scimkit::events::Event;
+use scimkit::service::{Request, Service, ServiceConfig};
 use scimkit::store::{
     ListQuery, MemberDelta, Membership, MemoryStore, Page, Projection, Record, Store, StoreError,
     UniqueValue,

@@ -82,7 +82,10 @@ impl Metrics {
         *t.requests
             .entry((route.to_owned(), method.to_owned(), status))
             .or_default() += 1;
-        t.latency.entry(route.to_owned()).or_default().observe(seconds);
+        t.latency
+            .entry(route.to_owned())
+            .or_default()
+            .observe(seconds);
     }
 
     /// Events the webhook has not delivered yet.
@@ -129,14 +132,19 @@ impl Metrics {
                  # TYPE scim_http_request_duration_seconds histogram"
             );
             for (route, h) in &t.latency {
-                h.render(&mut out, "scim_http_request_duration_seconds", &format!("route=\"{route}\""));
+                h.render(
+                    &mut out,
+                    "scim_http_request_duration_seconds",
+                    &format!("route=\"{route}\""),
+                );
             }
             let _ = writeln!(
                 out,
                 "# HELP scim_webhook_delivery_lag_seconds Time from a change's commit to its event's delivery.\n\
                  # TYPE scim_webhook_delivery_lag_seconds histogram"
             );
-            t.webhook_lag.render(&mut out, "scim_webhook_delivery_lag_seconds", "");
+            t.webhook_lag
+                .render(&mut out, "scim_webhook_delivery_lag_seconds", "");
         }
         let _ = writeln!(
             out,

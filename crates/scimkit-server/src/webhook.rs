@@ -132,7 +132,9 @@ impl Webhook {
                 "--webhook {url}: https is not built in; point it at a local TLS-terminating \
                  proxy (http://127.0.0.1:…) that forwards to the receiver"
             )),
-            _ => Err(format!("--webhook {url}: expected an http:// URL with a host")),
+            _ => Err(format!(
+                "--webhook {url}: expected an http:// URL with a host"
+            )),
         }
     }
 }
@@ -158,7 +160,10 @@ pub fn body(stored: &StoredEvent<String>, issuer: &str, audience: &str) -> Value
         EventKind::Reactivated => ("urn:ietf:params:scim:event:prov:activate", json!({})),
         EventKind::Deleted => ("urn:ietf:params:scim:event:prov:delete", json!({})),
         // A kind added later: described by the `scimkit` claim alone.
-        _ => ("urn:ietf:params:scim:event:prov:patch:notice", json!({"version": version})),
+        _ => (
+            "urn:ietf:params:scim:event:prov:patch:notice",
+            json!({"version": version}),
+        ),
     };
     let endpoint = match e.resource_type.as_str() {
         "User" => "Users".to_owned(),
@@ -212,12 +217,7 @@ impl Client {
         Ok(sender)
     }
 
-    async fn post(
-        &mut self,
-        hook: &Webhook,
-        id: &str,
-        body: Bytes,
-    ) -> Result<(), Failure> {
+    async fn post(&mut self, hook: &Webhook, id: &str, body: Bytes) -> Result<(), Failure> {
         let fail = |reason: String| Failure {
             reason,
             retry_after: None,
@@ -334,7 +334,17 @@ pub async fn run(store: SqlStore<String>, hook: Webhook, metrics: Arc<Metrics>) 
             continue;
         }
         for stored in batch {
-            if !deliver(&store, &hook, &mut client, &owner, &audience, &stored, &metrics).await {
+            if !deliver(
+                &store,
+                &hook,
+                &mut client,
+                &owner,
+                &audience,
+                &stored,
+                &metrics,
+            )
+            .await
+            {
                 // The lease was lost: another instance goes on from the cursor.
                 break;
             }
@@ -362,8 +372,10 @@ async fn deliver(
             Ok(()) => {
                 let lag = (Utc::now() - stored.event.time).as_seconds_f64().max(0.0);
                 metrics.webhook_delivered(lag);
-                until_done(stored.sequence, || store.acknowledge_events(CONSUMER, stored.sequence))
-                    .await;
+                until_done(stored.sequence, || {
+                    store.acknowledge_events(CONSUMER, stored.sequence)
+                })
+                .await;
                 return true;
             }
             Err(failure) => {
@@ -494,7 +506,10 @@ mod tests {
             ..stored
         };
         let b = body(&deactivated, "iss", "aud");
-        assert_eq!(b["events"]["urn:ietf:params:scim:event:prov:deactivate"], json!({}));
+        assert_eq!(
+            b["events"]["urn:ietf:params:scim:event:prov:deactivate"],
+            json!({})
+        );
         assert_eq!(b["sub_id"]["uri"], "/Users/u1");
     }
 }

@@ -7,43 +7,12 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{PgDb, Server, create_key, parse_response, temp_db};
-
-/// One request that may fail because the server is gone: `None` then.
-fn try_send(
-    addr: &str,
-    base: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Option<(u16, Value)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {base}{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    if raw.windows(4).all(|w| w != b"\r\n\r\n") {
-        return None;
-    }
-    let (status, _, json) = parse_response(&raw);
-    Some((status, json))
-}
+use support::{PgDb, Server, create_key, temp_db, try_request};
 
 fn user(name: &str) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
@@ -102,7 +71,7 @@ fn crash_round(db: &str, key: &str, round: usize, delete_at: Duration, kill_afte
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let name = format!("r{round}-c{client}-u{i}");
-                    let Some((201, created)) = try_send(addr, base, key, "POST", "/Users", Some(&user(&name))) else {
+                    let Some((201, created)) = try_request(addr, base, key, "POST", "/Users", Some(&user(&name))) else {
                         continue;
                     };
                     let uid = created["id"].as_str().unwrap_or_default().to_owned();
@@ -110,7 +79,7 @@ fn crash_round(db: &str, key: &str, round: usize, delete_at: Duration, kill_afte
                     let gid = &groups[i % groups.len()];
                     let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                         "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
-                    if let Some((204, _)) = try_send(addr, base, key, "PATCH", &format!("/Groups/{gid}"), Some(&op)) {
+                    if let Some((204, _)) = try_request(addr, base, key, "PATCH", &format!("/Groups/{gid}"), Some(&op)) {
                         acked.lock().unwrap().members.push((gid.clone(), uid));
                     }
                 }
@@ -120,7 +89,7 @@ fn crash_round(db: &str, key: &str, round: usize, delete_at: Duration, kill_afte
         scope.spawn(move || {
             std::thread::sleep(delete_at);
             if let Some((204, _)) =
-                try_send(addr, base, key, "DELETE", &format!("/Users/{victim}"), None)
+                try_request(addr, base, key, "DELETE", &format!("/Users/{victim}"), None)
             {
                 acked.lock().unwrap().victim_deleted = true;
             }

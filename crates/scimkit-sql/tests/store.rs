@@ -272,7 +272,10 @@ mod instances {
         // One event per add, from every instance, in commit order.
         let events = events_of(&svcs[2]).await;
         assert_eq!(events.len(), 1 + 1_600);
-        assert_eq!(versions_of(&events, &gid), (1..=1_601).collect::<Vec<u64>>());
+        assert_eq!(
+            versions_of(&events, &gid),
+            (1..=1_601).collect::<Vec<u64>>()
+        );
     }
 
     /// PATCHes without If-Match from 8 clients through 2 instances: races are
@@ -352,7 +355,10 @@ mod instances {
         // made none.
         assert_eq!(user["meta"]["version"], format!("W/\"{}\"", won + 1));
         let events = events_of(&svcs[0]).await;
-        assert_eq!(versions_of(&events, &uid), (1..=won as u64 + 1).collect::<Vec<u64>>());
+        assert_eq!(
+            versions_of(&events, &uid),
+            (1..=won as u64 + 1).collect::<Vec<u64>>()
+        );
     }
 
     /// The same userName created through every instance at once: one 201, the
@@ -438,9 +444,13 @@ mod instances {
         // three groups; each group's events follow its versions.
         use scimkit::events::EventKind;
         let events = events_of(&svcs[0]).await;
-        let count = |f: &dyn Fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.event.kind)).count();
+        let count =
+            |f: &dyn Fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.event.kind)).count();
         assert_eq!(count(&|k| matches!(k, EventKind::Deleted)), 30);
-        assert_eq!(count(&|k| matches!(k, EventKind::MembersRemoved { .. })), 90);
+        assert_eq!(
+            count(&|k| matches!(k, EventKind::MembersRemoved { .. })),
+            90
+        );
         assert_eq!(count(&|k| matches!(k, EventKind::MembersAdded { .. })), 60);
         for g in &groups {
             // Created, 30 members removed, 20 added.
@@ -1128,14 +1138,20 @@ mod event_delivery {
             reader.clone()
         };
         let mut waiter = reader.event_waiter().await.expect("waiter");
-        assert!(!waiter.wait(Duration::from_millis(200)).await, "nothing committed yet");
+        assert!(
+            !waiter.wait(Duration::from_millis(200)).await,
+            "nothing committed yet"
+        );
         let svc = service(writer);
         let handle = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "woken"});
             call(&svc, post("/Users", &body)).await.0
         });
-        assert!(waiter.wait(Duration::from_secs(10)).await, "woken by the commit");
+        assert!(
+            waiter.wait(Duration::from_secs(10)).await,
+            "woken by the commit"
+        );
         assert_eq!(handle.await.expect("writer"), 201);
         let events = reader.read_events("waiter", 10).await.expect("read");
         assert_eq!(events.len(), 1);
@@ -1167,9 +1183,17 @@ mod event_delivery {
         assert!(!b.lease_consumer("webhook", "b", ttl).await.expect("lease"));
         assert!(a.lease_consumer("webhook", "a", ttl).await.expect("renew"));
         a.release_consumer("webhook", "a").await.expect("release");
-        assert!(b.lease_consumer("webhook", "b", Duration::from_millis(1)).await.expect("lease"));
+        assert!(
+            b.lease_consumer("webhook", "b", Duration::from_millis(1))
+                .await
+                .expect("lease")
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(a.lease_consumer("webhook", "a", ttl).await.expect("expired lease taken"));
+        assert!(
+            a.lease_consumer("webhook", "a", ttl)
+                .await
+                .expect("expired lease taken")
+        );
         // Another consumer's lease is its own.
         assert!(b.lease_consumer("audit", "b", ttl).await.expect("lease"));
     }

@@ -29,20 +29,55 @@ pub fn server_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_scimkit-server"))
 }
 
-/// Runs `scimkit-server --db DB keys ARGS` and returns its stdout (the new key for
-/// `create`), requiring success.
-pub fn keys(db: &str, args: &[&str]) -> String {
+/// Runs `scimkit-server ARGS` to its end and returns its stdout, requiring success.
+pub fn run_server(args: &[&str]) -> String {
     let out = Command::new(server_binary())
-        .args(["--db", db, "keys"])
         .args(args)
         .output()
-        .expect("scimkit-server keys runs");
+        .expect("scimkit-server runs");
     assert!(
         out.status.success(),
-        "keys {args:?}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `scimkit-server --db DB keys ARGS` and returns its stdout (the new key for
+/// `create`), requiring success.
+pub fn keys(db: &str, args: &[&str]) -> String {
+    let mut all = vec!["--db", db, "keys"];
+    all.extend_from_slice(args);
+    run_server(&all)
+}
+
+/// One request that may fail because the server is gone: `None` then.
+pub fn try_request(
+    addr: &str,
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let head = format!(
+        "{method} {base}{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    if raw.windows(4).all(|w| w != b"\r\n\r\n") {
+        return None;
+    }
+    let (status, _, json) = parse_response(&raw);
+    Some((status, json))
 }
 
 /// A new key for `tenant`.

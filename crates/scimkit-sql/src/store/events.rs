@@ -34,10 +34,18 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, String)> = match &self.pool {
             Pool::Postgres(p) => {
-                sqlx::query_as(&sql).bind(acknowledged).bind(limit).fetch_all(p).await
+                sqlx::query_as(&sql)
+                    .bind(acknowledged)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
             }
             Pool::Sqlite(p) => {
-                sqlx::query_as(&sql).bind(acknowledged).bind(limit).fetch_all(p).await
+                sqlx::query_as(&sql)
+                    .bind(acknowledged)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
             }
         }
         .map_err(backend)?;
@@ -67,9 +75,11 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
                  SET acknowledged = MAX(scim_event_consumers.acknowledged, excluded.acknowledged)"
             }
         };
-        self.execute(sql, |q| q.bind(consumer).bind(sequence), |q| {
-            q.bind(consumer).bind(sequence)
-        })
+        self.execute(
+            sql,
+            |q| q.bind(consumer).bind(sequence),
+            |q| q.bind(consumer).bind(sequence),
+        )
         .await
         .map(|_| ())
     }
@@ -85,8 +95,7 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-type SqliteQuery<'q> =
-    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 impl<C: Tenant + 'static> SqlStore<C> {
     /// Runs one statement outside any transaction, binding through `pg` or
@@ -98,7 +107,10 @@ impl<C: Tenant + 'static> SqlStore<C> {
         sqlite: impl FnOnce(SqliteQuery<'q>) -> SqliteQuery<'q>,
     ) -> Result<u64, StoreError> {
         match &self.pool {
-            Pool::Postgres(p) => pg(sqlx::query(sql)).execute(p).await.map(|r| r.rows_affected()),
+            Pool::Postgres(p) => pg(sqlx::query(sql))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
             Pool::Sqlite(p) => sqlite(sqlx::query(sql))
                 .execute(p)
                 .await
@@ -128,10 +140,16 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let select = self.sql("SELECT acknowledged FROM scim_event_consumers WHERE name = $1");
         match &self.pool {
             Pool::Postgres(p) => {
-                sqlx::query_scalar(&select).bind(consumer).fetch_optional(p).await
+                sqlx::query_scalar(&select)
+                    .bind(consumer)
+                    .fetch_optional(p)
+                    .await
             }
             Pool::Sqlite(p) => {
-                sqlx::query_scalar(&select).bind(consumer).fetch_optional(p).await
+                sqlx::query_scalar(&select)
+                    .bind(consumer)
+                    .fetch_optional(p)
+                    .await
             }
         }
         .map_err(backend)
@@ -197,9 +215,11 @@ impl<C: Tenant + 'static> SqlStore<C> {
             "UPDATE scim_event_consumers SET lease_owner = NULL, lease_until_ms = NULL \
              WHERE name = $1 AND lease_owner = $2",
         );
-        self.execute(&sql, |q| q.bind(consumer).bind(owner), |q| {
-            q.bind(consumer).bind(owner)
-        })
+        self.execute(
+            &sql,
+            |q| q.bind(consumer).bind(owner),
+            |q| q.bind(consumer).bind(owner),
+        )
         .await
         .map(|_| ())
     }
@@ -267,8 +287,20 @@ impl<C: Tenant + 'static> SqlStore<C> {
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, String, i64, String, i64)> = match &self.pool {
-            Pool::Postgres(p) => sqlx::query_as(&sql).bind(consumer).bind(limit).fetch_all(p).await,
-            Pool::Sqlite(p) => sqlx::query_as(&sql).bind(consumer).bind(limit).fetch_all(p).await,
+            Pool::Postgres(p) => {
+                sqlx::query_as(&sql)
+                    .bind(consumer)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_as(&sql)
+                    .bind(consumer)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
         }
         .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
@@ -349,7 +381,10 @@ impl EventWaiter {
                     Err(_) => false,
                 }
             }
-            Waiter::Local(rx) => matches!(tokio::time::timeout(timeout, rx.changed()).await, Ok(Ok(()))),
+            Waiter::Local(rx) => matches!(
+                tokio::time::timeout(timeout, rx.changed()).await,
+                Ok(Ok(()))
+            ),
         }
     }
 }

@@ -583,9 +583,9 @@ macro_rules! record_events {
     ($store:expr, $tx:expr, $tenant:expr, $events:expr) => {{
         let events: &[Event] = $events;
         if !events.is_empty() {
-            let last: i64 = sqlx::query_scalar(&$store.sql(
-                "UPDATE scim_event_head SET last = last + $1 RETURNING last",
-            ))
+            let last: i64 = sqlx::query_scalar(
+                &$store.sql("UPDATE scim_event_head SET last = last + $1 RETURNING last"),
+            )
             .bind(events.len() as i64)
             .fetch_one(&mut *$tx)
             .await
@@ -924,8 +924,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         unique: &[UniqueValue],
         events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(ctx, resource_type, record, expected_version, unique, true, events)
-            .await
+        self.write_whole(
+            ctx,
+            resource_type,
+            record,
+            expected_version,
+            unique,
+            true,
+            events,
+        )
+        .await
     }
 
     fn kept_apart(&self, resource_type: &str) -> Option<&str> {
@@ -942,8 +950,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         unique: &[UniqueValue],
         events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(ctx, resource_type, record, expected_version, unique, false, events)
-            .await
+        self.write_whole(
+            ctx,
+            resource_type,
+            record,
+            expected_version,
+            unique,
+            false,
+            events,
+        )
+        .await
     }
 
     async fn delete(
