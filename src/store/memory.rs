@@ -24,7 +24,9 @@ use super::{
 /// Unique values are enforced per tenant and resource type; records list in `id`
 /// order; member-only PATCHes are applied in place under one lock. Every write
 /// records its [events](crate::events) under the same lock, read through
-/// [`EventLog`].
+/// [`EventLog`]; events every consumer has acknowledged are dropped at once, and
+/// while no consumer has read any, only the newest [`MemoryStore::UNREAD_EVENTS`]
+/// are kept, so the log never grows without bound.
 ///
 /// ```
 /// use scimkit::store::{MemoryStore, Store, Record, Projection};
@@ -136,6 +138,9 @@ impl<C> Default for MemoryStore<C> {
 }
 
 impl<C> MemoryStore<C> {
+    /// How many events are kept while no consumer has read the log.
+    pub const UNREAD_EVENTS: usize = 100_000;
+
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
@@ -177,6 +182,11 @@ impl<C: Hash + Eq + Clone + Send + Sync> MemoryStore<C> {
                     tenant: ctx.clone(),
                     event,
                 });
+            }
+            if log.consumers.is_empty() {
+                while log.events.len() > Self::UNREAD_EVENTS {
+                    log.events.pop_front();
+                }
             }
         }
         Ok(out)
@@ -642,6 +652,15 @@ impl<C: Clone + Send + Sync> EventLog for MemoryStore<C> {
             let mut log = self.log.lock().map_err(|_| poisoned())?;
             let at = log.consumers.entry(consumer.to_owned()).or_insert(0);
             *at = (*at).max(sequence);
+            // What every consumer has acknowledged is of no further use in memory.
+            let acknowledged = log.consumers.values().copied().min().unwrap_or(0);
+            while log
+                .events
+                .front()
+                .is_some_and(|e| e.sequence <= acknowledged)
+            {
+                log.events.pop_front();
+            }
             Ok(())
         })())
     }

@@ -12,7 +12,7 @@ use scimkit::events::{Event, EventLog, StoredEvent};
 use scimkit::store::StoreError;
 use sqlx::postgres::PgListener;
 
-use super::{Pool, SqlStore, Tenant, backend};
+use super::{Pool, SqlStore, Tenant, backend, begin_immediate};
 use crate::Dialect;
 
 /// The channel PostgreSQL notifies when events commit.
@@ -26,39 +26,7 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
         consumer: &str,
         limit: usize,
     ) -> Result<Vec<StoredEvent<String>>, StoreError> {
-        let acknowledged = self.register(consumer).await?;
-        let sql = self.sql(
-            "SELECT sequence, tenant, event::text FROM scim_events WHERE sequence > $1 \
-             ORDER BY sequence LIMIT $2",
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, String, String)> = match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_as(&sql)
-                    .bind(acknowledged)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_as(&sql)
-                    .bind(acknowledged)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-        }
-        .map_err(backend)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (sequence, tenant, text) in rows {
-            let event: Event = serde_json::from_str(&text).map_err(StoreError::backend)?;
-            out.push(StoredEvent {
-                sequence: u64::try_from(sequence).unwrap_or_default(),
-                tenant,
-                event,
-            });
-        }
-        Ok(out)
+        self.read_events_after(consumer, 0, limit).await
     }
 
     async fn acknowledge_events(&self, consumer: &str, sequence: u64) -> Result<(), StoreError> {
@@ -98,8 +66,9 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 impl<C: Tenant + 'static> SqlStore<C> {
-    /// Runs one statement outside any transaction, binding through `pg` or
-    /// `sqlite`; returns the rows it affected.
+    /// Runs one writing statement, binding through `pg` or `sqlite`; returns the
+    /// rows it affected. On SQLite it queues with the store's other writers and
+    /// takes the write lock up front, as every write does.
     async fn execute<'q>(
         &self,
         sql: &'q str,
@@ -111,12 +80,66 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected()),
-            Pool::Sqlite(p) => sqlite(sqlx::query(sql))
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
+            Pool::Sqlite(p) => {
+                let _turn = self.writers.lock().await;
+                let mut tx = begin_immediate(p).await?;
+                let affected = sqlite(sqlx::query(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
+                tx.commit().await.map(|()| affected)
+            }
         }
         .map_err(backend)
+    }
+
+    /// Like [`EventLog::read_events`], but after `after` when that is further than
+    /// what `consumer` acknowledged: for a consumer that acknowledges now and then
+    /// rather than after every batch, and reads on from what it handled meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn read_events_after(
+        &self,
+        consumer: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent<String>>, StoreError> {
+        let acknowledged = self.register(consumer).await?;
+        let from = acknowledged.max(i64::try_from(after).unwrap_or(i64::MAX));
+        let sql = self.sql(
+            "SELECT sequence, tenant, event::text FROM scim_events WHERE sequence > $1 \
+             ORDER BY sequence LIMIT $2",
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String)> = match &self.pool {
+            Pool::Postgres(p) => {
+                sqlx::query_as(&sql)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_as(&sql)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (sequence, tenant, text) in rows {
+            let event: Event = serde_json::from_str(&text).map_err(StoreError::backend)?;
+            out.push(StoredEvent {
+                sequence: u64::try_from(sequence).unwrap_or_default(),
+                tenant,
+                event,
+            });
+        }
+        Ok(out)
     }
 
     /// Makes `consumer` known, at the oldest event kept, if it is not; returns the
@@ -319,21 +342,27 @@ impl<C: Tenant + 'static> SqlStore<C> {
         Ok(out)
     }
 
-    /// How many events `consumer` has not acknowledged yet, for metrics.
+    /// How many events `consumer` has not acknowledged yet, for metrics: from the
+    /// counters, without counting rows (sequences have no gaps).
     ///
     /// # Errors
     /// [`StoreError::Backend`] on failure.
     pub async fn event_backlog(&self, consumer: &str) -> Result<u64, StoreError> {
         let sql = self.sql(
-            "SELECT COUNT(*) FROM scim_events WHERE sequence > \
-             COALESCE((SELECT acknowledged FROM scim_event_consumers WHERE name = $1), 0)",
+            "SELECT (SELECT last FROM scim_event_head), \
+             (SELECT acknowledged FROM scim_event_consumers WHERE name = $1), \
+             (SELECT MIN(sequence) FROM scim_events)",
         );
-        let n: i64 = match &self.pool {
-            Pool::Postgres(p) => sqlx::query_scalar(&sql).bind(consumer).fetch_one(p).await,
-            Pool::Sqlite(p) => sqlx::query_scalar(&sql).bind(consumer).fetch_one(p).await,
+        let (last, acknowledged, first): (Option<i64>, Option<i64>, Option<i64>) = match &self.pool
+        {
+            Pool::Postgres(p) => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await,
+            Pool::Sqlite(p) => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await,
         }
         .map_err(backend)?;
-        Ok(u64::try_from(n).unwrap_or_default())
+        let last = last.unwrap_or(0);
+        // Pruned events are not pending, whatever a new consumer acknowledged.
+        let done = acknowledged.unwrap_or(0).max(first.map_or(last, |f| f - 1));
+        Ok(u64::try_from(last - done).unwrap_or(0))
     }
 }
 
