@@ -616,6 +616,15 @@ macro_rules! record_events {
     }};
 }
 
+/// What `replace` and `replace_except` write: the record if the stored version is
+/// `expected_version`, its unique values and its events.
+struct Whole<'a> {
+    record: Record,
+    expected_version: u64,
+    unique: &'a [UniqueValue],
+    events: &'a [Event],
+}
+
 impl<C: Tenant + 'static> SqlStore<C> {
     /// `replace`, and with `members` false `replace_except`: the member rows and
     /// count stay as stored.
@@ -623,12 +632,15 @@ impl<C: Tenant + 'static> SqlStore<C> {
         &self,
         ctx: &C,
         resource_type: &str,
-        record: Record,
-        expected_version: u64,
-        unique: &[UniqueValue],
+        write: Whole<'_>,
         members: bool,
-        events: &[Event],
     ) -> Result<Record, StoreError> {
+        let Whole {
+            record,
+            expected_version,
+            unique,
+            events,
+        } = write;
         if self.unstorable_id(&record.id) {
             return Err(StoreError::NotFound(record.id));
         }
@@ -924,16 +936,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         unique: &[UniqueValue],
         events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(
-            ctx,
-            resource_type,
+        let write = Whole {
             record,
             expected_version,
             unique,
-            true,
             events,
-        )
-        .await
+        };
+        self.write_whole(ctx, resource_type, write, true).await
     }
 
     fn kept_apart(&self, resource_type: &str) -> Option<&str> {
@@ -950,16 +959,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         unique: &[UniqueValue],
         events: &[Event],
     ) -> Result<Record, StoreError> {
-        self.write_whole(
-            ctx,
-            resource_type,
+        let write = Whole {
             record,
             expected_version,
             unique,
-            false,
             events,
-        )
-        .await
+        };
+        self.write_whole(ctx, resource_type, write, false).await
     }
 
     async fn delete(
