@@ -8,8 +8,9 @@ Usage:
   cargo build --release -p scimkit-server
   python3 webhook-load.py [--db DB] [--rate 1000] [--seconds 60] [--retention 10]
 
-DB is a SQLite path (a fresh temporary file by default) or a postgres:// URL of an
-empty database."""
+DB is a SQLite path (a fresh temporary file by default), :memory: (no durable
+commits: what the consumer sustains when the disk is not the limit) or a
+postgres:// URL of an empty database."""
 import argparse
 import base64
 import hashlib
@@ -77,8 +78,11 @@ receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
 threading.Thread(target=receiver.serve_forever, daemon=True).start()
 hook_url = "http://127.0.0.1:%d/hook" % receiver.server_address[1]
 
-key = subprocess.run([BINARY, "--db", db, "keys", "create", "--label", "load"],
-                     capture_output=True, text=True, check=True).stdout.strip()
+# A database in memory keeps nothing between processes: there the server's own
+# first key is used.
+key = None if db == ":memory:" else subprocess.run(
+    [BINARY, "--db", db, "keys", "create", "--label", "load"],
+    capture_output=True, text=True, check=True).stdout.strip()
 hook_args = [] if opts.no_webhook else ["--webhook", hook_url, "--webhook-secret", SECRET]
 server = subprocess.Popen(
     [BINARY, "--db", db, "--listen", "127.0.0.1:0", "--log-level", "warn",
@@ -89,6 +93,8 @@ while not line.startswith("listening on http://"):
     line = server.stdout.readline()
     if not line:
         sys.exit("the server did not start")
+    if key is None and line.strip().startswith("scim_"):
+        key = line.strip()
 addr, base = line.strip()[len("listening on http://"):].split("/", 1)
 host, port = addr.split(":")
 base = "/" + base
@@ -214,7 +220,9 @@ conn.request("GET", "/metrics")
 metrics = conn.getresponse().read().decode()
 pending = [l for l in metrics.splitlines() if l.startswith("scim_events_pending ")]
 print(pending[0] if pending else "scim_events_pending ?")
-if db.startswith("postgres"):
+if db == ":memory:":
+    left = "(in memory: see scim_events_pending)"
+elif db.startswith("postgres"):
     left = subprocess.run(["psql", db, "-Atc", "SELECT count(*) FROM scim_events"], capture_output=True, text=True).stdout.strip()
 else:
     import sqlite3
