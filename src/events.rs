@@ -5,8 +5,8 @@
 //! The [service](crate::service) derives events from the resource as it was and
 //! as it is after a write, never from what the request asked: Okta's
 //! `replace active false`, a path-less `{"active": false}`, Entra ID's string
-//! `"False"` and a PUT without the user's old `active` are all one
-//! [`EventKind::Deactivated`]. A write that changes nothing, a failed request, a
+//! `"False"` and a PUT with `"active": false` are all one
+//! [`EventKind::Deactivated`] (a user without `active` counts as active). A write that changes nothing, a failed request, a
 //! 409 and a 412 produce no event; a write the service retried after a race
 //! produces the events of the attempt that committed, once.
 //!
@@ -14,7 +14,7 @@
 //! together with the write (the `events` argument of `create`, `replace`,
 //! `replace_except` and `delete`); stores that change members in place
 //! ([`Store::update_members`](crate::store::Store::update_members)) or remove a
-//! deleted member from its groups make theirs with [`Event::new`]. A store that
+//! deleted member from its groups make theirs with [`Event::of_members`]. A store that
 //! keeps events writes them in the same transaction as the change (a transactional
 //! outbox), so an event exists if and only if its change committed, and offers
 //! them to consumers through [`EventLog`]: [`MemoryStore`](crate::store::MemoryStore)
@@ -89,7 +89,9 @@ pub enum EventKind {
         /// The attributes it was created with (`id` and `meta` aside).
         attributes: Vec<String>,
     },
-    /// Attributes other than `active` and the members changed.
+    /// Attributes changed, other than an `active` that flipped (reported as
+    /// [`Deactivated`](Self::Deactivated) or [`Reactivated`](Self::Reactivated))
+    /// and members that joined or left.
     Updated {
         /// The attributes whose values differ, by name as the schema spells them;
         /// an extension's attributes as `urn:…:name`.
@@ -111,6 +113,10 @@ pub enum EventKind {
         /// The ids of the members that left, as the group listed them.
         members: Vec<String>,
     },
+    /// A kind this version does not know, read from a log a newer version wrote:
+    /// a consumer skips it (or upgrades) rather than stopping.
+    #[serde(other)]
+    Unknown,
 }
 
 impl EventKind {
@@ -124,6 +130,7 @@ impl EventKind {
             EventKind::Deleted => "deleted",
             EventKind::MembersAdded { .. } => "membersAdded",
             EventKind::MembersRemoved { .. } => "membersRemoved",
+            EventKind::Unknown => "unknown",
         }
     }
 }
@@ -247,11 +254,17 @@ pub(crate) struct Change<'a> {
 
 impl Change<'_> {
     pub(crate) fn created(&self, doc: &Map<String, Value>) -> Vec<Event> {
-        let attributes = doc
-            .keys()
-            .filter(|k| *k != "id" && *k != "meta")
-            .cloned()
-            .collect();
+        let mut attributes = Vec::new();
+        for (key, value) in doc {
+            match value {
+                _ if is_bookkeeping(key) => {}
+                // An extension's object: its attributes, by URN.
+                Value::Object(ext) if key.contains(':') => {
+                    attributes.extend(ext.keys().map(|sub| format!("{key}:{sub}")));
+                }
+                _ => attributes.push(key.clone()),
+            }
+        }
         vec![self.event(EventKind::Created { attributes })]
     }
 
@@ -289,7 +302,7 @@ impl Change<'_> {
         let mut events = Vec::new();
         let mut attributes = Vec::new();
         for key in keys {
-            if key == "meta" || key == "id" {
+            if is_bookkeeping(key) {
                 continue;
             }
             let (old, new) = (before.get(key), after.get(key));
@@ -341,6 +354,12 @@ impl Change<'_> {
         }
         events
     }
+}
+
+/// Members of a resource that are not attributes a host reacts to: `id`, `meta`,
+/// and `schemas` (which follows the extensions, reported by their attributes).
+fn is_bookkeeping(key: &str) -> bool {
+    matches!(key, "id" | "meta" | "schemas")
 }
 
 /// The member ids a members value lists.
@@ -427,5 +446,21 @@ mod rfc3339 {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_from_a_newer_version_is_unknown_not_an_error() {
+        let json = serde_json::json!({
+            "id": "e1", "type": "passwordRotated", "resourceType": "User",
+            "resourceId": "u1", "version": 3, "time": "2026-05-13T04:42:34Z"
+        });
+        let event: Event = serde_json::from_value(json).expect("readable");
+        assert_eq!(event.kind, EventKind::Unknown);
+        assert_eq!(event.kind.name(), "unknown");
     }
 }

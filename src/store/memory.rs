@@ -25,8 +25,9 @@ use super::{
 /// order; member-only PATCHes are applied in place under one lock. Every write
 /// records its [events](crate::events) under the same lock, read through
 /// [`EventLog`]; events every consumer has acknowledged are dropped at once, and
-/// while no consumer has read any, only the newest [`MemoryStore::UNREAD_EVENTS`]
-/// are kept, so the log never grows without bound.
+/// at most the newest [`MemoryStore::KEPT_EVENTS`] are kept in any case (older ones
+/// are dropped even if a consumer has not read them), so the log never grows without
+/// bound.
 ///
 /// ```
 /// use scimkit::store::{MemoryStore, Store, Record, Projection};
@@ -138,8 +139,8 @@ impl<C> Default for MemoryStore<C> {
 }
 
 impl<C> MemoryStore<C> {
-    /// How many events are kept while no consumer has read the log.
-    pub const UNREAD_EVENTS: usize = 100_000;
+    /// The most events kept in memory.
+    pub const KEPT_EVENTS: usize = 100_000;
 
     /// An empty store.
     pub fn new() -> Self {
@@ -183,10 +184,8 @@ impl<C: Hash + Eq + Clone + Send + Sync> MemoryStore<C> {
                     event,
                 });
             }
-            if log.consumers.is_empty() {
-                while log.events.len() > Self::UNREAD_EVENTS {
-                    log.events.pop_front();
-                }
+            while log.events.len() > Self::KEPT_EVENTS {
+                log.events.pop_front();
             }
         }
         Ok(out)
@@ -623,6 +622,17 @@ fn apply_member_changes(
     added.sort_by_key(order);
     removed.sort_by_key(order);
     Ok((changed, added, removed))
+}
+
+impl<C> MemoryStore<C> {
+    /// Forgets `consumer` and its cursor; returns whether it was known. Events only
+    /// it had not acknowledged are then dropped as the others acknowledge them.
+    pub fn forget_consumer(&self, consumer: &str) -> bool {
+        self.log
+            .lock()
+            .map(|mut log| log.consumers.remove(consumer).is_some())
+            .unwrap_or(false)
+    }
 }
 
 impl<C: Clone + Send + Sync> EventLog for MemoryStore<C> {

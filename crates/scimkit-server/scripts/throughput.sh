@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of the release server on loopback with wrk: GET by id, GET by a userName
-# filter, and a PATCH that changes the user every time, in one run on one database.
+# filter, and PATCHes that change a user every time (one user, which its writers
+# contend for, and any of the 1,000), in one run on one database.
 #   crates/scimkit-server/scripts/throughput.sh                 # SQLite in a temp file
 #   crates/scimkit-server/scripts/throughput.sh postgres://postgres@127.0.0.1/bench
 # Needs wrk (apt-get install wrk) and python3. DURATION=20s and CONNECTIONS=32 by default.
@@ -24,10 +25,11 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-id=$(python3 - "$base" "$key" <<'PY'
+id=$(python3 - "$base" "$key" "$work/ids.lua" <<'PY'
 import json, sys, urllib.request
-base, key = sys.argv[1], sys.argv[2]
+base, key, ids = sys.argv[1], sys.argv[2], sys.argv[3]
 last = None
+every = []
 for i in range(1, 1001):
     body = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                        "userName": f"user{i}", "displayName": f"User {i}"}).encode()
@@ -35,8 +37,11 @@ for i in range(1, 1001):
         "Authorization": "Bearer " + key, "Content-Type": "application/scim+json"})
     with urllib.request.urlopen(req) as r:
         created = json.load(r)
+    every.append(created["id"])
     if i == 500:
         last = created["id"]
+with open(ids, "w") as f:
+    f.write("return {" + ",".join('"%s"' % i for i in every) + "}\n")
 print(last)
 PY
 )
@@ -48,4 +53,6 @@ run() {
 }
 run "GET /Users/{id}" -H "Authorization: Bearer $key" "$base/Users/$id"
 run "GET /Users?filter=userName eq" -H "Authorization: Bearer $key" "$base/Users?filter=userName+eq+%22user42%22"
-SCIM_TOKEN=$key run "PATCH /Users/{id} (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
+SCIM_TOKEN=$key run "PATCH /Users/{id}, one user (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
+SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua run "PATCH /Users/{id}, any of the 1,000 (a change every time)" \
+    -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"

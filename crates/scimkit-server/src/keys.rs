@@ -1,7 +1,6 @@
 //! API keys in the server's database: the [`KeyStore`] the router checks, the key
 //! the first start creates, and the `keys` subcommands.
 
-use scimkit::Registry;
 use scimkit_axum::{BoxError, KeyHash, KeyRecord, KeyStore, NewKey};
 use scimkit_sql::store::{KeyTable, SqlStore, StoredKey};
 
@@ -94,9 +93,7 @@ pub async fn first_key(store: &SqlStore<String>) -> Result<(), BoxError> {
 
 /// Runs a `keys` subcommand.
 pub async fn run(db: &str, command: KeysCommand) -> Result<(), BoxError> {
-    let store: SqlStore<String> = SqlStore::connect(db, Registry::core())
-        .await
-        .map_err(|e| format!("cannot open the database {}: {e}", redact(db)))?;
+    let store = crate::open(db).await?;
     let table = store.keys();
     let result = match command {
         KeysCommand::Create { tenant, label } => {

@@ -60,7 +60,7 @@ enum Command {
     /// Manage API keys: `create`, `list`, `revoke`.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Provisioning events: a webhook secret, the dead letters.
+    /// Provisioning events: a webhook secret, consumers, dead letters.
     #[command(subcommand)]
     Events(EventsCommand),
 }
@@ -74,6 +74,14 @@ enum EventsCommand {
         /// The most to list.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+    /// List the consumers of the event log and what each acknowledged.
+    Consumers,
+    /// Forget a consumer that is gone for good (its cursor and dead letters): the
+    /// events it never acknowledged no longer hold back pruning.
+    Forget {
+        /// The consumer's name (`webhook` for the server's webhook).
+        name: String,
     },
 }
 
@@ -173,16 +181,16 @@ struct ServeArgs {
     #[arg(long, env = "SCIM_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
     /// Seconds one webhook delivery attempt may take.
-    #[arg(long, env = "SCIM_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "SCIM_WEBHOOK_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     webhook_timeout: u64,
     /// Attempts per event before it becomes a dead letter.
     #[arg(long, env = "SCIM_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
     webhook_max_attempts: u32,
     /// Seconds before the first retry; each next wait doubles.
-    #[arg(long, env = "SCIM_WEBHOOK_BACKOFF", default_value_t = 1)]
+    #[arg(long, env = "SCIM_WEBHOOK_BACKOFF", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     webhook_backoff: u64,
     /// The longest wait between two attempts, in seconds.
-    #[arg(long, env = "SCIM_WEBHOOK_MAX_BACKOFF", default_value_t = 600)]
+    #[arg(long, env = "SCIM_WEBHOOK_MAX_BACKOFF", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     webhook_max_backoff: u64,
     /// Seconds events are kept once every consumer has acknowledged them (or, with
     /// no consumer, at all).
@@ -294,9 +302,7 @@ async fn events(db: &str, command: EventsCommand) -> Result<(), BoxError> {
             Ok(())
         }
         EventsCommand::DeadLetters { limit } => {
-            let store: SqlStore<String> = SqlStore::connect(db, Registry::core())
-                .await
-                .map_err(|e| format!("cannot open the database {}: {e}", keys::redact(db)))?;
+            let store = open(db).await?;
             for d in store.dead_letters(webhook::CONSUMER, limit).await? {
                 let line = serde_json::json!({
                     "sequence": d.event.sequence,
@@ -311,7 +317,32 @@ async fn events(db: &str, command: EventsCommand) -> Result<(), BoxError> {
             store.close().await;
             Ok(())
         }
+        EventsCommand::Consumers => {
+            let store = open(db).await?;
+            for (name, acknowledged) in store.consumers().await? {
+                println!("{name}\t{acknowledged}");
+            }
+            store.close().await;
+            Ok(())
+        }
+        EventsCommand::Forget { name } => {
+            let store = open(db).await?;
+            let known = store.forget_consumer(&name).await?;
+            store.close().await;
+            if known {
+                Ok(())
+            } else {
+                Err(format!("no consumer named {name:?}").into())
+            }
+        }
     }
+}
+
+/// The database, for a command that is not `serve`.
+async fn open(db: &str) -> Result<SqlStore<String>, BoxError> {
+    Ok(SqlStore::connect(db, Registry::core())
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", keys::redact(db)))?)
 }
 
 /// The webhook's settings from the command line, checked before anything starts.
@@ -328,7 +359,7 @@ fn webhook_settings(args: &ServeArgs, issuer: &Url) -> Result<Option<webhook::We
         url,
         secret: webhook::Secret::parse(secret)?,
         issuer: issuer.to_string(),
-        timeout: Duration::from_secs(args.webhook_timeout.max(1)),
+        timeout: Duration::from_secs(args.webhook_timeout),
         max_attempts: args.webhook_max_attempts,
         first_backoff: Duration::from_secs(args.webhook_backoff),
         max_backoff: Duration::from_secs(args.webhook_max_backoff),
@@ -338,9 +369,7 @@ fn webhook_settings(args: &ServeArgs, issuer: &Url) -> Result<Option<webhook::We
 async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
     init_logs(&args);
     let base_path = normalise_base_path(&args.base_path);
-    let store: SqlStore<String> = SqlStore::connect(db, Registry::core())
-        .await
-        .map_err(|e| format!("cannot open the database {}: {e}", keys::redact(db)))?;
+    let store = open(db).await?;
     keys::first_key(&store).await?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -372,9 +401,16 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
         store.clone(),
         Duration::from_secs(args.event_retention),
     ));
+    let owner = webhook::owner_name();
+    let delivering = hook.is_some();
     if let Some(hook) = hook {
         tracing::info!(url = %hook.url, "delivering events to the webhook");
-        background.spawn(webhook::run(store.clone(), hook, Arc::clone(&metrics)));
+        background.spawn(webhook::run(
+            store.clone(),
+            hook,
+            owner.clone(),
+            Arc::clone(&metrics),
+        ));
     }
     let probes = Router::new()
         .route("/healthz", get(healthz))
@@ -410,8 +446,12 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
         .max_connections(args.max_connections)
         .shutdown_grace(Duration::from_secs(args.shutdown_grace));
     scimkit_axum::serve(listener, app, options, shutdown_signal()).await?;
-    // An event being delivered is delivered again by the next start (or instance).
+    // An event being delivered is delivered again by the next start (or instance),
+    // which may take the lease at once.
     background.shutdown().await;
+    if delivering {
+        let _ = store.release_consumer(webhook::CONSUMER, &owner).await;
+    }
     // A query still running on a dropped connection must not hold the exit up.
     if tokio::time::timeout(Duration::from_secs(5), store.close())
         .await

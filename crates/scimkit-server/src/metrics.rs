@@ -88,7 +88,7 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Events the webhook has not delivered yet.
+    /// Events the webhook consumer has not acknowledged yet.
     pub fn set_events_pending(&self, n: u64) {
         self.events_pending.store(n, Ordering::Relaxed);
     }
@@ -157,7 +157,7 @@ impl Metrics {
              # HELP scim_store_errors_total 5xx answers caused by the store or the key store (the cause is in the logs).\n\
              # TYPE scim_store_errors_total counter\n\
              scim_store_errors_total {}\n\
-             # HELP scim_events_pending Events the webhook has not delivered yet.\n\
+             # HELP scim_events_pending Events the webhook consumer has not acknowledged yet (reported by the delivering instance).\n\
              # TYPE scim_events_pending gauge\n\
              scim_events_pending {}\n\
              # HELP scim_webhook_deliveries_total Events delivered (answered 2xx).\n\

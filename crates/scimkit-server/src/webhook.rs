@@ -25,8 +25,10 @@
 //!   after the restart: receivers de-duplicate by `webhook-id`. Failures are retried with
 //!   exponential backoff (honouring `Retry-After`); after the last attempt the event
 //!   goes to the dead letters (`scimkit-server events dead-letters`) and delivery
-//!   goes on. One instance delivers at a time (a lease in the database); the others
-//!   take over within the lease's time if it stops.
+//!   goes on. One instance delivers at a time (a lease in the database, timed by
+//!   the database's clock); the others take over within the lease's time if it
+//!   stops. Only `http://` receivers are built in: an `https` one goes behind a
+//!   local TLS-terminating proxy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +48,21 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::metrics::Metrics;
+
+/// A name for this process's hold on the delivery lease: unique among instances.
+pub fn owner_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut random = [0u8; 8];
+    let _ = getrandom::getrandom(&mut random);
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        u64::from_le_bytes(random)
+    )
+}
 
 /// The consumer name the webhook's cursor is kept under.
 pub const CONSUMER: &str = "webhook";
@@ -111,13 +128,14 @@ impl Secret {
 /// The webhook's settings.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    /// Where events are posted (`http://` only; see the module documentation).
+    /// Where events are posted: `http://` only (an `https` receiver goes behind a
+    /// local TLS-terminating proxy).
     pub url: Url,
     /// The signing secret.
     pub secret: Secret,
     /// The issuer (`iss`): the SCIM base URL.
     pub issuer: String,
-    /// How long one attempt may take.
+    /// How long one attempt may take, connecting included.
     pub timeout: Duration,
     /// Attempts per event before it becomes a dead letter.
     pub max_attempts: u32,
@@ -204,12 +222,15 @@ struct Client {
 }
 
 impl Client {
-    async fn connect(&self, timeout: Duration) -> Result<SendRequest<Full<Bytes>>, String> {
-        let host = self.url.host_str().unwrap_or_default().to_owned();
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        // An IPv6 literal without its brackets, as a socket address wants it.
+        let host = match self.url.host() {
+            Some(scimkit::url::Host::Ipv6(a)) => a.to_string(),
+            _ => self.url.host_str().unwrap_or_default().to_owned(),
+        };
         let port = self.url.port_or_known_default().unwrap_or(80);
-        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
+        let stream = tokio::net::TcpStream::connect((host, port))
             .await
-            .map_err(|_| "connecting timed out".to_owned())?
             .map_err(|e| format!("cannot connect: {e}"))?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -221,14 +242,26 @@ impl Client {
         Ok(sender)
     }
 
+    /// One attempt, connecting if need be; the whole of it (connection, request,
+    /// answer) within the webhook's timeout.
     async fn post(&mut self, hook: &Webhook, id: &str, body: Bytes) -> Result<(), Failure> {
+        match tokio::time::timeout(hook.timeout, self.attempt(hook, id, body)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure {
+                reason: format!("no answer within {} s", hook.timeout.as_secs_f64()),
+                retry_after: None,
+            }),
+        }
+    }
+
+    async fn attempt(&mut self, hook: &Webhook, id: &str, body: Bytes) -> Result<(), Failure> {
         let fail = |reason: String| Failure {
             reason,
             retry_after: None,
         };
         let mut sender = match self.sender.take() {
             Some(s) if !s.is_closed() => s,
-            _ => self.connect(hook.timeout).await.map_err(fail)?,
+            _ => self.connect().await.map_err(fail)?,
         };
         let timestamp = Utc::now().timestamp();
         let signature = hook.secret.sign(id, timestamp, &body);
@@ -249,7 +282,7 @@ impl Client {
             .header("webhook-signature", signature)
             .body(Full::new(body))
             .map_err(|e| fail(format!("cannot build the request: {e}")))?;
-        let answer = tokio::time::timeout(hook.timeout, async {
+        let answer = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
             let status = response.status();
@@ -262,15 +295,11 @@ impl Client {
             // Read the answer to its end, so the connection can carry the next one.
             response.into_body().collect().await?;
             Ok::<_, hyper::Error>((status, retry_after))
-        })
+        }
         .await;
         match answer {
-            Err(_) => Err(fail(format!(
-                "no answer within {} s",
-                hook.timeout.as_secs_f64()
-            ))),
-            Ok(Err(e)) => Err(fail(format!("HTTP failure: {e}"))),
-            Ok(Ok((status, retry_after))) => {
+            Err(e) => Err(fail(format!("HTTP failure: {e}"))),
+            Ok((status, retry_after)) => {
                 self.sender = Some(sender);
                 if status.is_success() {
                     Ok(())
@@ -288,12 +317,7 @@ impl Client {
 /// Delivers events until the task is aborted: takes the lease, reads a batch,
 /// posts each event until it is answered 2xx or given up, acknowledges it, and
 /// waits for more.
-pub async fn run(store: SqlStore<String>, hook: Webhook, metrics: Arc<Metrics>) {
-    let owner = format!(
-        "{}-{}",
-        std::process::id(),
-        Secret::generate().unwrap_or_default()
-    );
+pub async fn run(store: SqlStore<String>, hook: Webhook, owner: String, metrics: Arc<Metrics>) {
     let mut client = Client {
         url: hook.url.clone(),
         sender: None,
@@ -308,9 +332,9 @@ pub async fn run(store: SqlStore<String>, hook: Webhook, metrics: Arc<Metrics>) 
         }
     };
     let audience = hook.url.to_string();
-    // Long enough that a renewal every third of it, between deliveries that each
-    // take at most the timeout, keeps it.
-    let lease = LEASE.max(hook.timeout * 3);
+    // Renewed once a quarter of it has passed, before each attempt, and each
+    // attempt takes at most the timeout: at most half of it passes unrenewed.
+    let lease = LEASE.max(hook.timeout.saturating_mul(4));
     let mut holder = Holder {
         store: &store,
         owner: &owner,
@@ -326,7 +350,7 @@ pub async fn run(store: SqlStore<String>, hook: Webhook, metrics: Arc<Metrics>) 
             Ok(true) => {}
             Ok(false) => {
                 // Another instance delivers; look again before its lease could lapse.
-                tokio::time::sleep(lease / 3).await;
+                tokio::time::sleep(lease / 4).await;
                 continue;
             }
             Err(e) => {
@@ -353,7 +377,7 @@ pub async fn run(store: SqlStore<String>, hook: Webhook, metrics: Arc<Metrics>) 
             if let Ok(n) = store.event_backlog(CONSUMER).await {
                 metrics.set_events_pending(n);
             }
-            waiter.wait(lease / 3).await;
+            waiter.wait(lease / 4).await;
             continue;
         }
         for stored in &batch {
@@ -389,19 +413,21 @@ struct Holder<'a> {
 }
 
 impl Holder<'_> {
-    /// Whether this instance holds the lease, renewing it once a third of it has
-    /// passed.
+    /// Whether this instance holds the lease, renewing it once a quarter of it
+    /// has passed.
     async fn hold(&mut self) -> Result<bool, scimkit::store::StoreError> {
-        if self.renewed.is_some_and(|at| at.elapsed() < self.lease / 3) {
+        if self.renewed.is_some_and(|at| at.elapsed() < self.lease / 4) {
             return Ok(true);
         }
         self.renewed = None;
+        // Counted from before the round trip: the lease may have begun earlier.
+        let asked = std::time::Instant::now();
         let held = self
             .store
             .lease_consumer(CONSUMER, self.owner, self.lease)
             .await?;
         if held {
-            self.renewed = Some(std::time::Instant::now());
+            self.renewed = Some(asked);
         }
         Ok(held)
     }
@@ -424,6 +450,9 @@ async fn deliver(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if !matches!(holder.hold().await, Ok(true)) {
+            return false;
+        }
         match client.post(hook, id, body.clone()).await {
             Ok(()) => {
                 let lag = (Utc::now() - stored.event.time).as_seconds_f64().max(0.0);
@@ -454,14 +483,14 @@ async fn deliver(
                 // starts delivering meanwhile.
                 let mut left = wait;
                 while !left.is_zero() {
-                    let slice = left.min(holder.lease / 3);
+                    let slice = left.min(holder.lease / 4);
                     tokio::time::sleep(slice).await;
                     left -= slice;
                     if !matches!(holder.hold().await, Ok(true)) {
                         return false;
                     }
                 }
-                backoff = (backoff * 2).min(hook.max_backoff);
+                backoff = backoff.saturating_mul(2).min(hook.max_backoff);
             }
         }
     }
@@ -485,8 +514,15 @@ where
 /// once they are older than `retention`, every minute.
 pub async fn prune(store: SqlStore<String>, retention: Duration) {
     loop {
-        let before = Utc::now() - chrono::TimeDelta::from_std(retention).unwrap_or_default();
-        match store.prune_events(before).await {
+        // A retention too long to subtract keeps everything.
+        let before = chrono::TimeDelta::from_std(retention)
+            .ok()
+            .and_then(|kept| Utc::now().checked_sub_signed(kept));
+        let pruned = match before {
+            Some(before) => store.prune_events(before).await,
+            None => Ok(0),
+        };
+        match pruned {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "events pruned"),
             Err(e) => tracing::warn!(cause = %e, "cannot prune events"),

@@ -203,6 +203,18 @@ fn failures_end_as_dead_letters_and_delivery_goes_on() {
             .as_str()
             .is_some_and(|e| e.contains("500"))
     );
+    // The operator can see the consumer and, once it is gone for good, forget it.
+    let consumers = support::run_server(&["--db", &db, "events", "consumers"]);
+    assert!(consumers.starts_with("webhook\t"), "{consumers}");
+    support::run_server(&["--db", &db, "events", "forget", "webhook"]);
+    assert_eq!(
+        support::run_server(&["--db", &db, "events", "consumers"]),
+        ""
+    );
+    assert_eq!(
+        support::run_server(&["--db", &db, "events", "dead-letters"]),
+        ""
+    );
 }
 
 /// `kill -9` while events are committed but not yet delivered (the receiver is

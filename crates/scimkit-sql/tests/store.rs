@@ -1196,6 +1196,18 @@ mod event_delivery {
         );
         // Another consumer's lease is its own.
         assert!(b.lease_consumer("audit", "b", ttl).await.expect("lease"));
+        // A consumer gone for good is forgotten, and holds back nothing.
+        let names: Vec<String> = a
+            .consumers()
+            .await
+            .expect("consumers")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["audit", "webhook"]);
+        assert!(a.forget_consumer("audit").await.expect("forget"));
+        assert!(!a.forget_consumer("audit").await.expect("forget"));
+        assert_eq!(a.consumers().await.expect("consumers").len(), 1);
     }
 
     #[tokio::test]

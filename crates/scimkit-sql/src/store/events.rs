@@ -213,20 +213,64 @@ impl<C: Tenant + 'static> SqlStore<C> {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         self.register(consumer).await?;
-        let now = Utc::now().timestamp_millis();
-        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let sql = self.sql(
-            "UPDATE scim_event_consumers SET lease_owner = $2, lease_until_ms = $3 \
-             WHERE name = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until_ms < $4)",
-        );
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        // The database's clock, the same for every instance.
+        let sql = match self.dialect() {
+            Dialect::Postgres => {
+                "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) \
+                 UPDATE scim_event_consumers SET lease_owner = $2, lease_until_ms = now.ms + $3 \
+                 FROM now WHERE name = $1 \
+                 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until_ms < now.ms)"
+            }
+            Dialect::Sqlite => {
+                "UPDATE scim_event_consumers SET lease_owner = ?2, \
+                 lease_until_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?3 \
+                 WHERE name = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 \
+                 OR lease_until_ms < CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
+            }
+        };
         let taken = self
             .execute(
-                &sql,
-                |q| q.bind(consumer).bind(owner).bind(until).bind(now),
-                |q| q.bind(consumer).bind(owner).bind(until).bind(now),
+                sql,
+                |q| q.bind(consumer).bind(owner).bind(ttl),
+                |q| q.bind(consumer).bind(owner).bind(ttl),
             )
             .await?;
         Ok(taken == 1)
+    }
+
+    /// Forgets `consumer`: its cursor, its lease and its dead letters. A consumer
+    /// that stopped reading holds back pruning (events it has not acknowledged are
+    /// kept), so one that is gone for good is forgotten. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn forget_consumer(&self, consumer: &str) -> Result<bool, StoreError> {
+        let dead = self.sql("DELETE FROM scim_event_dead_letters WHERE consumer = $1");
+        self.execute(&dead, |q| q.bind(consumer), |q| q.bind(consumer))
+            .await?;
+        let sql = self.sql("DELETE FROM scim_event_consumers WHERE name = $1");
+        let n = self
+            .execute(&sql, |q| q.bind(consumer), |q| q.bind(consumer))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Every known consumer and the sequence it acknowledged.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on failure.
+    pub async fn consumers(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let sql = "SELECT name, acknowledged FROM scim_event_consumers ORDER BY name";
+        let rows: Vec<(String, i64)> = match &self.pool {
+            Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
+            Pool::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+        }
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, a)| (n, u64::try_from(a).unwrap_or_default()))
+            .collect())
     }
 
     /// Gives up `owner`'s lease of `consumer`, so another instance may take it at once.
@@ -393,8 +437,9 @@ enum Waiter {
 
 impl EventWaiter {
     /// Returns when events may have committed since the last call (or since the
-    /// waiter was made), or after `timeout`. Returns `true` when woken by a
-    /// commit; a consumer reads again either way.
+    /// waiter was made), or after `timeout`. Returns `true` when woken by a commit
+    /// or when PostgreSQL's listening connection failed (events may have been
+    /// missed), `false` on the timeout; a consumer reads again either way.
     pub async fn wait(&mut self, timeout: Duration) -> bool {
         match &mut self.inner {
             Waiter::Postgres(listener) => {

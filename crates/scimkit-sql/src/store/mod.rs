@@ -392,7 +392,13 @@ macro_rules! write_tx {
         loop {
             let out: Result<_, StoreError> = match &$store.pool {
                 Pool::Postgres(pool) => {
-                    let mut $tx = pool.begin().await.map_err(backend)?;
+                    // READ COMMITTED whatever the database's default: the event
+                    // counter row is updated by every writer, which a stricter level
+                    // would turn into serialization failures.
+                    let mut $tx = pool
+                        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                        .await
+                        .map_err(backend)?;
                     match async { $body }.await {
                         Ok(v) => $tx.commit().await.map(|()| v).map_err(backend),
                         Err(e) => Err(e),
@@ -1080,15 +1086,17 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                             .await
                             .map_err(backend)?;
                         for (group, value) in left {
-                            let version: i64 = sqlx::query_scalar(bump)
+                            let version: Option<i64> = sqlx::query_scalar(bump)
                                 .bind(tenant)
                                 .bind(holder)
                                 .bind(&group)
                                 .bind(&text)
                                 .bind(&instant)
-                                .fetch_one(&mut *tx)
+                                .fetch_optional(&mut *tx)
                                 .await
                                 .map_err(backend)?;
+                            // A member row whose group is gone reports nothing.
+                            let Some(version) = version else { continue };
                             all_events.extend(Event::of_members(
                                 holder,
                                 &group,
