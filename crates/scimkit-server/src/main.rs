@@ -448,9 +448,23 @@ async fn serve(db: &str, args: ServeArgs) -> Result<(), BoxError> {
     scimkit_axum::serve(listener, app, options, shutdown_signal()).await?;
     // An event being delivered is delivered again by the next start (or instance),
     // which may take the lease at once.
-    background.shutdown().await;
+    // Each step bounded, so that a stuck database cannot hold the exit up.
+    if tokio::time::timeout(Duration::from_secs(5), background.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the event tasks did not stop within 5 s; exiting anyway");
+    }
     if delivering {
-        let _ = store.release_consumer(webhook::CONSUMER, &owner).await;
+        let release = store.release_consumer(webhook::CONSUMER, &owner);
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(2), release).await,
+            Ok(Ok(()))
+        ) {
+            tracing::warn!(
+                "could not release the webhook lease; another instance takes it when it expires"
+            );
+        }
     }
     // A query still running on a dropped connection must not hold the exit up.
     if tokio::time::timeout(Duration::from_secs(5), store.close())

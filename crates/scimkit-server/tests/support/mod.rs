@@ -228,9 +228,12 @@ impl Server {
     /// Stops the server with Ctrl-C (SIGINT) and requires a clean exit.
     pub fn stop(mut self) {
         let status = self.interrupt();
+        let log = self.log_lines();
+        let tail = &log[log.len().saturating_sub(20)..];
         assert!(
             status.is_some_and(|s| s.success()),
-            "the server did not stop cleanly: {status:?}"
+            "the server did not stop cleanly: {status:?}; its last lines:\n{}",
+            tail.join("\n")
         );
     }
 
@@ -238,7 +241,8 @@ impl Server {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        for _ in 0..200 {
+        // The server's own bounds add up to about 22 s (grace, event tasks, pool).
+        for _ in 0..600 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
