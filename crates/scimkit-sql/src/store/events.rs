@@ -113,22 +113,9 @@ impl<C: Tenant + 'static> SqlStore<C> {
              ORDER BY sequence LIMIT $2",
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, String, String)> = match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_as(&sql)
-                    .bind(from)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_as(&sql)
-                    .bind(from)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-        }
+        let rows: Vec<(i64, String, String)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(&sql).bind(from).bind(limit).fetch_all(p).await
+        })
         .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
         for (sequence, tenant, text) in rows {
@@ -161,20 +148,9 @@ impl<C: Tenant + 'static> SqlStore<C> {
     /// The sequence `consumer` acknowledged, if it is known.
     async fn acknowledged(&self, consumer: &str) -> Result<Option<i64>, StoreError> {
         let select = self.sql("SELECT acknowledged FROM scim_event_consumers WHERE name = $1");
-        match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_scalar(&select)
-                    .bind(consumer)
-                    .fetch_optional(p)
-                    .await
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_scalar(&select)
-                    .bind(consumer)
-                    .fetch_optional(p)
-                    .await
-            }
-        }
+        on_pool!(&self.pool, p => {
+            sqlx::query_scalar(&select).bind(consumer).fetch_optional(p).await
+        })
         .map_err(backend)
     }
 
@@ -262,11 +238,8 @@ impl<C: Tenant + 'static> SqlStore<C> {
     /// [`StoreError::Backend`] on failure.
     pub async fn consumers(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let sql = "SELECT name, acknowledged FROM scim_event_consumers ORDER BY name";
-        let rows: Vec<(String, i64)> = match &self.pool {
-            Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
-            Pool::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
-        }
-        .map_err(backend)?;
+        let rows: Vec<(String, i64)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).fetch_all(p).await).map_err(backend)?;
         Ok(rows
             .into_iter()
             .map(|(n, a)| (n, u64::try_from(a).unwrap_or_default()))
@@ -353,22 +326,9 @@ impl<C: Tenant + 'static> SqlStore<C> {
              FROM scim_event_dead_letters WHERE consumer = $1 ORDER BY sequence LIMIT $2",
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, String, String, i64, String, i64)> = match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_as(&sql)
-                    .bind(consumer)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_as(&sql)
-                    .bind(consumer)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await
-            }
-        }
+        let rows: Vec<(i64, String, String, i64, String, i64)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(&sql).bind(consumer).bind(limit).fetch_all(p).await
+        })
         .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
         for (sequence, tenant, text, attempts, last_error, failed_ms) in rows {
@@ -397,12 +357,9 @@ impl<C: Tenant + 'static> SqlStore<C> {
              (SELECT acknowledged FROM scim_event_consumers WHERE name = $1), \
              (SELECT MIN(sequence) FROM scim_events)",
         );
-        let (last, acknowledged, first): (Option<i64>, Option<i64>, Option<i64>) = match &self.pool
-        {
-            Pool::Postgres(p) => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await,
-            Pool::Sqlite(p) => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await,
-        }
-        .map_err(backend)?;
+        let (last, acknowledged, first): (Option<i64>, Option<i64>, Option<i64>) =
+            on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await)
+                .map_err(backend)?;
         let last = last.unwrap_or(0);
         // Pruned events are not pending, whatever a new consumer acknowledged.
         let done = acknowledged.unwrap_or(0).max(first.map_or(last, |f| f - 1));

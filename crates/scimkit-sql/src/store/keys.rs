@@ -55,16 +55,6 @@ pub struct KeyTable {
     pool: Pool,
 }
 
-/// Runs the same sqlx expression on whichever database the pool holds.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Postgres($p) => $body,
-            Pool::Sqlite($p) => $body,
-        }
-    };
-}
-
 const COLUMNS: &str = "id, tenant, label, hash, created, last_used, revoked";
 
 fn stored_key<R: Row>(row: &R) -> Result<StoredKey, sqlx::Error>

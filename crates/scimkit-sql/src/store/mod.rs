@@ -27,6 +27,16 @@
 //! # }
 //! ```
 
+/// Runs the same sqlx expression on whichever database the pool holds.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Postgres($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
 mod events;
 mod keys;
 mod migrate;
