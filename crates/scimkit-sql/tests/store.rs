@@ -1222,3 +1222,132 @@ mod event_delivery {
         }
     }
 }
+
+mod group_commit {
+    //! SQLite writers of one process share commits: each write in a savepoint of
+    //! the open transaction, answered once the commit that carries it is durable.
+    use super::*;
+    use common::scenarios::{call, post, tenant};
+    use scimkit::events::EventLog;
+    use scimkit::service::Request;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn user(name: &str) -> Value {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
+    }
+
+    /// Every user the service lists, by userName.
+    async fn user_names(svc: &Service<SqlStore<String>>) -> Vec<String> {
+        let (_, list, _) = call(svc, Request::new("GET", "/Users?count=1000")).await;
+        let mut names: Vec<String> = list["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["userName"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// 64 creations at once, two for each of 32 names: one of each pair is 201 and
+    /// the other 409, even when both share a commit; the 409s leave nothing behind
+    /// (no row, no event), and everything answered 201 is in the file for a new
+    /// store to read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failed_writes_in_a_shared_commit_leave_nothing() {
+        let scratch = Scratch::file();
+        let svc = Arc::new(service(scratch.store().await));
+        let mut tasks = Vec::new();
+        for i in 0..64usize {
+            let svc = Arc::clone(&svc);
+            tasks.push(tokio::spawn(async move {
+                let name = format!("pair{}", i % 32);
+                (
+                    name.clone(),
+                    call(&svc, post("/Users", &user(&name))).await.0,
+                )
+            }));
+        }
+        let mut created = Vec::new();
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                (name, 201) => created.push(name),
+                (_, 409) => conflicts += 1,
+                (name, code) => panic!("{name}: {code}"),
+            }
+        }
+        created.sort();
+        assert_eq!(created.len(), 32, "one creation per name");
+        assert_eq!(conflicts, 32);
+        // Read through a store of its own: only what was committed.
+        let fresh = service(scratch.store().await);
+        assert_eq!(user_names(&fresh).await, created);
+        let events = fresh
+            .store()
+            .read_events("check", 1_000)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 32, "one event per creation");
+    }
+
+    /// Writers dropped in the middle (their requests abandoned at any point) leave
+    /// no transaction open: the writes still running complete, a write afterwards is
+    /// not held up, another process (store) can take the write lock, and every
+    /// user is either there with its event or not there at all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_dropped_midway_hold_nothing() {
+        let scratch = Scratch::file();
+        let svc = Arc::new(service(scratch.store().await));
+        for round in 0..5u64 {
+            let mut tasks = Vec::new();
+            for i in 0..40u64 {
+                let svc = Arc::clone(&svc);
+                tasks.push(tokio::spawn(async move {
+                    let resp = svc
+                        .handle(&tenant(), post("/Users", &user(&format!("r{round}-{i}"))))
+                        .await;
+                    (resp.status, resp.json_body().unwrap_or(Value::Null))
+                }));
+            }
+            // Abandon every other one after a moment: some before their turn,
+            // some in it, some waiting for their commit.
+            tokio::time::sleep(Duration::from_micros(300 * round)).await;
+            for (i, t) in tasks.iter().enumerate() {
+                if i % 2 == 0 {
+                    t.abort();
+                }
+            }
+            for t in tasks {
+                if let Ok((code, body)) = t.await {
+                    assert_eq!(code, 201, "{body}");
+                }
+            }
+        }
+        let after = tokio::time::timeout(
+            Duration::from_secs(10),
+            call(&svc, post("/Users", &user("after"))),
+        )
+        .await
+        .expect("a write after the abandoned ones is not held up");
+        assert_eq!(after.0, 201);
+        // Another store on the file (another process, as far as SQLite knows).
+        let other = service(scratch.store().await);
+        let (code, _, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            call(&other, post("/Users", &user("elsewhere"))),
+        )
+        .await
+        .expect("the write lock is free");
+        assert_eq!(code, 201);
+        let names = user_names(&other).await;
+        let events = other
+            .store()
+            .read_events("check", 1_000)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), names.len(), "an event for each user, no more");
+    }
+}

@@ -12,7 +12,7 @@ use scimkit::events::{Event, EventLog, StoredEvent};
 use scimkit::store::StoreError;
 use sqlx::postgres::PgListener;
 
-use super::{Pool, SqlStore, Tenant, backend, begin_immediate};
+use super::{Pool, SqlStore, Tenant, backend};
 use crate::Dialect;
 
 /// The channel PostgreSQL notifies when events commit.
@@ -79,19 +79,27 @@ impl<C: Tenant + 'static> SqlStore<C> {
             Pool::Postgres(p) => pg(sqlx::query(sql))
                 .execute(p)
                 .await
-                .map(|r| r.rows_affected()),
+                .map(|r| r.rows_affected())
+                .map_err(backend),
             Pool::Sqlite(p) => {
-                let _turn = self.writers.lock().await;
-                let mut tx = begin_immediate(p).await?;
-                let affected = sqlite(sqlx::query(sql))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected();
-                tx.commit().await.map(|()| affected)
+                let mut turn = self.writers.turn(p).await?;
+                let mut tx = turn.savepoint().await?;
+                let done = match sqlite(sqlx::query(sql)).execute(&mut *tx).await {
+                    Ok(done) => tx.commit().await.map(|()| done.rows_affected()),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                };
+                match done {
+                    Ok(affected) => turn.finish().await.map(|()| affected),
+                    Err(e) => {
+                        turn.abandon().await;
+                        Err(backend(e))
+                    }
+                }
             }
         }
-        .map_err(backend)
     }
 
     /// Like [`EventLog::read_events`], but after `after` when that is further than

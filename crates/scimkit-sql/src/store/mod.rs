@@ -12,7 +12,10 @@
 //! comparison document. SQLite runs in WAL mode with `synchronous = FULL` (a commit
 //! the client saw acknowledged survives a power cut) and writers that take the
 //! write lock up front (`BEGIN IMMEDIATE`) and wait for it, so concurrent writers,
-//! in one process or several, queue instead of failing.
+//! in one process or several, queue instead of failing. The writers of one process
+//! share commits (group commit): each operation runs in a savepoint of the open
+//! transaction and is answered once the commit that carries it is on disk, so one
+//! flush serves every write that queued meanwhile.
 //!
 //! ```no_run
 //! use scimkit::{Registry, service::{Service, ServiceConfig}};
@@ -37,6 +40,7 @@ macro_rules! on_pool {
     };
 }
 
+mod batch;
 mod events;
 mod keys;
 mod migrate;
@@ -104,8 +108,8 @@ pub struct SqlStore<C = ()> {
     registry: Arc<Registry>,
     /// The attribute whose values live in the member table (`members`).
     members: String,
-    /// The queue of this process's SQLite writers (one writes at a time anyway).
-    writers: Arc<tokio::sync::Mutex<()>>,
+    /// The queue of this process's SQLite writers, who share commits.
+    writers: Arc<batch::Writers>,
     /// Counts this process's commits of events, for its waiting consumers
     /// (PostgreSQL wakes every process's through `LISTEN`).
     new_events: Arc<tokio::sync::watch::Sender<u64>>,
@@ -135,20 +139,30 @@ const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(10);
 
 /// Begins a SQLite write transaction holding the write lock (`BEGIN IMMEDIATE`),
 /// waiting for it (the busy timeout) and then retrying a few times.
+///
+/// It runs as a task of its own: sqlx awaits once more after a `BEGIN` of its
+/// caller's wording, and a caller dropped there (a client that went away) would
+/// leave the transaction open on a pooled connection, holding the write lock for
+/// good. A task runs to the end; if its caller is gone, the transaction it returns
+/// is dropped, which rolls it back.
 async fn begin_immediate(
     pool: &SqlitePool,
 ) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
-    let mut attempt = 0;
-    loop {
-        match pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => return Ok(tx),
-            Err(e) if attempt < 3 && is_busy(&e) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+    let pool = pool.clone();
+    let begin = async move {
+        let mut attempt = 0;
+        loop {
+            match pool.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => return Ok(tx),
+                Err(e) if attempt < 3 && is_busy(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                Err(e) => return Err(backend(e)),
             }
-            Err(e) => return Err(backend(e)),
         }
-    }
+    };
+    tokio::spawn(begin).await.map_err(StoreError::backend)?
 }
 
 /// Whether SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED`.
@@ -214,7 +228,7 @@ impl<C> SqlStore<C> {
             pool,
             registry: Arc::new(registry),
             members: "members".to_owned(),
-            writers: Arc::new(tokio::sync::Mutex::new(())),
+            writers: Arc::new(batch::Writers::default()),
             new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
             context: PhantomData,
         })
@@ -416,13 +430,23 @@ macro_rules! write_tx {
                 }
                 Pool::Sqlite(pool) => {
                     // This process's writers queue here, woken in turn, rather than
-                    // in SQLite's busy handler, which sleeps and polls; writers in
-                    // other processes still meet at the database's lock.
-                    let _turn = $store.writers.lock().await;
-                    let mut $tx = begin_immediate(pool).await?;
+                    // in SQLite's busy handler, which sleeps and polls, and share
+                    // commits; writers in other processes meet at the database's lock.
+                    let mut turn = $store.writers.turn(pool).await?;
+                    let mut $tx = turn.savepoint().await?;
                     match async { $body }.await {
-                        Ok(v) => $tx.commit().await.map(|()| v).map_err(backend),
-                        Err(e) => Err(e),
+                        Ok(v) => match $tx.commit().await {
+                            Ok(()) => turn.finish().await.map(|()| v),
+                            Err(e) => {
+                                turn.abandon().await;
+                                Err(backend(e))
+                            }
+                        },
+                        Err(e) => {
+                            let _ = $tx.rollback().await;
+                            turn.abandon().await;
+                            Err(e)
+                        }
                     }
                 }
             };
