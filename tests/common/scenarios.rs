@@ -704,6 +704,20 @@ pub async fn uniqueness_is_case_insensitive_and_per_tenant<S: Store<Context = St
     )
     .await;
     assert_error(status, &err, 409, Some("uniqueness"));
+    // The failed rename kept bob's claim; a rename releases the old name and claims
+    // the new one; a write that leaves userName alone keeps its claim.
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    assert_eq!(call(&svc, post("/Users", &user("BOB"))).await.0, 409);
+    let bob = format!("/Users/{}", b["id"].as_str().expect("id"));
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "userName", "value": "carol"}]});
+    let (status, _, _) = call(&svc, Request::new("PATCH", &bob).with_json(&rename)).await;
+    assert_eq!(status, 200);
+    assert_eq!(call(&svc, post("/Users", &user("Bob"))).await.0, 201);
+    assert_eq!(call(&svc, post("/Users", &user("CAROL"))).await.0, 409);
+    let nick = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": "C"}]});
+    let (status, _, _) = call(&svc, Request::new("PATCH", &bob).with_json(&nick)).await;
+    assert_eq!(status, 200);
+    assert_eq!(call(&svc, post("/Users", &user("carol"))).await.0, 409);
 }
 
 pub async fn discovery_is_truthful<S: Store<Context = String>>(svc: Service<S>) {

@@ -615,6 +615,146 @@ macro_rules! insert_members {
     }};
 }
 
+/// The statement(s) that make a resource's unique values exactly `k` pairs of
+/// attribute and value (`$4`/`$5`, `$6`/`$7`, …) owned by the resource `$3` of type
+/// `$2` in tenant `$1`: with `replacing`, the resource's other values are released
+/// first. Claims of values the resource already owns are kept as they are; the
+/// statement returns the attribute of every value the resource owns afterwards, so a
+/// value missing from the answer is one another resource holds (a conflict). One
+/// statement on PostgreSQL, one call on SQLite.
+fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
+    let pair = |i: usize| (4 + 2 * i, 5 + 2 * i);
+    let mut sql = String::new();
+    if replacing {
+        sql.push_str(match dialect {
+            Dialect::Postgres => "WITH released AS (",
+            Dialect::Sqlite => "",
+        });
+        sql.push_str(&format!(
+            "DELETE FROM scim_unique WHERE tenant = {} AND resource_type = {} AND id = {}",
+            ph(dialect, 1),
+            ph(dialect, 2),
+            ph(dialect, 3)
+        ));
+        if k > 0 {
+            sql.push_str(" AND (attribute, value) NOT IN (VALUES ");
+            for i in 0..k {
+                let (a, v) = pair(i);
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("({}, {})", ph(dialect, a), ph(dialect, v)));
+            }
+            sql.push(')');
+        }
+        sql.push_str(match dialect {
+            Dialect::Postgres => ") ",
+            Dialect::Sqlite if k > 0 => "; ",
+            Dialect::Sqlite => "",
+        });
+    }
+    if k > 0 {
+        sql.push_str(
+            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ",
+        );
+        for i in 0..k {
+            let (a, v) = pair(i);
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "({}, {}, {}, {}, {})",
+                ph(dialect, 1),
+                ph(dialect, 2),
+                ph(dialect, a),
+                ph(dialect, v),
+                ph(dialect, 3)
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (tenant, resource_type, attribute, value) \
+             DO UPDATE SET id = excluded.id WHERE scim_unique.id = excluded.id RETURNING attribute",
+        );
+    } else if dialect == Dialect::Postgres && replacing {
+        sql.push_str("SELECT NULL::text WHERE false");
+    }
+    sql
+}
+
+/// Claims `$unique` for `$id` in `$tx` (see [`claim_sql`]); evaluates to
+/// `Err(Conflict)` naming the first value another resource holds.
+macro_rules! claim_unique {
+    ($store:expr, $tx:expr, $tenant:expr, $rt:expr, $id:expr, $unique:expr, $replacing:expr) => {{
+        let unique: &[UniqueValue] = $unique;
+        let mut distinct: Vec<&UniqueValue> = Vec::with_capacity(unique.len());
+        for u in unique {
+            if !distinct
+                .iter()
+                .any(|d| d.attribute == u.attribute && d.value == u.value)
+            {
+                distinct.push(u);
+            }
+        }
+        if distinct.is_empty() && !$replacing {
+            Ok(())
+        } else {
+            let sql = claim_sql($store.dialect(), distinct.len(), $replacing);
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind($tenant)
+                .bind($rt)
+                .bind($id);
+            for u in &distinct {
+                q = q.bind(&u.attribute).bind(&u.value);
+            }
+            let owned: Vec<String> = q.fetch_all(&mut *$tx).await.map_err(backend)?;
+            match distinct.iter().find(|u| !owned.contains(&u.attribute)) {
+                Some(u) => Err(StoreError::Conflict(format!(
+                    "{} {:?} is already in use",
+                    u.attribute, u.value
+                ))),
+                None => Ok(()),
+            }
+        }
+    }};
+}
+
+/// Events written by one statement at most (three parameters each).
+const EVENT_CHUNK: usize = 1_000;
+
+/// One statement that takes `n` sequences from the head row and appends `n` events
+/// with them: `$1` is `n`, `$2` the tenant, then id, time and JSON for each event.
+/// On PostgreSQL it is one statement (the head's `UPDATE` in a `WITH`, and the
+/// notification that wakes listening consumers when it commits); on SQLite two in
+/// one call.
+fn events_sql(dialect: Dialect, n: usize) -> String {
+    let mut values = String::with_capacity(n * 24);
+    for i in 0..n {
+        if i > 0 {
+            values.push_str(", ");
+        }
+        let p = 3 + i * 3;
+        values.push_str(&match dialect {
+            Dialect::Postgres => format!("({}, ${p}, ${}::int8, ${})", i + 1, p + 1, p + 2),
+            Dialect::Sqlite => format!("({}, ?{p}, ?{}, ?{})", i + 1, p + 1, p + 2),
+        });
+    }
+    match dialect {
+        Dialect::Postgres => format!(
+            "WITH head AS (UPDATE scim_event_head SET last = last + $1 RETURNING last) \
+             INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+             SELECT head.last - $1 + v.ord, $2, v.id, v.ms, v.ev::jsonb \
+             FROM head, (VALUES {values}) AS v (ord, id, ms, ev) \
+             RETURNING pg_notify('scim_events', '')"
+        ),
+        Dialect::Sqlite => format!(
+            "UPDATE scim_event_head SET last = last + ?1; \
+             INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+             SELECT h.last - ?1 + v.column1, ?2, v.column2, v.column3, v.column4 \
+             FROM scim_event_head AS h, (VALUES {values}) AS v"
+        ),
+    }
+}
+
 /// Appends `$events` to the outbox in the transaction `$tx`, as its last
 /// statements: the sequences come from the head row, which stays locked until the
 /// transaction ends, so sequence order is commit order and a rollback leaves no gap;
@@ -622,36 +762,16 @@ macro_rules! insert_members {
 macro_rules! record_events {
     ($store:expr, $tx:expr, $tenant:expr, $events:expr) => {{
         let events: &[Event] = $events;
-        if !events.is_empty() {
-            let last: i64 = sqlx::query_scalar(
-                &$store.sql("UPDATE scim_event_head SET last = last + $1 RETURNING last"),
-            )
-            .bind(events.len() as i64)
-            .fetch_one(&mut *$tx)
-            .await
-            .map_err(backend)?;
-            let first = last - events.len() as i64 + 1;
-            let insert = $store.sql(
-                "INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
-                 VALUES ($1, $2, $3, $4, $5::jsonb)",
-            );
-            for (i, e) in events.iter().enumerate() {
-                sqlx::query(&insert)
-                    .bind(first + i as i64)
-                    .bind($tenant)
+        for chunk in events.chunks(EVENT_CHUNK) {
+            let sql = events_sql($store.dialect(), chunk.len());
+            let mut q = sqlx::query(&sql).bind(chunk.len() as i64).bind($tenant);
+            for e in chunk {
+                q = q
                     .bind(&e.id)
                     .bind(e.time.timestamp_millis())
-                    .bind(serde_json::to_string(e).map_err(StoreError::backend)?)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(backend)?;
+                    .bind(serde_json::to_string(e).map_err(StoreError::backend)?);
             }
-            if $store.dialect() == Dialect::Postgres {
-                sqlx::query("SELECT pg_notify('scim_events', '')")
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(backend)?;
-            }
+            q.execute(&mut *$tx).await.map_err(backend)?;
         }
     }};
 }
@@ -719,11 +839,6 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let exists = self.sql(
             "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
         );
-        let release = self
-            .sql("DELETE FROM scim_unique WHERE tenant = $1 AND resource_type = $2 AND id = $3");
-        let claim = self.sql(
-            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
-        );
         let current_members = self.sql(
             "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
         );
@@ -759,38 +874,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
                     Some(_) => StoreError::PreconditionFailed,
                 })
             } else {
-                sqlx::query(&release)
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .bind(&record.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                let mut result = Ok(());
-                for u in unique {
-                    let claimed = sqlx::query(&claim)
-                        .bind(tenant)
-                        .bind(resource_type)
-                        .bind(&u.attribute)
-                        .bind(&u.value)
-                        .bind(&record.id)
-                        .execute(&mut *tx)
-                        .await;
-                    match claimed {
-                        Err(e) if is_unique_violation(&e) => {
-                            result = Err(StoreError::Conflict(format!(
-                                "{} {:?} is already in use",
-                                u.attribute, u.value
-                            )));
-                            break;
-                        }
-                        Err(e) => {
-                            result = Err(backend(e));
-                            break;
-                        }
-                        Ok(_) => {}
-                    }
-                }
+                let result = claim_unique!(self, tx, tenant, resource_type, &record.id, unique, true);
                 if result.is_ok() && rule.is_some() {
                     // Members are rewritten only when they changed: a rename leaves
                     // the member rows alone.
@@ -861,9 +945,6 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
              VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
         );
-        let claim = self.sql(
-            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ($1, $2, $3, $4, $5)",
-        );
         let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
                 .bind(tenant)
@@ -882,31 +963,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 }
                 Err(e) => Err(backend(e)),
                 Ok(_) => {
-                    let mut result = Ok(());
-                    for u in unique {
-                        let claimed = sqlx::query(&claim)
-                            .bind(tenant)
-                            .bind(resource_type)
-                            .bind(&u.attribute)
-                            .bind(&u.value)
-                            .bind(&record.id)
-                            .execute(&mut *tx)
-                            .await;
-                        match claimed {
-                            Err(e) if is_unique_violation(&e) => {
-                                result = Err(StoreError::Conflict(format!(
-                                    "{} {:?} is already in use",
-                                    u.attribute, u.value
-                                )));
-                                break;
-                            }
-                            Err(e) => {
-                                result = Err(backend(e));
-                                break;
-                            }
-                            Ok(_) => {}
-                        }
-                    }
+                    let result = claim_unique!(self, tx, tenant, resource_type, &record.id, unique, false);
                     if result.is_ok() && !rows.is_empty() {
                         insert_members!(self, tx, tenant, resource_type, &record.id, rows);
                     }
