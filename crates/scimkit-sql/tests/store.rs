@@ -1291,6 +1291,39 @@ mod group_commit {
             .await
             .expect("events");
         assert_eq!(events.len(), 32, "one event per creation");
+        // Every user renamed to one name at once: one rename wins, the others are
+        // 409 and keep their names and claims.
+        let (_, list, _) = call(&svc, Request::new("GET", "/Users?count=100")).await;
+        let ids: Vec<String> = list["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str().map(str::to_owned))
+            .collect();
+        let mut tasks = Vec::new();
+        for id in ids {
+            let svc = Arc::clone(&svc);
+            tasks.push(tokio::spawn(async move {
+                let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "userName", "value": "winner"}]});
+                call(&svc, Request::new("PATCH", &format!("/Users/{id}")).with_json(&op))
+                    .await
+                    .0
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.expect("task"));
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == 409).count(), 31, "{codes:?}");
+        let names = user_names(&service(scratch.store().await)).await;
+        assert_eq!(names.len(), 32);
+        assert!(names.contains(&"winner".to_owned()));
+        let kept = names.iter().filter(|n| n.starts_with("pair")).count();
+        assert_eq!(kept, 31);
+        for name in names.iter().filter(|n| n.starts_with("pair")) {
+            assert_eq!(call(&svc, post("/Users", &user(name))).await.0, 409, "{name} is still claimed");
+        }
     }
 
     /// Writers dropped in the middle (their requests abandoned at any point) leave
@@ -1326,6 +1359,40 @@ mod group_commit {
                 }
             }
         }
+        // PATCHes abandoned at any point, on the users there are: nothing
+        // half-done is committed, and the others succeed.
+        let (_, list, _) = call(&svc, Request::new("GET", "/Users?count=1000")).await;
+        let ids: Vec<String> = list["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str().map(str::to_owned))
+            .collect();
+        for round in 0..8u64 {
+            let mut tasks = Vec::new();
+            for (i, id) in ids.iter().enumerate().take(40) {
+                let svc = Arc::clone(&svc);
+                let path = format!("/Users/{id}");
+                tasks.push(tokio::spawn(async move {
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("n{round}-{i}")}]});
+                    let resp = svc
+                        .handle(&tenant(), Request::new("PATCH", &path).with_json(&op))
+                        .await;
+                    (resp.status, resp.json_body().unwrap_or(Value::Null))
+                }));
+            }
+            tokio::time::sleep(Duration::from_micros(150 * round)).await;
+            for (i, t) in tasks.iter().enumerate() {
+                if i % 3 == 0 {
+                    t.abort();
+                }
+            }
+            for t in tasks {
+                if let Ok((code, body)) = t.await {
+                    assert_eq!(code, 200, "{body}");
+                }
+            }
+        }
         let after = tokio::time::timeout(
             Duration::from_secs(10),
             call(&svc, post("/Users", &user("after"))),
@@ -1348,6 +1415,24 @@ mod group_commit {
             .read_events("check", 1_000)
             .await
             .expect("events");
-        assert_eq!(events.len(), names.len(), "an event for each user, no more");
+        // Each user's events name exactly the versions it went through: every
+        // committed write has its event, and nothing else does.
+        let (_, list, _) = call(&other, Request::new("GET", "/Users?count=1000")).await;
+        let users = list["Resources"].as_array().cloned().unwrap_or_default();
+        assert_eq!(users.len(), names.len());
+        for u in users {
+            let id = u["id"].as_str().expect("id");
+            let version: u64 = u["meta"]["version"]
+                .as_str()
+                .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok())
+                .expect("version");
+            let mut versions: Vec<u64> = events
+                .iter()
+                .filter(|e| e.event.resource_id == id)
+                .map(|e| e.event.version)
+                .collect();
+            versions.sort_unstable();
+            assert_eq!(versions, (1..=version).collect::<Vec<u64>>(), "{id}");
+        }
     }
 }
