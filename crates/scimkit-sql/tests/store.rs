@@ -1322,7 +1322,11 @@ mod group_commit {
         let kept = names.iter().filter(|n| n.starts_with("pair")).count();
         assert_eq!(kept, 31);
         for name in names.iter().filter(|n| n.starts_with("pair")) {
-            assert_eq!(call(&svc, post("/Users", &user(name))).await.0, 409, "{name} is still claimed");
+            assert_eq!(
+                call(&svc, post("/Users", &user(name))).await.0,
+                409,
+                "{name} is still claimed"
+            );
         }
     }
 

@@ -618,67 +618,53 @@ macro_rules! insert_members {
 /// The statement(s) that make a resource's unique values exactly `k` pairs of
 /// attribute and value (`$4`/`$5`, `$6`/`$7`, …) owned by the resource `$3` of type
 /// `$2` in tenant `$1`: with `replacing`, the resource's other values are released
-/// first. Claims of values the resource already owns are kept as they are; the
-/// statement returns the attribute of every value the resource owns afterwards, so a
-/// value missing from the answer is one another resource holds (a conflict). One
-/// statement on PostgreSQL, one call on SQLite.
+/// first. A value the resource already owns is left as it is (a write that keeps its
+/// userName rewrites no row of the claims); the statement returns the attribute of
+/// every value the resource owns afterwards, so a value missing from the answer is
+/// one another resource holds (a conflict). One statement on PostgreSQL, one call on
+/// SQLite.
 fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
-    let pair = |i: usize| (4 + 2 * i, 5 + 2 * i);
-    let mut sql = String::new();
-    if replacing {
-        sql.push_str(match dialect {
-            Dialect::Postgres => "WITH released AS (",
-            Dialect::Sqlite => "",
-        });
-        sql.push_str(&format!(
-            "DELETE FROM scim_unique WHERE tenant = {} AND resource_type = {} AND id = {}",
-            ph(dialect, 1),
-            ph(dialect, 2),
-            ph(dialect, 3)
-        ));
-        if k > 0 {
-            sql.push_str(" AND (attribute, value) NOT IN (VALUES ");
-            for i in 0..k {
-                let (a, v) = pair(i);
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("({}, {})", ph(dialect, a), ph(dialect, v)));
-            }
-            sql.push(')');
-        }
-        sql.push_str(match dialect {
-            Dialect::Postgres => ") ",
-            Dialect::Sqlite if k > 0 => "; ",
-            Dialect::Sqlite => "",
-        });
-    }
+    let pairs = |row: &dyn Fn(usize, usize) -> String| {
+        (0..k)
+            .map(|i| row(4 + 2 * i, 5 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (t, r, id) = (ph(dialect, 1), ph(dialect, 2), ph(dialect, 3));
+    let owner = format!("tenant = {t} AND resource_type = {r} AND id = {id}");
+    let mut release = format!("DELETE FROM scim_unique WHERE {owner}");
     if k > 0 {
-        sql.push_str(
-            "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES ",
-        );
-        for i in 0..k {
-            let (a, v) = pair(i);
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "({}, {}, {}, {}, {})",
-                ph(dialect, 1),
-                ph(dialect, 2),
-                ph(dialect, a),
-                ph(dialect, v),
-                ph(dialect, 3)
-            ));
-        }
-        sql.push_str(
-            " ON CONFLICT (tenant, resource_type, attribute, value) \
-             DO UPDATE SET id = excluded.id WHERE scim_unique.id = excluded.id RETURNING attribute",
-        );
-    } else if dialect == Dialect::Postgres && replacing {
-        sql.push_str("SELECT NULL::text WHERE false");
+        release.push_str(" AND (attribute, value) NOT IN (VALUES ");
+        release.push_str(&pairs(&|a, v| {
+            format!("({}, {})", ph(dialect, a), ph(dialect, v))
+        }));
+        release.push(')');
     }
-    sql
+    let claim = format!(
+        "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES {} \
+         ON CONFLICT (tenant, resource_type, attribute, value) DO NOTHING RETURNING attribute",
+        pairs(&|a, v| format!("({t}, {r}, {}, {}, {id})", ph(dialect, a), ph(dialect, v)))
+    );
+    match (dialect, replacing, k) {
+        (_, false, _) => claim,
+        (Dialect::Postgres, true, 0) => {
+            format!("WITH released AS ({release}) SELECT NULL::text WHERE false")
+        }
+        (Dialect::Sqlite, true, 0) => release,
+        // The main query sees the claims as they were before the statement: the
+        // values the resource owned already; `claimed` returns those it took now.
+        (Dialect::Postgres, true, _) => format!(
+            "WITH released AS ({release}), claimed AS ({claim}) \
+             SELECT attribute FROM claimed UNION ALL \
+             SELECT attribute FROM scim_unique WHERE {owner} AND (attribute, value) IN (VALUES {})",
+            pairs(&|a, v| format!("({}, {})", ph(dialect, a), ph(dialect, v)))
+        ),
+        // Each statement's parameters run from ?1 without gaps (sqlx binds a
+        // statement's unnamed positions in turn and stops beyond its arguments).
+        (Dialect::Sqlite, true, _) => {
+            format!("{release}; SELECT attribute FROM scim_unique WHERE {owner}; {claim}")
+        }
+    }
 }
 
 /// Claims `$unique` for `$id` in `$tx` (see [`claim_sql`]); evaluates to
