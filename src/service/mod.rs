@@ -38,6 +38,7 @@ mod cursor;
 mod discovery;
 mod limits;
 mod query;
+mod queue;
 mod references;
 mod request;
 
@@ -287,6 +288,8 @@ pub struct Service<S: Store> {
     registry: Registry,
     config: ServiceConfig,
     clock: Arc<dyn Clock>,
+    /// This process's writes queue per resource (see [`queue`]).
+    writes: queue::WriteQueue,
 }
 
 impl<S: Store> fmt::Debug for Service<S> {
@@ -416,6 +419,7 @@ impl<S: Store> Service<S> {
             registry: Registry::core(),
             config,
             clock: Arc::new(SystemClock),
+            writes: queue::WriteQueue::default(),
         }
     }
 
@@ -1333,6 +1337,8 @@ impl<S: Store> Service<S> {
         }
         let expect = Expect::from(req);
         let projection = self.query_projection(req)?;
+        // Writes to this resource in this process run in turn rather than race.
+        let _turn = self.writes.turn(rt.name(), id).await;
         for attempt in 0..=self.config.max_write_retries {
             if attempt > 0 {
                 yield_now().await;
@@ -1571,6 +1577,8 @@ impl<S: Store> Service<S> {
             .filter(|a| a.is_multi_valued())
             .map(|a| a.name());
         let touches_members = members_attr.is_some_and(|m| op_touches(rt, op, m));
+        // Writes to this resource in this process run in turn rather than race.
+        let _turn = self.writes.turn(rt.name(), id).await;
         for attempt in 0..=self.config.max_write_retries {
             if attempt > 0 {
                 yield_now().await;
@@ -1665,6 +1673,8 @@ impl<S: Store> Service<S> {
             None => Projection::all(),
         };
         let mut deleted = false;
+        // Writes to this resource in this process run in turn rather than race.
+        let _turn = self.writes.turn(rt.name(), id).await;
         for attempt in 0..=self.config.max_write_retries {
             if attempt > 0 {
                 yield_now().await;

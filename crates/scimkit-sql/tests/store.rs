@@ -1330,6 +1330,37 @@ mod group_commit {
         }
     }
 
+    /// PATCHes of one user from 16 clients at once, in one process: they queue for
+    /// the resource instead of racing, so none needs a retry (with retries turned
+    /// off, every one succeeds) and each writes one version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_to_one_resource_queue_in_process() {
+        let scratch = Scratch::file();
+        let mut config = ServiceConfig::default();
+        config.max_write_retries = 0;
+        let svc = Arc::new(Service::new(scratch.store().await, config).with_clock(clock()));
+        let (_, u, _) = call(&svc, post("/Users", &user("hot"))).await;
+        let path = format!("/Users/{}", u["id"].as_str().expect("id"));
+        let mut tasks = Vec::new();
+        for c in 0..16usize {
+            let svc = Arc::clone(&svc);
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for i in 0..10usize {
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("c{c}-{i}")}]});
+                    codes.push(call(&svc, Request::new("PATCH", &path).with_json(&op)).await.0);
+                }
+                codes
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), vec![200; 10]);
+        }
+        let (_, u, _) = call(&svc, Request::new("GET", &path)).await;
+        assert_eq!(u["meta"]["version"], "W/\"161\"");
+    }
+
     /// Writers dropped in the middle (their requests abandoned at any point) leave
     /// no transaction open: the writes still running complete, a write afterwards is
     /// not held up, another process (store) can take the write lock, and every
