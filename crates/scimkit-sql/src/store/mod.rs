@@ -772,6 +772,28 @@ struct Whole<'a> {
 }
 
 impl<C: Tenant + 'static> SqlStore<C> {
+    /// A stored row as the record `get` answers: its members attached when they
+    /// were read, then projected.
+    fn stored_record(
+        &self,
+        id: &str,
+        version: i64,
+        text: &str,
+        members: Option<&[String]>,
+        projection: &Projection,
+    ) -> Result<Record, StoreError> {
+        let mut resource: Value = serde_json::from_str(text).map_err(StoreError::backend)?;
+        if let Some(list) = members {
+            attach_members(&mut resource, &self.members, list)?;
+        }
+        project(&mut resource, projection);
+        Ok(Record {
+            id: id.to_owned(),
+            version: version as u64,
+            resource,
+        })
+    }
+
     /// `replace`, and with `members` false `replace_except`: the member rows and
     /// count stay as stored.
     async fn write_whole(
@@ -983,6 +1005,20 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
         );
         let tenant = ctx.tenant();
+        if !with_members {
+            // One statement: no transaction of its own (two round trips fewer).
+            let row: Option<(i64, String)> = on_pool!(&self.pool, p => {
+                sqlx::query_as(&select)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(id)
+                    .fetch_optional(p)
+                    .await
+            })
+            .map_err(backend)?;
+            let (version, text) = row.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            return self.stored_record(id, version, &text, None, projection);
+        }
         read_tx!(self, tx => {
             let row = sqlx::query(&select)
                 .bind(tenant)
@@ -994,19 +1030,14 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
             let version: i64 = row.try_get(0).map_err(backend)?;
             let text: String = row.try_get(1).map_err(backend)?;
-            let mut resource: Value = serde_json::from_str(&text).map_err(StoreError::backend)?;
-            if with_members {
-                let list: Vec<String> = sqlx::query_scalar(&members)
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                attach_members(&mut resource, &self.members, &list)?;
-            }
-            project(&mut resource, projection);
-            Ok(Record { id: id.to_owned(), version: version as u64, resource })
+            let list: Vec<String> = sqlx::query_scalar(&members)
+                .bind(tenant)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            self.stored_record(id, version, &text, Some(&list), projection)
         })
     }
 
