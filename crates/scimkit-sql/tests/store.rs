@@ -1238,17 +1238,55 @@ mod group_commit {
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
     }
 
-    /// Every user the service lists, by userName.
-    async fn user_names(svc: &Service<SqlStore<String>>) -> Vec<String> {
+    /// `field` of every user the service lists, sorted.
+    async fn users_by(svc: &Service<SqlStore<String>>, field: &str) -> Vec<String> {
         let (_, list, _) = call(svc, Request::new("GET", "/Users?count=1000")).await;
-        let mut names: Vec<String> = list["Resources"]
+        let mut out: Vec<String> = list["Resources"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|u| u["userName"].as_str().map(str::to_owned))
+            .filter_map(|u| u[field].as_str().map(str::to_owned))
             .collect();
-        names.sort();
-        names
+        out.sort();
+        out
+    }
+
+    /// Every user the service lists, by userName.
+    async fn user_names(svc: &Service<SqlStore<String>>) -> Vec<String> {
+        users_by(svc, "userName").await
+    }
+
+    /// Sends `requests` at once and abandons every `every`-th after `delay` (some
+    /// before their turn, some in it, some waiting for their commit); each that
+    /// completes answers `expected`.
+    async fn abandon_some(
+        svc: &Arc<Service<SqlStore<String>>>,
+        requests: Vec<Request>,
+        every: usize,
+        delay: Duration,
+        expected: u16,
+    ) {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|req| {
+                let svc = Arc::clone(svc);
+                tokio::spawn(async move {
+                    let resp = svc.handle(&tenant(), req).await;
+                    (resp.status, resp.json_body().unwrap_or(Value::Null))
+                })
+            })
+            .collect();
+        tokio::time::sleep(delay).await;
+        for (i, t) in tasks.iter().enumerate() {
+            if i % every == 0 {
+                t.abort();
+            }
+        }
+        for t in tasks {
+            if let Ok((code, body)) = t.await {
+                assert_eq!(code, expected, "{body}");
+            }
+        }
     }
 
     /// 64 creations at once, two for each of 32 names: one of each pair is 201 and
@@ -1293,13 +1331,7 @@ mod group_commit {
         assert_eq!(events.len(), 32, "one event per creation");
         // Every user renamed to one name at once: one rename wins, the others are
         // 409 and keep their names and claims.
-        let (_, list, _) = call(&svc, Request::new("GET", "/Users?count=100")).await;
-        let ids: Vec<String> = list["Resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u["id"].as_str().map(str::to_owned))
-            .collect();
+        let ids = users_by(&svc, "id").await;
         let mut tasks = Vec::new();
         for id in ids {
             let svc = Arc::clone(&svc);
@@ -1369,64 +1401,26 @@ mod group_commit {
     async fn writers_dropped_midway_hold_nothing() {
         let scratch = Scratch::file();
         let svc = Arc::new(service(scratch.store().await));
-        for round in 0..5u64 {
-            let mut tasks = Vec::new();
-            for i in 0..40u64 {
-                let svc = Arc::clone(&svc);
-                tasks.push(tokio::spawn(async move {
-                    let resp = svc
-                        .handle(&tenant(), post("/Users", &user(&format!("r{round}-{i}"))))
-                        .await;
-                    (resp.status, resp.json_body().unwrap_or(Value::Null))
-                }));
-            }
-            // Abandon every other one after a moment: some before their turn,
-            // some in it, some waiting for their commit.
-            tokio::time::sleep(Duration::from_micros(300 * round)).await;
-            for (i, t) in tasks.iter().enumerate() {
-                if i % 2 == 0 {
-                    t.abort();
-                }
-            }
-            for t in tasks {
-                if let Ok((code, body)) = t.await {
-                    assert_eq!(code, 201, "{body}");
-                }
-            }
+        for round in 0..5u32 {
+            let creations = (0..40)
+                .map(|i| post("/Users", &user(&format!("r{round}-{i}"))))
+                .collect();
+            abandon_some(&svc, creations, 2, Duration::from_micros(300) * round, 201).await;
         }
         // PATCHes abandoned at any point, on the users there are: nothing
         // half-done is committed, and the others succeed.
-        let (_, list, _) = call(&svc, Request::new("GET", "/Users?count=1000")).await;
-        let ids: Vec<String> = list["Resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u["id"].as_str().map(str::to_owned))
-            .collect();
-        for round in 0..8u64 {
-            let mut tasks = Vec::new();
-            for (i, id) in ids.iter().enumerate().take(40) {
-                let svc = Arc::clone(&svc);
-                let path = format!("/Users/{id}");
-                tasks.push(tokio::spawn(async move {
+        let ids = users_by(&svc, "id").await;
+        for round in 0..8u32 {
+            let patches = ids
+                .iter()
+                .take(40)
+                .enumerate()
+                .map(|(i, id)| {
                     let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("n{round}-{i}")}]});
-                    let resp = svc
-                        .handle(&tenant(), Request::new("PATCH", &path).with_json(&op))
-                        .await;
-                    (resp.status, resp.json_body().unwrap_or(Value::Null))
-                }));
-            }
-            tokio::time::sleep(Duration::from_micros(150 * round)).await;
-            for (i, t) in tasks.iter().enumerate() {
-                if i % 3 == 0 {
-                    t.abort();
-                }
-            }
-            for t in tasks {
-                if let Ok((code, body)) = t.await {
-                    assert_eq!(code, 200, "{body}");
-                }
-            }
+                    Request::new("PATCH", &format!("/Users/{id}")).with_json(&op)
+                })
+                .collect();
+            abandon_some(&svc, patches, 3, Duration::from_micros(150) * round, 200).await;
         }
         let after = tokio::time::timeout(
             Duration::from_secs(10),
