@@ -696,18 +696,7 @@ struct Writer<'m, 'a, 'r> {
 
 impl<'m, 'r> Writer<'m, '_, 'r> {
     fn bind(&mut self, p: Param) -> Ph {
-        let cast = match (&p, self.dialect) {
-            (_, Dialect::Sqlite) => "",
-            (Param::Real(_), Dialect::Postgres) => "::float8",
-            (Param::Bool(_), Dialect::Postgres) => "::boolean",
-            (_, Dialect::Postgres) => "::text",
-        };
-        self.params.push(p);
-        Ph {
-            n: self.params.len(),
-            cast,
-            dialect: self.dialect,
-        }
+        crate::translate::bind(&mut self.params, self.dialect, p)
     }
 
     fn never(&self) -> &'static str {

@@ -9,41 +9,60 @@ pub(crate) trait SqlPiece {
 }
 
 impl SqlPiece for str {
+    #[inline]
     fn push_to(&self, out: &mut String) {
         out.push_str(self);
     }
 }
 
 impl SqlPiece for String {
+    #[inline]
     fn push_to(&self, out: &mut String) {
         out.push_str(self);
     }
 }
 
 impl<T: SqlPiece + ?Sized> SqlPiece for &T {
+    #[inline]
     fn push_to(&self, out: &mut String) {
         (**self).push_to(out);
     }
 }
 
 impl SqlPiece for usize {
+    #[inline]
     fn push_to(&self, out: &mut String) {
-        // Placeholders and aliases are mostly below 100.
+        // Placeholders and aliases are mostly below 100: one copy from a table.
         match *self {
-            n @ 0..10 => out.push(digit(n)),
-            n @ 10..100 => {
-                out.push(digit(n / 10));
-                out.push(digit(n % 10));
-            }
+            n @ 0..100 => out.push_str(&TWO_DIGITS[n]),
             n => push_number(out, n, 1),
         }
     }
 }
 
-/// The character of a digit below 10.
-fn digit(n: usize) -> char {
-    char::from(b'0' + (n % 10) as u8)
-}
+/// `"0"` to `"99"`.
+const TWO_DIGITS: [&str; 100] = {
+    const ALL: &str = "0123456789\
+        10111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        50515253545556575859606162636465666768697071727374757677787980818283848586878889\
+        90919293949596979899";
+    let mut table = [""; 100];
+    let mut n = 0;
+    while n < 100 {
+        let (start, len) = if n < 10 {
+            (n, 1)
+        } else {
+            (10 + (n - 10) * 2, 2)
+        };
+        let bytes = ALL.as_bytes().split_at(start).1.split_at(len).0;
+        table[n] = match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(_) => "",
+        };
+        n += 1;
+    }
+    table
+};
 
 /// Appends `n` in decimal, zero-padded to `width` digits.
 pub(crate) fn push_number(out: &mut String, mut n: usize, width: usize) {
@@ -91,4 +110,18 @@ macro_rules! sql {
     ($out:expr, $($piece:expr),+ $(,)?) => {{
         $( $crate::text::SqlPiece::push_to(&$piece, &mut $out); )+
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqlPiece;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in (0..1_000).chain([12_345, 1_000_000, usize::MAX]) {
+            let mut out = String::new();
+            n.push_to(&mut out);
+            assert_eq!(out, n.to_string());
+        }
+    }
 }

@@ -179,7 +179,7 @@ impl SqlPiece for JsonPath<'_> {
                 out.push_str("'$");
                 for key in keys {
                     out.push_str(".\"");
-                    if !key.contains(['"', '\\', '\'']) {
+                    if !key.bytes().any(|b| matches!(b, b'"' | b'\\' | b'\'')) {
                         out.push_str(key);
                         out.push('"');
                         continue;
@@ -205,7 +205,7 @@ impl SqlPiece for JsonPath<'_> {
                         out.push_str(", ");
                     }
                     out.push('\'');
-                    if !key.contains('\'') {
+                    if !key.bytes().any(|b| b == b'\'') {
                         out.push_str(key);
                         out.push('\'');
                         continue;
@@ -365,18 +365,7 @@ impl<'a, 'r> Writer<'a, 'r> {
     }
 
     fn bind(&mut self, p: Param) -> Ph {
-        let cast = match (&p, self.dialect) {
-            (_, Dialect::Sqlite) => "",
-            (Param::Text(_), Dialect::Postgres) => "::text",
-            (Param::Real(_), Dialect::Postgres) => "::float8",
-            (Param::Bool(_), Dialect::Postgres) => "::boolean",
-        };
-        self.params.push(p);
-        Ph {
-            n: self.params.len(),
-            cast,
-            dialect: self.dialect,
-        }
+        bind(&mut self.params, self.dialect, p)
     }
 
     fn alias(&mut self) -> Alias {
@@ -1210,6 +1199,34 @@ impl<'a, 'r> Writer<'a, 'r> {
             }
         }
     }
+}
+
+/// Adds `p` to `params` and answers its placeholder. A text just bound already (an
+/// index guard and the exact test after it compare with the same text) is not bound
+/// again: its placeholder is used twice, and every placeholder up to `params.len()`
+/// stays in use.
+pub(crate) fn bind(params: &mut Vec<Param>, dialect: Dialect, p: Param) -> Ph {
+    let cast = match (&p, dialect) {
+        (_, Dialect::Sqlite) => "",
+        (Param::Text(_), Dialect::Postgres) => "::text",
+        (Param::Real(_), Dialect::Postgres) => "::float8",
+        (Param::Bool(_), Dialect::Postgres) => "::boolean",
+    };
+    let reused = match &p {
+        Param::Text(text) => params
+            .iter()
+            .enumerate()
+            .rev()
+            .take(2)
+            .find(|(_, q)| matches!(q, Param::Text(t) if t == text))
+            .map(|(i, _)| i + 1),
+        _ => None,
+    };
+    let n = reused.unwrap_or_else(|| {
+        params.push(p);
+        params.len()
+    });
+    Ph { n, cast, dialect }
 }
 
 /// Appends `s` as a JSON string (RFC 8259 §7).
