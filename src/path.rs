@@ -30,9 +30,12 @@ use crate::filter::{Filter, FilterError, FilterOptions, parser};
 /// parsed; comparisons with a schema are case-insensitive (RFC 7643 §2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AttrPath {
-    schema: Option<String>,
-    name: String,
-    sub_attr: Option<String>,
+    /// `[schema ":"] name ["." sub]`, one allocation for the whole path.
+    text: String,
+    /// Where the name starts: 0, or just after the schema's `:`.
+    name_at: usize,
+    /// Where the name ends: the end of `text`, or the `.` before the sub-attribute.
+    name_end: usize,
 }
 
 impl AttrPath {
@@ -42,38 +45,52 @@ impl AttrPath {
     /// attribute with a dot in its name, which no schema has. Use
     /// [`with_sub_attr`](Self::with_sub_attr), or [`AttrPath::parse`] for text.
     pub fn new(name: impl Into<String>) -> Self {
+        let text = name.into();
         AttrPath {
-            schema: None,
-            name: name.into(),
-            sub_attr: None,
+            name_at: 0,
+            name_end: text.len(),
+            text,
         }
     }
 
     /// The same path with a sub-attribute, e.g. `AttrPath::new("name").with_sub_attr("givenName")`.
     pub fn with_sub_attr(mut self, sub: impl Into<String>) -> Self {
-        self.sub_attr = Some(sub.into());
+        self.text.truncate(self.name_end);
+        self.text.push('.');
+        self.text.push_str(&sub.into());
         self
     }
 
     /// The same path qualified by a schema URN.
-    pub fn with_schema(mut self, urn: impl Into<String>) -> Self {
-        self.schema = Some(urn.into());
-        self
+    pub fn with_schema(self, urn: impl Into<String>) -> Self {
+        let mut text = urn.into();
+        text.push(':');
+        let name_at = text.len();
+        text.push_str(&self.text[self.name_at..]);
+        AttrPath {
+            name_at,
+            name_end: name_at + (self.name_end - self.name_at),
+            text,
+        }
     }
 
     /// The schema URN, if the path is qualified.
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.name_at
+            .checked_sub(1)
+            .and_then(|end| self.text.get(..end))
     }
 
     /// The attribute's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.text
+            .get(self.name_at..self.name_end)
+            .unwrap_or_default()
     }
 
     /// The sub-attribute's name, if any.
     pub fn sub_attr(&self) -> Option<&str> {
-        self.sub_attr.as_deref()
+        self.text.get(self.name_end + 1..)
     }
 
     /// Parses an attribute path with the default limits.
@@ -85,31 +102,28 @@ impl AttrPath {
         parser::parse_attr_path(s, &FilterOptions::default()).map_err(PathError)
     }
 
-    /// Builds a path from its parts; `name` and `sub_attr` must be valid attribute
-    /// names (the parser guarantees it).
-    pub(crate) fn from_parts(
-        schema: Option<String>,
-        name: String,
-        sub_attr: Option<String>,
-    ) -> Self {
+    /// A path written as `text`, whose name spans `name_at..name_end` (after the
+    /// schema's `:` and before the sub-attribute's `.`, if any); the parser has
+    /// checked every part.
+    pub(crate) fn from_text(text: &str, name_at: usize, name_end: usize) -> Self {
         AttrPath {
-            schema,
-            name,
-            sub_attr,
+            text: text.to_owned(),
+            name_at,
+            name_end,
         }
+    }
+
+    /// The path without its sub-attribute, and the sub-attribute.
+    fn split_sub(mut self) -> (AttrPath, Option<String>) {
+        let sub = self.sub_attr().map(str::to_owned);
+        self.text.truncate(self.name_end);
+        (self, sub)
     }
 }
 
 impl fmt::Display for AttrPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(schema) = &self.schema {
-            write!(f, "{schema}:")?;
-        }
-        f.write_str(&self.name)?;
-        if let Some(sub) = &self.sub_attr {
-            write!(f, ".{sub}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -146,12 +160,9 @@ pub struct Path {
 impl Path {
     /// A path to an attribute (or sub-attribute) with no filter.
     pub fn attribute(attr: AttrPath) -> Self {
-        let sub_attr = attr.sub_attr.clone();
+        let (attr, sub_attr) = attr.split_sub();
         Path {
-            attr: AttrPath {
-                sub_attr: None,
-                ..attr
-            },
+            attr,
             filter: None,
             sub_attr,
         }
@@ -242,5 +253,43 @@ impl PathError {
 impl From<PathError> for Error {
     fn from(e: PathError) -> Self {
         Error::invalid_path(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-string form keeps each part apart, however the path was built.
+    #[test]
+    fn parts_survive_every_way_of_building_a_path() -> Result<(), PathError> {
+        let built = AttrPath::new("manager")
+            .with_sub_attr("displayName")
+            .with_sub_attr("value")
+            .with_schema("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
+        let parsed: AttrPath =
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value".parse()?;
+        assert_eq!(built, parsed);
+        assert_eq!(
+            built.schema(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
+        assert_eq!((built.name(), built.sub_attr()), ("manager", Some("value")));
+        assert_eq!(built.to_string(), parsed.to_string());
+
+        // A name with a dot is a name, not a name and a sub-attribute.
+        let dotted = AttrPath::new("name.givenName");
+        assert_eq!((dotted.name(), dotted.sub_attr()), ("name.givenName", None));
+        assert_ne!(dotted, AttrPath::parse("name.givenName")?);
+
+        let plain = AttrPath::new("userName");
+        assert_eq!((plain.schema(), plain.sub_attr()), (None, None));
+        let empty_sub = AttrPath::new("emails").with_sub_attr("");
+        assert_eq!(empty_sub.sub_attr(), Some(""));
+
+        let path = Path::parse("name.givenName")?;
+        assert_eq!(path.attr(), &AttrPath::new("name"));
+        assert_eq!(path.sub_attr(), Some("givenName"));
+        Ok(())
     }
 }

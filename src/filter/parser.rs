@@ -221,11 +221,7 @@ pub(crate) fn parse_attr_path(
 pub(crate) fn parse_path(input: &str, options: &FilterOptions) -> Result<Path, FilterError> {
     // Most paths are one plain attribute name (`active`, `members`): no parser needed.
     if input.len() <= options.max_len && is_valid_name(input) {
-        return Ok(Path::attribute(AttrPath::from_parts(
-            None,
-            input.to_owned(),
-            None,
-        )));
+        return Ok(Path::attribute(AttrPath::from_text(input, 0, input.len())));
     }
     let mut p = Parser::new(input, options)?;
     p.skip_ws();
@@ -285,13 +281,25 @@ fn is_word_byte(b: u8) -> bool {
     WORD_BYTES[b as usize]
 }
 
-fn is_valid_name(name: &str) -> bool {
-    if name.eq_ignore_ascii_case("$ref") {
-        return true;
+/// The bytes an attribute name continues with (RFC 7643 §2.1 `nameChar`).
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-');
+        b += 1;
     }
-    let mut chars = name.bytes();
-    matches!(chars.next(), Some(b) if b.is_ascii_alphabetic())
-        && chars.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    table
+};
+
+fn is_valid_name(name: &str) -> bool {
+    match name.as_bytes() {
+        [first, rest @ ..] if first.is_ascii_alphabetic() => {
+            rest.iter().all(|&b| NAME_BYTES[b as usize])
+        }
+        _ => name.eq_ignore_ascii_case("$ref"),
+    }
 }
 
 impl<'a> Parser<'a> {
@@ -573,7 +581,7 @@ impl<'a> Parser<'a> {
         if word.is_empty() {
             return Err(self.expected(expected, after));
         }
-        let (schema, rest) = split_urn(word);
+        let (_, rest) = split_urn(word);
         let rest_start = start + (word.len() - rest.len());
         let (name, sub) = match rest.split_once('.') {
             Some((n, s)) => (n, Some(s)),
@@ -595,11 +603,8 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos += word.len();
-        Ok(AttrPath::from_parts(
-            schema.map(str::to_owned),
-            name.to_owned(),
-            sub.map(str::to_owned),
-        ))
+        let name_at = word.len() - rest.len();
+        Ok(AttrPath::from_text(word, name_at, name_at + name.len()))
     }
 
     /// A sub-attribute name after `].`.
