@@ -527,3 +527,95 @@ proptest! {
         }
     }
 }
+
+/// Operations on a user's simple attributes and on `name`'s sub-attributes, which
+/// the engine journals by moving the old value (not by copying the member), mixed
+/// with operations on the same members that take the general path, and failures.
+fn arb_user_op() -> impl Strategy<Value = Value> {
+    let text = proptest::sample::select(&["Babs", "babs", "Jensen", ""][..]);
+    let scalar = prop_oneof![
+        text.clone().prop_map(Value::from),
+        Just(Value::Null),
+        Just(json!(true)),
+        Just(json!(7)),
+    ];
+    let op = proptest::sample::select(&["add", "replace", "remove"][..]);
+    let path = proptest::sample::select(
+        &[
+            "userName",
+            "displayName",
+            "nickName",
+            "active",
+            "name.familyName",
+            "name.givenName",
+            "name.middleName",
+            "name",
+            "id",
+            "meta.created",
+        ][..],
+    );
+    prop_oneof![
+        4 => (op, path, scalar).prop_map(|(op, path, value)| {
+            if op == "remove" {
+                json!({"op": op, "path": path})
+            } else {
+                json!({"op": op, "path": path, "value": value})
+            }
+        }),
+        1 => text.clone().prop_map(|t| json!({"op": "replace", "path": "name", "value": {"givenName": t}})),
+        1 => text.prop_map(|t| json!({"op": "replace", "value": {"active": false, "name": {"familyName": t}}})),
+    ]
+}
+
+fn arb_user() -> impl Strategy<Value = Value> {
+    (
+        proptest::option::of(proptest::sample::select(&["Barbara", "Babs"][..])),
+        proptest::option::of(proptest::sample::select(&["Jensen", "jensen"][..])),
+        proptest::option::of(any::<bool>()),
+        any::<bool>(),
+    )
+        .prop_map(|(given, family, active, nick)| {
+            let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u", "userName": "bjensen"});
+            let mut name = serde_json::Map::new();
+            if let Some(g) = given {
+                name.insert("givenName".into(), json!(g));
+            }
+            if let Some(f) = family {
+                name.insert("familyName".into(), json!(f));
+            }
+            if !name.is_empty() {
+                u["name"] = Value::Object(name);
+            }
+            if let Some(a) = active {
+                u["active"] = json!(a);
+            }
+            if nick {
+                u["nickName"] = json!("Babs");
+            }
+            u
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    /// Replacements journaled by moving the old value undo a failed PATCH exactly
+    /// and report `changed` exactly, mixed in any order with snapshots of the same
+    /// members.
+    #[test]
+    fn moved_replacements_roll_back_exactly_and_know_what_changed(
+        user in arb_user(),
+        ops in proptest::collection::vec(arb_user_op(), 1..8),
+        strict in any::<bool>(),
+    ) {
+        let registry = Registry::core();
+        let users = registry.resource_type("User").expect("User");
+        let options = if strict { PatchOptions::strict() } else { PatchOptions::lenient() };
+        let op: PatchOp = serde_json::from_value(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})).expect("PatchOp");
+        let mut doc = user.clone();
+        match patch::apply(&users, &mut doc, &op, &options) {
+            Ok(outcome) => prop_assert_eq!(outcome.changed, doc != user, "{}", doc),
+            Err(e) => prop_assert_eq!(&doc, &user, "{}", e),
+        }
+    }
+}

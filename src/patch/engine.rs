@@ -452,6 +452,16 @@ impl<'r> Engine<'_, 'r> {
                 return result;
             }
         }
+        if !at.extension && filter.is_none() && !attr.is_multi_valued() {
+            let done = match sub {
+                None if !attr.is_complex() => self.replace_simple(op, attr, value).map(Some),
+                Some(sub) => self.set_sub_in_place(attr, sub, value),
+                None => Ok(None),
+            };
+            if let Some(()) = done? {
+                return Ok(());
+            }
+        }
         let Some(container) = self.container(at, true)? else {
             return Ok(());
         };
@@ -503,6 +513,70 @@ impl<'r> Engine<'_, 'r> {
                 write_selected(op, attr, sub, filter, list, value, lenient)
             }
         }
+    }
+
+    /// `add` or `replace` of a single-valued simple attribute of the core schema:
+    /// the old value moves into the journal (RFC 7644 §3.5.2.1, §3.5.2.3).
+    fn replace_simple(&mut self, op: OpKind, attr: &Attribute, value: &Value) -> Result<()> {
+        let new = coerce(attr, attr.name(), value.clone())?;
+        if new.is_none() && op == OpKind::Replace && attr.is_required() {
+            return Err(Error::mutability(format!(
+                "'{}' is required and cannot be removed",
+                attr.name()
+            )));
+        }
+        let key = find_key(self.obj, attr.name()).unwrap_or(Cow::Borrowed(attr.name()));
+        let key: &str = &key;
+        check_mutability(attr, attr.name(), self.obj.get(key), new.as_ref())?;
+        let old = match new {
+            Some(v) => match self.obj.get_mut(key) {
+                Some(slot) => Some(std::mem::replace(slot, v)),
+                None => {
+                    self.obj.insert(key.to_owned(), v);
+                    None
+                }
+            },
+            None if op == OpKind::Replace => self.obj.remove(key),
+            None => return Ok(()),
+        };
+        self.journal.replaced(key, old);
+        Ok(())
+    }
+
+    /// A sub-attribute of a single-valued complex attribute of the core schema set
+    /// to a value, in an object that is there already: the old sub-value moves into
+    /// the journal. `None` when the general path must do it (the object is absent,
+    /// or the value unassigns the sub-attribute, which may empty the object).
+    fn set_sub_in_place(
+        &mut self,
+        attr: &Attribute,
+        sub: &Attribute,
+        value: &Value,
+    ) -> Result<Option<()>> {
+        let Some(key) = find_key(self.obj, attr.name()) else {
+            return Ok(None);
+        };
+        let Some(Value::Object(parent)) = self.obj.get_mut(key.as_ref()) else {
+            return Ok(None);
+        };
+        let path = [attr.name(), ".", sub.name()].concat();
+        let Some(new) = coerce(sub, &path, value.clone())? else {
+            return Ok(None);
+        };
+        if is_empty(&new) {
+            return Ok(None);
+        }
+        let sub_key = find_key(parent, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
+        check_mutability(sub, &path, parent.get(sub_key.as_ref()), Some(&new))?;
+        let old = match parent.get_mut(sub_key.as_ref()) {
+            Some(slot) => Some(std::mem::replace(slot, new)),
+            None => {
+                parent.insert(sub_key.clone().into_owned(), new);
+                None
+            }
+        };
+        self.journal.sub_set(&key, &sub_key, old);
+        Ok(Some(()))
     }
 
     /// `remove` (RFC 7644 §3.5.2.2).
@@ -839,7 +913,7 @@ fn set_sub(
     element: &mut Map<String, Value>,
     value: &Value,
 ) -> Result<()> {
-    let path = format!("{}.{}", attr.name(), sub.name());
+    let path = [attr.name(), ".", sub.name()].concat();
     let new = coerce(sub, &path, value.clone())?;
     let key = find_key(element, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
     let key: &str = &key;
@@ -934,9 +1008,12 @@ fn check_mutability(
 
 fn set(container: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     match value {
-        Some(v) => {
-            container.insert(key.to_owned(), v);
-        }
+        Some(v) => match container.get_mut(key) {
+            Some(slot) => *slot = v,
+            None => {
+                container.insert(key.to_owned(), v);
+            }
+        },
         None => {
             container.remove(key);
         }
@@ -949,9 +1026,12 @@ fn object_slot<'m>(
     key: &str,
     attr: &Attribute,
 ) -> Result<&'m mut Map<String, Value>> {
-    let slot = container
-        .entry(key.to_owned())
-        .or_insert_with(|| Value::Object(Map::new()));
+    if !container.contains_key(key) {
+        container.insert(key.to_owned(), Value::Object(Map::new()));
+    }
+    let Some(slot) = container.get_mut(key) else {
+        return Err(Error::internal("a member just inserted is missing"));
+    };
     if slot.is_null() {
         *slot = Value::Object(Map::new());
     }
@@ -970,9 +1050,12 @@ pub(super) fn list_slot<'m>(
     key: &str,
     attr: &Attribute,
 ) -> Result<&'m mut Vec<Value>> {
-    let slot = container
-        .entry(key.to_owned())
-        .or_insert_with(|| Value::Array(Vec::new()));
+    if !container.contains_key(key) {
+        container.insert(key.to_owned(), Value::Array(Vec::new()));
+    }
+    let Some(slot) = container.get_mut(key) else {
+        return Err(Error::internal("a member just inserted is missing"));
+    };
     if !slot.is_array() {
         let single = slot.take();
         *slot = Value::Array(if single.is_null() {

@@ -1,11 +1,13 @@
 //! The undo journal that makes a PATCH atomic, at the cost of what it changes.
 //!
-//! Most operations record a top-level member as it was before they first touch it (a
-//! snapshot: small attributes, cheap to copy). The list operations that identity
-//! providers send against large groups record only what they did instead: values
-//! appended to a list (undone by truncating) and values removed from it (moved into
-//! the journal, undone by putting them back). So adding one member to a group of
-//! 100,000 copies nothing, and neither does removing one.
+//! Some operations record a top-level member as it was before they first touch it (a
+//! snapshot: small attributes, cheap to copy). The operations identity providers
+//! send most record only what they did instead, moving what they replace into the
+//! journal rather than copying it: a simple attribute replaced (its old value), a
+//! sub-attribute of a complex one set (`name.familyName`: the old sub-value), values
+//! appended to a list (undone by truncating) and values removed from it (undone by
+//! putting them back). So adding one member to a group of 100,000 copies nothing,
+//! and neither does Okta's deactivation or Entra ID's update of a user.
 //!
 //! Undoing runs backwards through the entries, each restoring the state just before
 //! it, so entries of both kinds can follow each other on one member in any order.
@@ -23,6 +25,13 @@ enum Entry {
         key: String,
         items: Vec<(usize, Value)>,
     },
+    /// The member `sub` of the object at `key` was set; `old` is what it held
+    /// (`None`: absent). The object itself was there before and stays.
+    SubSet {
+        key: String,
+        sub: String,
+        old: Option<Value>,
+    },
 }
 
 impl Entry {
@@ -30,7 +39,8 @@ impl Entry {
         match self {
             Entry::Snapshot { key, .. }
             | Entry::Appended { key, .. }
-            | Entry::Removed { key, .. } => key,
+            | Entry::Removed { key, .. }
+            | Entry::SubSet { key, .. } => key,
         }
     }
 
@@ -52,6 +62,18 @@ impl Entry {
                 if let Some(Value::Array(list)) = obj.get_mut(&key) {
                     for (i, v) in items {
                         list.insert(i.min(list.len()), v);
+                    }
+                }
+            }
+            Entry::SubSet { key, sub, old } => {
+                if let Some(Value::Object(member)) = obj.get_mut(&key) {
+                    match old {
+                        Some(v) => {
+                            member.insert(sub, v);
+                        }
+                        None => {
+                            member.remove(&sub);
+                        }
                     }
                 }
             }
@@ -81,6 +103,25 @@ impl Journal {
                 old: obj.get(key).cloned(),
             });
         }
+    }
+
+    /// Records that the member `key` held `old` before it was replaced or removed
+    /// (the value is moved here, not copied).
+    pub(super) fn replaced(&mut self, key: &str, old: Option<Value>) {
+        self.entries.push(Entry::Snapshot {
+            key: key.to_owned(),
+            old,
+        });
+    }
+
+    /// Records that `sub` of the object at `key` held `old` before it was set (the
+    /// object was there, and a value was set that keeps it non-empty).
+    pub(super) fn sub_set(&mut self, key: &str, sub: &str, old: Option<Value>) {
+        self.entries.push(Entry::SubSet {
+            key: key.to_owned(),
+            sub: sub.to_owned(),
+            old,
+        });
     }
 
     /// Records that the list at `key` had `len` values before an append.
@@ -125,10 +166,35 @@ impl Journal {
             seen.push(key);
             let changed = match entry {
                 Entry::Snapshot { old, .. } => obj.get(key) != old.as_ref(),
+                Entry::SubSet { .. } => self.subs_changed(obj, key),
                 _ => self.list_changed(obj, key),
             };
             if changed {
                 return true;
+            }
+        }
+        false
+    }
+
+    /// For a member whose first entry sets a sub-attribute: when every entry of
+    /// the member does, it changed if some sub-attribute differs from what the first
+    /// entry naming it found; otherwise it is rebuilt and compared.
+    fn subs_changed(&self, obj: &Map<String, Value>, key: &str) -> bool {
+        let entries = || self.entries.iter().filter(|e| e.key() == key);
+        if !entries().all(|e| matches!(e, Entry::SubSet { .. })) {
+            return self.rebuilt_differs(obj, key);
+        }
+        let now = obj.get(key).and_then(Value::as_object);
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in entries() {
+            if let Entry::SubSet { sub, old, .. } = entry {
+                if seen.contains(&sub.as_str()) {
+                    continue;
+                }
+                seen.push(sub);
+                if now.and_then(|m| m.get(sub)) != old.as_ref() {
+                    return true;
+                }
             }
         }
         false
@@ -143,13 +209,18 @@ impl Journal {
             match entry {
                 Entry::Appended { .. } => appended = true,
                 Entry::Removed { .. } => removed = true,
-                Entry::Snapshot { .. } => other = true,
+                Entry::Snapshot { .. } | Entry::SubSet { .. } => other = true,
             }
         }
         if !other && appended != removed {
             return true;
         }
-        // Rebuild the member as it was from a copy of what it is now.
+        self.rebuilt_differs(obj, key)
+    }
+
+    /// Whether the member `key` differs from what it was, rebuilt from a copy of
+    /// what it is now by undoing its entries.
+    fn rebuilt_differs(&self, obj: &Map<String, Value>, key: &str) -> bool {
         let mut before = Map::new();
         if let Some(v) = obj.get(key) {
             before.insert(key.to_owned(), v.clone());
@@ -167,6 +238,11 @@ impl Journal {
                 Entry::Removed { key, items } => Entry::Removed {
                     key: key.clone(),
                     items: items.clone(),
+                },
+                Entry::SubSet { key, sub, old } => Entry::SubSet {
+                    key: key.clone(),
+                    sub: sub.clone(),
+                    old: old.clone(),
                 },
             };
             copy.undo(&mut before);
