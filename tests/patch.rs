@@ -564,6 +564,15 @@ fn arb_user_op() -> impl Strategy<Value = Value> {
         }),
         1 => text.clone().prop_map(|t| json!({"op": "replace", "path": "name", "value": {"givenName": t}})),
         1 => text.prop_map(|t| json!({"op": "replace", "value": {"active": false, "name": {"familyName": t}}})),
+        4 => (
+            proptest::sample::select(&["add", "replace"][..]),
+            proptest::sample::select(&[r#"type eq "work""#, r#"type eq "home""#, r#"value eq "a@x""#, r#"primary eq true"#][..]),
+            proptest::sample::select(&["value", "type", "primary", "display"][..]),
+            prop_oneof![Just(json!("a@x")), Just(json!("work")), Just(json!(true)), Just(json!(false)), Just(Value::Null), Just(json!(3))],
+        )
+            .prop_map(|(op, filter, sub, value)| json!({"op": op, "path": format!("emails[{filter}].{sub}"), "value": value})),
+        1 => Just(json!({"op": "add", "path": "emails", "value": [{"value": "c@x", "type": "work", "primary": true}]})),
+        1 => Just(json!({"op": "remove", "path": "emails[type eq \"home\"]"})),
     ]
 }
 
@@ -573,8 +582,16 @@ fn arb_user() -> impl Strategy<Value = Value> {
         proptest::option::of(proptest::sample::select(&["Jensen", "jensen"][..])),
         proptest::option::of(any::<bool>()),
         any::<bool>(),
+        proptest::collection::vec(
+            (
+                proptest::sample::select(&["a@x", "A@X", "b@x"][..]),
+                proptest::option::of(proptest::sample::select(&["work", "home"][..])),
+                proptest::option::of(any::<bool>()),
+            ),
+            0..4,
+        ),
     )
-        .prop_map(|(given, family, active, nick)| {
+        .prop_map(|(given, family, active, nick, emails)| {
             let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u", "userName": "bjensen"});
             let mut name = serde_json::Map::new();
             if let Some(g) = given {
@@ -591,6 +608,22 @@ fn arb_user() -> impl Strategy<Value = Value> {
             }
             if nick {
                 u["nickName"] = json!("Babs");
+            }
+            if !emails.is_empty() {
+                let emails: Vec<Value> = emails
+                    .into_iter()
+                    .map(|(value, kind, primary)| {
+                        let mut e = json!({"value": value});
+                        if let Some(k) = kind {
+                            e["type"] = json!(k);
+                        }
+                        if let Some(p) = primary {
+                            e["primary"] = json!(p);
+                        }
+                        e
+                    })
+                    .collect();
+                u["emails"] = Value::Array(emails);
             }
             u
         })

@@ -219,9 +219,18 @@ pub(crate) fn parse_attr_path(
 }
 
 pub(crate) fn parse_path(input: &str, options: &FilterOptions) -> Result<Path, FilterError> {
-    // Most paths are one plain attribute name (`active`, `members`): no parser needed.
-    if input.len() <= options.max_len && is_valid_name(input) {
-        return Ok(Path::attribute(AttrPath::from_text(input, 0, input.len())));
+    // Most paths are one plain attribute name (`active`, `members`) or a name and a
+    // sub-attribute (`name.familyName`): no parser needed.
+    if input.len() <= options.max_len {
+        let (name, sub) = input.split_once('.').unwrap_or((input, ""));
+        if is_valid_name(name) && (sub.is_empty() || is_valid_name(sub)) {
+            if sub.is_empty() && name.len() == input.len() {
+                return Ok(Path::attribute(AttrPath::from_text(input, 0, input.len())));
+            }
+            if !sub.is_empty() {
+                return Ok(Path::attribute(AttrPath::from_text(input, 0, name.len())));
+            }
+        }
     }
     let mut p = Parser::new(input, options)?;
     p.skip_ws();

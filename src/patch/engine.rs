@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::journal::Journal;
+use super::journal::{ElementChange, Journal};
 use super::{PatchOptions, PatchOutcome, quirks};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -423,10 +423,14 @@ impl<'r> Engine<'_, 'r> {
             None if at.extension => return,
             None => &mut *self.obj,
         };
-        if let Some(key) = find_key(container, at.attribute.name()) {
-            if container.get(key.as_ref()).is_some_and(is_empty) {
-                container.remove(key.as_ref());
-            }
+        let name = at.attribute.name();
+        let emptied = match container.get(name) {
+            Some(v) => is_empty(v).then_some(Cow::Borrowed(name)),
+            None => find_key(container, name)
+                .filter(|k| container.get(k.as_ref()).is_some_and(is_empty)),
+        };
+        if let Some(key) = emptied {
+            container.remove(key.as_ref());
         }
         if let Some(k) = ext_key {
             if self.obj.get(k.as_ref()).is_some_and(is_empty) {
@@ -450,6 +454,11 @@ impl<'r> Engine<'_, 'r> {
         if op == OpKind::Add && filter.is_none() && sub.is_none() && attr.is_multi_valued() {
             if let Some(result) = self.append_values(at, value) {
                 return result;
+            }
+        }
+        if let (false, Some(filter), Some(sub)) = (at.extension, filter, sub) {
+            if let Some(done) = self.set_sub_of_selected(attr, sub, filter, value) {
+                return done;
             }
         }
         if !at.extension && filter.is_none() && !attr.is_multi_valued() {
@@ -577,6 +586,65 @@ impl<'r> Engine<'_, 'r> {
         };
         self.journal.sub_set(&key, &sub_key, old);
         Ok(Some(()))
+    }
+
+    /// A sub-attribute of the values a filter selects in a list of the core schema
+    /// set (`emails[type eq "work"].value`), each old sub-value moved into the
+    /// journal, and so are the `primary` marks that change. `None` when the general
+    /// path must do it (no list, or nothing selected: a value may be created).
+    fn set_sub_of_selected(
+        &mut self,
+        attr: &Attribute,
+        sub: &Attribute,
+        filter: &Filter,
+        value: &Value,
+    ) -> Option<Result<()>> {
+        if !attr.is_multi_valued() || attr.mutability() == Mutability::ReadOnly {
+            return None;
+        }
+        let key = find_key(self.obj, attr.name())?.into_owned();
+        let Some(Value::Array(list)) = self.obj.get_mut(&key) else {
+            return None;
+        };
+        let selected = select(attr, Some(filter), list);
+        if selected.is_empty() {
+            return None;
+        }
+        let path = [attr.name(), ".", sub.name()].concat();
+        let new = match coerce(sub, &path, value.clone()) {
+            Ok(new) => new,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut changes = Vec::with_capacity(selected.len());
+        let mut result = Ok(());
+        for &i in &selected {
+            let Some(Value::Object(element)) = list.get_mut(i) else {
+                continue;
+            };
+            let sub_key = find_key(element, sub.name())
+                .unwrap_or(Cow::Borrowed(sub.name()))
+                .into_owned();
+            if let Err(e) = check_mutability(sub, &path, element.get(&sub_key), new.as_ref()) {
+                result = Err(e);
+                break;
+            }
+            let old = match new.clone() {
+                Some(v) => match element.get_mut(&sub_key) {
+                    Some(slot) => Some(std::mem::replace(slot, v)),
+                    None => {
+                        element.insert(sub_key.clone(), v);
+                        None
+                    }
+                },
+                None => element.remove(&sub_key),
+            };
+            changes.push((i, sub_key, old));
+        }
+        if result.is_ok() {
+            changes.extend(fix_primary(attr, list, &selected));
+        }
+        self.journal.element_subs(&key, changes);
+        Some(result)
     }
 
     /// `remove` (RFC 7644 §3.5.2.2).
@@ -940,9 +1008,12 @@ fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>
 
 /// RFC 7643 §2.4: at most one value is primary. When an operation makes a value
 /// primary, the server sets `primary` to `false` on the others (RFC 7644 §3.5.2).
-fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
+///
+/// Answers the marks it changed, as they were: (position, key, old value).
+fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) -> Vec<ElementChange> {
+    let mut changed = Vec::new();
     let Some(primary) = attr.sub_attribute("primary") else {
-        return;
+        return changed;
     };
     let is_primary = |v: &Value| {
         v.as_object()
@@ -954,17 +1025,20 @@ fn fix_primary(attr: &Attribute, list: &mut [Value], touched: &[usize]) {
         .rev()
         .find(|&&i| list.get(i).is_some_and(is_primary))
     else {
-        return;
+        return changed;
     };
     for (i, v) in list.iter_mut().enumerate() {
         if i != winner && is_primary(v) {
             if let Value::Object(o) = v {
                 if let Some(k) = find_key(o, primary.name()) {
-                    o.insert(k.into_owned(), Value::Bool(false));
+                    let k = k.into_owned();
+                    let old = o.insert(k.clone(), Value::Bool(false));
+                    changed.push((i, k, old));
                 }
             }
         }
     }
+    changed
 }
 
 /// Refuses removing values of a `readOnly` or `immutable` attribute.

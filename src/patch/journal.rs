@@ -32,7 +32,16 @@ enum Entry {
         sub: String,
         old: Option<Value>,
     },
+    /// Sub-attributes of values of the list at `key` were set, in this order:
+    /// (position, sub-attribute, what it held). No value was added or removed.
+    ElementSubs {
+        key: String,
+        changes: Vec<ElementChange>,
+    },
 }
+
+/// One sub-attribute of one value of a list, as it was: (position, name, value).
+pub(super) type ElementChange = (usize, String, Option<Value>);
 
 impl Entry {
     fn key(&self) -> &str {
@@ -40,7 +49,8 @@ impl Entry {
             Entry::Snapshot { key, .. }
             | Entry::Appended { key, .. }
             | Entry::Removed { key, .. }
-            | Entry::SubSet { key, .. } => key,
+            | Entry::SubSet { key, .. }
+            | Entry::ElementSubs { key, .. } => key,
         }
     }
 
@@ -67,16 +77,30 @@ impl Entry {
             }
             Entry::SubSet { key, sub, old } => {
                 if let Some(Value::Object(member)) = obj.get_mut(&key) {
-                    match old {
-                        Some(v) => {
-                            member.insert(sub, v);
-                        }
-                        None => {
-                            member.remove(&sub);
+                    put_back(member, sub, old);
+                }
+            }
+            Entry::ElementSubs { key, changes } => {
+                if let Some(Value::Array(list)) = obj.get_mut(&key) {
+                    for (i, sub, old) in changes.into_iter().rev() {
+                        if let Some(Value::Object(element)) = list.get_mut(i) {
+                            put_back(element, sub, old);
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// Sets `sub` of `object` back to `old` (`None`: absent).
+fn put_back(object: &mut Map<String, Value>, sub: String, old: Option<Value>) {
+    match old {
+        Some(v) => {
+            object.insert(sub, v);
+        }
+        None => {
+            object.remove(&sub);
         }
     }
 }
@@ -124,6 +148,17 @@ impl Journal {
         });
     }
 
+    /// Records sub-attributes of values of the list at `key` as they were before
+    /// they were set, in the order they were set.
+    pub(super) fn element_subs(&mut self, key: &str, changes: Vec<ElementChange>) {
+        if !changes.is_empty() {
+            self.entries.push(Entry::ElementSubs {
+                key: key.to_owned(),
+                changes,
+            });
+        }
+    }
+
     /// Records that the list at `key` had `len` values before an append.
     pub(super) fn appended(&mut self, key: &str, len: usize) {
         self.entries.push(Entry::Appended {
@@ -166,7 +201,7 @@ impl Journal {
             seen.push(key);
             let changed = match entry {
                 Entry::Snapshot { old, .. } => obj.get(key) != old.as_ref(),
-                Entry::SubSet { .. } => self.subs_changed(obj, key),
+                Entry::SubSet { .. } | Entry::ElementSubs { .. } => self.subs_changed(obj, key),
                 _ => self.list_changed(obj, key),
             };
             if changed {
@@ -181,18 +216,38 @@ impl Journal {
     /// entry naming it found; otherwise it is rebuilt and compared.
     fn subs_changed(&self, obj: &Map<String, Value>, key: &str) -> bool {
         let entries = || self.entries.iter().filter(|e| e.key() == key);
-        if !entries().all(|e| matches!(e, Entry::SubSet { .. })) {
+        if !entries().all(|e| matches!(e, Entry::SubSet { .. } | Entry::ElementSubs { .. })) {
             return self.rebuilt_differs(obj, key);
         }
-        let now = obj.get(key).and_then(Value::as_object);
-        let mut seen: Vec<&str> = Vec::new();
+        let now = obj.get(key);
+        // Each place (a position in the list, or none) and sub-attribute, with what
+        // the first entry naming it found.
+        let mut seen: Vec<(Option<usize>, &str)> = Vec::new();
+        let differs = |at: Option<usize>, sub: &str, old: &Option<Value>| {
+            let object = match at {
+                None => now.and_then(Value::as_object),
+                Some(i) => now
+                    .and_then(Value::as_array)
+                    .and_then(|l| l.get(i))
+                    .and_then(Value::as_object),
+            };
+            object.and_then(|m| m.get(sub)) != old.as_ref()
+        };
         for entry in entries() {
-            if let Entry::SubSet { sub, old, .. } = entry {
-                if seen.contains(&sub.as_str()) {
+            let places: Vec<(Option<usize>, &str, &Option<Value>)> = match entry {
+                Entry::SubSet { sub, old, .. } => vec![(None, sub.as_str(), old)],
+                Entry::ElementSubs { changes, .. } => changes
+                    .iter()
+                    .map(|(i, sub, old)| (Some(*i), sub.as_str(), old))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (at, sub, old) in places {
+                if seen.contains(&(at, sub)) {
                     continue;
                 }
-                seen.push(sub);
-                if now.and_then(|m| m.get(sub)) != old.as_ref() {
+                seen.push((at, sub));
+                if differs(at, sub, old) {
                     return true;
                 }
             }
@@ -209,7 +264,9 @@ impl Journal {
             match entry {
                 Entry::Appended { .. } => appended = true,
                 Entry::Removed { .. } => removed = true,
-                Entry::Snapshot { .. } | Entry::SubSet { .. } => other = true,
+                Entry::Snapshot { .. } | Entry::SubSet { .. } | Entry::ElementSubs { .. } => {
+                    other = true
+                }
             }
         }
         if !other && appended != removed {
@@ -243,6 +300,10 @@ impl Journal {
                     key: key.clone(),
                     sub: sub.clone(),
                     old: old.clone(),
+                },
+                Entry::ElementSubs { key, changes } => Entry::ElementSubs {
+                    key: key.clone(),
+                    changes: changes.clone(),
                 },
             };
             copy.undo(&mut before);
