@@ -534,21 +534,30 @@ impl<'r> Engine<'_, 'r> {
                 attr.name()
             )));
         }
-        let key = find_key(self.obj, attr.name()).unwrap_or(Cow::Borrowed(attr.name()));
-        let key: &str = &key;
-        check_mutability(attr, attr.name(), self.obj.get(key), new.as_ref())?;
-        let old = match new {
-            Some(v) => match self.obj.get_mut(key) {
-                Some(slot) => Some(std::mem::replace(slot, v)),
-                None => {
-                    self.obj.insert(key.to_owned(), v);
-                    None
-                }
-            },
-            None if op == OpKind::Replace => self.obj.remove(key),
-            None => return Ok(()),
+        // Normalised resources spell the key as the schema does: one look-up.
+        let key = match self.obj.contains_key(attr.name()) {
+            true => Cow::Borrowed(attr.name()),
+            false => find_key(self.obj, attr.name()).unwrap_or(Cow::Borrowed(attr.name())),
         };
-        self.journal.replaced(key, old);
+        let old = match (self.obj.get_mut(key.as_ref()), new) {
+            (Some(slot), Some(v)) => {
+                check_mutability(attr, attr.name(), Some(slot), Some(&v))?;
+                Some(std::mem::replace(slot, v))
+            }
+            (None, Some(v)) => {
+                check_mutability(attr, attr.name(), None, Some(&v))?;
+                self.obj.insert(key.clone().into_owned(), v);
+                None
+            }
+            (existing, None) => {
+                check_mutability(attr, attr.name(), existing.as_deref(), None)?;
+                if op != OpKind::Replace {
+                    return Ok(());
+                }
+                self.obj.remove(key.as_ref())
+            }
+        };
+        self.journal.replaced(&key, old);
         Ok(())
     }
 

@@ -192,13 +192,16 @@ impl Journal {
     /// remove and an add of the same value may leave it as it was) is rebuilt from
     /// its entries and compared.
     pub(super) fn changed(&self, obj: &Map<String, Value>) -> bool {
+        // Distinct keys are few (a resource's attributes), entries may be many.
         let mut seen: Vec<&str> = Vec::new();
         for entry in &self.entries {
             let key = entry.key();
             if seen.contains(&key) {
                 continue;
             }
-            seen.push(key);
+            if self.entries.len() > 1 {
+                seen.push(key);
+            }
             let changed = match entry {
                 Entry::Snapshot { old, .. } => obj.get(key) != old.as_ref(),
                 Entry::SubSet { .. } | Entry::ElementSubs { .. } => self.subs_changed(obj, key),
