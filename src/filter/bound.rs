@@ -391,10 +391,41 @@ fn resolve<'r>(
     Some((attr, sub, getter))
 }
 
+/// The operands of an `and` or `or`, bound and in the order that evaluates the
+/// cheap ones first: evaluation has no effects, so the answer is the same in any
+/// order, and `all`/`any` stop at the first operand that decides it.
+fn cheapest_first<'r>(parts: &[Filter], scope: Scope<'r>) -> Vec<Node<'r>> {
+    let mut nodes: Vec<Node<'r>> = parts.iter().map(|p| bind(p, scope)).collect();
+    nodes.sort_by_key(Node::cost);
+    nodes
+}
+
+impl Node<'_> {
+    /// Roughly how many members one evaluation looks up: one for an attribute,
+    /// more inside an extension or a complex value (whose values may be a list).
+    fn cost(&self) -> u32 {
+        let get_cost = |get: &Getter<'_>| {
+            1 + u32::from(get.extension.is_some()) + 2 * u32::from(get.leaf.is_some())
+        };
+        match self {
+            Node::False => 0,
+            Node::Compare { get, .. } | Node::Null { get, .. } => get_cost(get),
+            Node::Present { get, whole } => get_cost(get) + 2 * u32::from(*whole),
+            Node::And(parts) | Node::Or(parts) => {
+                parts.iter().map(Node::cost).fold(0, u32::saturating_add)
+            }
+            Node::Not(inner) => inner.cost(),
+            Node::Within { get, inner } => {
+                get_cost(get).saturating_add(inner.cost().saturating_mul(2)) + 2
+            }
+        }
+    }
+}
+
 fn bind<'r>(filter: &Filter, scope: Scope<'r>) -> Node<'r> {
     match filter {
-        Filter::And(parts) => Node::And(parts.iter().map(|p| bind(p, scope)).collect()),
-        Filter::Or(parts) => Node::Or(parts.iter().map(|p| bind(p, scope)).collect()),
+        Filter::And(parts) => Node::And(cheapest_first(parts, scope)),
+        Filter::Or(parts) => Node::Or(cheapest_first(parts, scope)),
         Filter::Not(inner) => Node::Not(Box::new(bind(inner, scope))),
         Filter::Present(path) => match resolve(scope, path) {
             Some((attr, sub, get)) => Node::Present {
