@@ -98,6 +98,21 @@ fn filters(c: &mut Criterion) {
             })
         });
     }
+    // The floor of the first: reading `userName` of every user with serde_json's own
+    // look-up (`Value::get`, exact spelling) and comparing it ignoring ASCII case.
+    // Memory, not comparisons, is what it costs: each user is a tree of allocations.
+    many.bench_function("floor_serde_json_get_user_name", |b| {
+        b.iter(|| {
+            people
+                .iter()
+                .filter(|u| {
+                    u.get("userName")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("USER05000@example.com"))
+                })
+                .count()
+        })
+    });
     many.finish();
 
     let mut floor = c.benchmark_group("filter/floor");

@@ -1,7 +1,8 @@
 //! The PATCH engine: a typical Entra ID user update and the Okta deactivation on
 //! the RFC's full user, member add and remove on groups of 10, 10,000 and 100,000
 //! members, each beside the floor of serde_json parsing and serialising the same
-//! resource; and hostile PATCHes whose cost must stay (operations × elements each
+//! resource, json-patch's edit at a known position, and reading every member's
+//! value once (what finding a member costs in a JSON document); and hostile PATCHes whose cost must stay (operations × elements each
 //! operation looks at): 1,000 filtered removes against 1,000 emails, and 40 small
 //! operations on a user holding 1,000 emails.
 
@@ -124,6 +125,33 @@ fn groups(c: &mut Criterion) {
                 b.iter_batched_ref(
                     || doc.clone(),
                     |d| json_patch::patch(d, black_box(&remove_at)).expect("applies"),
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+        // The floor of both member changes on a plain JSON document: an add must
+        // look for the value among the members (RFC 7644 §3.5.2.1: adding a value
+        // that is there changes nothing), and a removal by filter must find every
+        // member it selects. This reads each member's `value` once, nothing more, in a
+        // copy made just before, as the engine's runs are.
+        g.bench_with_input(
+            BenchmarkId::new("floor_read_every_member_value", size),
+            &size,
+            |b, _| {
+                b.iter_batched_ref(
+                    || doc.clone(),
+                    |d| {
+                        d["members"].as_array().map_or(0, |members| {
+                            members
+                                .iter()
+                                .filter(|m| {
+                                    m.get("value").and_then(Value::as_str).is_some_and(|v| {
+                                        v.eq_ignore_ascii_case(black_box("f648f8d5ea4e4cd38e9c"))
+                                    })
+                                })
+                                .count()
+                        })
+                    },
                     BatchSize::LargeInput,
                 )
             },
