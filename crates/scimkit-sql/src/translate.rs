@@ -77,7 +77,7 @@ pub fn translate(
     column: &str,
     dialect: Dialect,
 ) -> Translation {
-    let mut w = Writer::new(schema, column, dialect);
+    let mut w = Writer::sized(schema, column, dialect, leaves(filter));
     let parts: Vec<&Filter> = match filter {
         Filter::And(parts) => parts.iter().collect(),
         f => vec![f],
@@ -109,6 +109,15 @@ pub fn translate(
         sql: w.out,
         params: w.params,
         residual,
+    }
+}
+
+/// How many comparisons `filter` makes (its depth is bounded by the parser).
+fn leaves(filter: &Filter) -> usize {
+    match filter {
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().map(leaves).sum(),
+        Filter::Not(inner) | Filter::ValuePath(_, inner) => leaves(inner),
+        Filter::Compare(..) | Filter::Present(_) => 1,
     }
 }
 
@@ -354,12 +363,29 @@ struct Writer<'a, 'r> {
 
 impl<'a, 'r> Writer<'a, 'r> {
     fn new(schema: &'a ResourceSchema<'r>, column: &'a str, dialect: Dialect) -> Self {
+        Writer::sized(schema, column, dialect, 0)
+    }
+
+    /// A writer with room for the SQL of about `leaves` comparisons, so that the
+    /// text is not copied as it grows.
+    fn sized(
+        schema: &'a ResourceSchema<'r>,
+        column: &'a str,
+        dialect: Dialect,
+        leaves: usize,
+    ) -> Self {
         Writer {
             schema,
             column,
             dialect,
-            out: String::with_capacity(4096),
-            params: Vec::new(),
+            out: String::with_capacity(
+                leaves.clamp(4, 256)
+                    * match dialect {
+                        Dialect::Sqlite => 256,
+                        Dialect::Postgres => 384,
+                    },
+            ),
+            params: Vec::with_capacity(leaves.min(256) * 2),
             aliases: 0,
         }
     }
