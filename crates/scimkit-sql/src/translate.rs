@@ -47,7 +47,9 @@ pub struct Translation {
     /// The condition, for a `WHERE` clause; always true when nothing could be pushed
     /// down.
     pub sql: String,
-    /// The values of its placeholders, in order.
+    /// The values of its placeholders, in order: `params[i]` is placeholder `i + 1`
+    /// (`?1`, `$1`, …). Every placeholder up to `params.len()` appears in `sql`, some
+    /// more than once (an index guard and the exact test after it share one).
     pub params: Vec<Param>,
     /// What the SQL could not express (conjuncts of the filter): evaluate it with
     /// [`Filter::matches`] on the rows returned. The SQL alone then selects a
