@@ -52,6 +52,11 @@ async fn deleting_a_user_removes_it_from_groups() {
 }
 
 #[tokio::test]
+async fn deleting_a_group_removes_it_from_its_parents() {
+    scenarios::deleting_a_group_removes_it_from_its_parents(service()).await;
+}
+
+#[tokio::test]
 async fn every_fixture_query_is_understood() {
     scenarios::every_fixture_query_is_understood(service()).await;
 }

@@ -878,6 +878,21 @@ impl<S: Store> Service<S> {
                 .is_some_and(|g| g.core().attribute("members").is_some())
     }
 
+    /// Whether groups may list resources of `rt` as members: the Group type's
+    /// `members.$ref` names it among its reference types (RFC 7643 §4.2: users and
+    /// groups), so a deleted group leaves the groups it was nested in.
+    fn group_members_reference(&self, rt: &ResourceSchema<'_>) -> bool {
+        self.registry
+            .resource_type("Group")
+            .and_then(|g| g.core().attribute("members"))
+            .and_then(|m| m.sub_attribute("$ref"))
+            .is_some_and(|r| {
+                r.reference_types()
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(rt.name()))
+            })
+    }
+
     /// `groups` for each of `ids`: the groups whose members include them, as
     /// `{value, $ref, display, type: "direct"}`.
     async fn groups_of(
@@ -1709,7 +1724,7 @@ impl<S: Store> Service<S> {
                 rt.name()
             )));
         }
-        if self.has_derived_groups(rt) {
+        if self.has_derived_groups(rt) || self.group_members_reference(rt) {
             self.leave_groups(ctx, id).await?;
         }
         Ok(Response::empty(204))

@@ -430,6 +430,67 @@ pub async fn deleting_a_user_removes_it_from_groups<S: Store<Context = String>>(
     assert_eq!(g["members"], json!([{"value": other}]));
 }
 
+/// A group nested in another (RFC 7643 §4.2: members may be groups) leaves it when
+/// it is deleted, whatever the store: no parent lists a member that is gone.
+pub async fn deleting_a_group_removes_it_from_its_parents<S: Store<Context = String>>(
+    svc: Service<S>,
+) {
+    let (_, u, _) = call(
+        &svc,
+        post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "nested"}),
+        ),
+    )
+    .await;
+    let uid = u["id"].as_str().expect("id");
+    let group = |name: &str, members: Value| {
+        post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+        )
+    };
+    let (status, child, _) = call(&svc, group("Child", json!([{"value": uid}]))).await;
+    assert_eq!(status, 201, "{child}");
+    let cid = child["id"].as_str().expect("id");
+    let (status, parent, _) = call(
+        &svc,
+        group(
+            "Parent",
+            json!([{"value": cid, "type": "Group"}, {"value": uid, "type": "User"}]),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{parent}");
+    let pid = parent["id"].as_str().expect("id");
+    let (_, other, _) = call(&svc, group("Other", json!([{"value": cid}]))).await;
+    let oid = other["id"].as_str().expect("id");
+
+    let (status, body, _) = call(&svc, Request::new("DELETE", &format!("/Groups/{cid}"))).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, parent, _) = call(&svc, Request::new("GET", &format!("/Groups/{pid}"))).await;
+    let values: Vec<&str> = parent["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|v| v["value"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(values, [uid], "{parent}");
+    // A group whose only member was the deleted one has no members left.
+    let (_, other, _) = call(&svc, Request::new("GET", &format!("/Groups/{oid}"))).await;
+    assert!(
+        other["members"].as_array().is_none_or(|m| m.is_empty()),
+        "{other}"
+    );
+    let (_, filtered, _) = call(
+        &svc,
+        Request::new(
+            "GET",
+            &format!("/Groups?filter=members.value+eq+%22{cid}%22"),
+        ),
+    )
+    .await;
+    assert_eq!(filtered["totalResults"], 0, "{filtered}");
+}
+
 pub async fn every_fixture_query_is_understood<S: Store<Context = String>>(svc: Service<S>) {
     let (_, u, _) = call(&svc, post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "test.user@okta.local", "displayName": "BobIsAmazing"}))).await;
     let (_, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "displayName"}))).await;

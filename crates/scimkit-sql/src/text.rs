@@ -34,7 +34,7 @@ impl SqlPiece for usize {
     fn push_to(&self, out: &mut String) {
         // Placeholders and aliases are mostly below 100: one copy from a table.
         match *self {
-            n @ 0..100 => out.push_str(&TWO_DIGITS[n]),
+            n @ 0..100 => out.push_str(TWO_DIGITS[n]),
             n => push_number(out, n, 1),
         }
     }

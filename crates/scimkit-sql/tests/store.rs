@@ -162,6 +162,7 @@ on_every_database!(
     okta_provisioning_lifecycle,
     entra_provisioning_lifecycle,
     deleting_a_user_removes_it_from_groups,
+    deleting_a_group_removes_it_from_its_parents,
     every_fixture_query_is_understood,
     paging_is_stable_and_counted,
     cursor_pagination,
