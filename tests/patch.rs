@@ -591,7 +591,8 @@ fn arb_user() -> impl Strategy<Value = Value> {
             0..4,
         ),
     )
-        .prop_map(|(given, family, active, nick, emails)| {
+        .prop_flat_map(|parts| (Just(parts), any::<bool>()))
+        .prop_map(|((given, family, active, nick, emails), empties)| {
             let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u", "userName": "bjensen"});
             let mut name = serde_json::Map::new();
             if let Some(g) = given {
@@ -600,7 +601,9 @@ fn arb_user() -> impl Strategy<Value = Value> {
             if let Some(f) = family {
                 name.insert("familyName".into(), json!(f));
             }
-            if !name.is_empty() {
+            // Empty members (null, `{}`, `[]`) are what a failed operation must not
+            // tidy away unrecorded.
+            if !name.is_empty() || empties {
                 u["name"] = Value::Object(name);
             }
             if let Some(a) = active {
@@ -608,8 +611,10 @@ fn arb_user() -> impl Strategy<Value = Value> {
             }
             if nick {
                 u["nickName"] = json!("Babs");
+            } else if empties {
+                u["nickName"] = Value::Null;
             }
-            if !emails.is_empty() {
+            if !emails.is_empty() || empties {
                 let emails: Vec<Value> = emails
                     .into_iter()
                     .map(|(value, kind, primary)| {

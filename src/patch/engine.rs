@@ -414,27 +414,41 @@ impl<'r> Engine<'_, 'r> {
         let ext_key = at
             .extension
             .then(|| find_key(self.obj, at.schema))
-            .flatten();
+            .flatten()
+            .map(Cow::into_owned);
         let container = match &ext_key {
-            Some(k) => match self.obj.get_mut(k.as_ref()) {
+            Some(k) => match self.obj.get(k) {
                 Some(Value::Object(map)) => map,
                 _ => return,
             },
             None if at.extension => return,
-            None => &mut *self.obj,
+            None => &*self.obj,
         };
         let name = at.attribute.name();
         let emptied = match container.get(name) {
-            Some(v) => is_empty(v).then_some(Cow::Borrowed(name)),
+            Some(v) => is_empty(v).then(|| name.to_owned()),
             None => find_key(container, name)
-                .filter(|k| container.get(k.as_ref()).is_some_and(is_empty)),
+                .filter(|k| container.get(k.as_ref()).is_some_and(is_empty))
+                .map(Cow::into_owned),
         };
         if let Some(key) = emptied {
-            container.remove(key.as_ref());
+            // Journaled here whatever came before: an operation that failed, or found
+            // nothing to do, may have written no entry for the member it leaves.
+            let top = ext_key.clone().unwrap_or_else(|| key.clone());
+            self.save(&top);
+            let container = match &ext_key {
+                Some(k) => match self.obj.get_mut(k) {
+                    Some(Value::Object(map)) => map,
+                    _ => return,
+                },
+                None => &mut *self.obj,
+            };
+            container.remove(&key);
         }
         if let Some(k) = ext_key {
-            if self.obj.get(k.as_ref()).is_some_and(is_empty) {
-                self.obj.remove(k.as_ref());
+            if self.obj.get(&k).is_some_and(is_empty) {
+                self.save(&k);
+                self.obj.remove(&k);
                 self.remove_schema_urn(at.schema);
             }
         }

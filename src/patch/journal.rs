@@ -12,6 +12,8 @@
 //! Undoing runs backwards through the entries, each restoring the state just before
 //! it, so entries of both kinds can follow each other on one member in any order.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 enum Entry {
@@ -223,10 +225,7 @@ impl Journal {
             return self.rebuilt_differs(obj, key);
         }
         let now = obj.get(key);
-        // Each place (a position in the list, or none) and sub-attribute, with what
-        // the first entry naming it found.
-        let mut seen: Vec<(Option<usize>, &str)> = Vec::new();
-        let differs = |at: Option<usize>, sub: &str, old: &Option<Value>| {
+        let current = |at: Option<usize>, sub: &str| {
             let object = match at {
                 None => now.and_then(Value::as_object),
                 Some(i) => now
@@ -234,23 +233,26 @@ impl Journal {
                     .and_then(|l| l.get(i))
                     .and_then(Value::as_object),
             };
-            object.and_then(|m| m.get(sub)) != old.as_ref()
+            object.and_then(|m| m.get(sub))
         };
+        // Each place (a position in the list, or none) and sub-attribute compares
+        // with what the first entry naming it found.
+        let mut seen: HashSet<(Option<usize>, &str)> = HashSet::new();
         for entry in entries() {
-            let places: Vec<(Option<usize>, &str, &Option<Value>)> = match entry {
-                Entry::SubSet { sub, old, .. } => vec![(None, sub.as_str(), old)],
-                Entry::ElementSubs { changes, .. } => changes
-                    .iter()
-                    .map(|(i, sub, old)| (Some(*i), sub.as_str(), old))
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let places: Box<dyn Iterator<Item = (Option<usize>, &str, &Option<Value>)>> =
+                match entry {
+                    Entry::SubSet { sub, old, .. } => {
+                        Box::new(std::iter::once((None, sub.as_str(), old)))
+                    }
+                    Entry::ElementSubs { changes, .. } => Box::new(
+                        changes
+                            .iter()
+                            .map(|(i, sub, old)| (Some(*i), sub.as_str(), old)),
+                    ),
+                    _ => Box::new(std::iter::empty()),
+                };
             for (at, sub, old) in places {
-                if seen.contains(&(at, sub)) {
-                    continue;
-                }
-                seen.push((at, sub));
-                if differs(at, sub, old) {
+                if seen.insert((at, sub)) && current(at, sub) != old.as_ref() {
                     return true;
                 }
             }

@@ -4,6 +4,7 @@
 mod common;
 
 mod bulk_location;
+mod failed_patch_keeps_empty_members;
 mod filter_depth_fits_stack;
 mod filter_on_derived_groups;
 mod filtered_write_never_invents_members;
