@@ -317,8 +317,9 @@ async fn a_host_resource_type_is_served_like_the_built_in_ones() {
 }
 
 /// A store with only the required methods: the service's general paths for member
-/// changes (read, patch, replace) and for `User.groups` (a filtered list).
-struct Plain(MemoryStore<String>);
+/// changes (read, patch, replace) and for `User.groups` (a filtered list). While its
+/// flag is set, listing groups fails as a database that went away would.
+struct Plain(MemoryStore<String>, std::sync::atomic::AtomicBool);
 
 impl scimkit::store::Store for Plain {
     type Context = String;
@@ -375,6 +376,9 @@ impl scimkit::store::Store for Plain {
         rt: &str,
         query: &scimkit::store::ListQuery<'_>,
     ) -> Result<scimkit::store::Page, scimkit::store::StoreError> {
+        if rt == "Group" && self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(scimkit::store::StoreError::backend("connection reset"));
+        }
         self.0.list(ctx, rt, query).await
     }
 }
@@ -385,7 +389,13 @@ async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() 
     // here differ in case on purpose: this is about memberships, not references.
     let mut config = ServiceConfig::default();
     config.check_references = false;
-    let svc = Service::new(Plain(MemoryStore::new()), config);
+    let svc = Service::new(
+        Plain(
+            MemoryStore::new(),
+            std::sync::atomic::AtomicBool::new(false),
+        ),
+        config,
+    );
     let t = tenant();
     let handle = |req: Request| {
         let svc = &svc;
@@ -439,6 +449,77 @@ async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() 
     );
     let (_, g) = handle(Request::new("GET", &format!("/Groups/{}", gids[1]))).await;
     assert!(g.get("members").is_none(), "{g}");
+}
+
+/// The delete is committed before the deleted user leaves its groups: when that
+/// second step fails, the client still learns that the user is gone (a retry would
+/// only find it missing), and the host's logs learn what failed.
+#[tokio::test]
+async fn a_delete_that_cannot_leave_its_groups_is_still_a_delete() {
+    let mut config = ServiceConfig::default();
+    config.check_references = false;
+    let store = Plain(
+        MemoryStore::new(),
+        std::sync::atomic::AtomicBool::new(false),
+    );
+    let svc = Service::new(store, config);
+    let t = tenant();
+    let user = svc
+        .handle(
+            &t,
+            post(
+                "/Users",
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann"}),
+            ),
+        )
+        .await;
+    let uid = user.json_body().expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let group = svc
+        .handle(
+            &t,
+            post(
+                "/Groups",
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}]}),
+            ),
+        )
+        .await;
+    assert_eq!(group.status, 201);
+    let gid = group.json_body().expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    svc.store()
+        .1
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let deleted = svc
+        .handle(&t, Request::new("DELETE", &format!("/Users/{uid}")))
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert!(deleted.body.is_empty());
+    let cause = deleted.cause.unwrap_or_default();
+    assert!(
+        cause.contains("was deleted") && cause.contains("connection reset"),
+        "{cause}"
+    );
+    svc.store()
+        .1
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let gone = svc
+        .handle(&t, Request::new("GET", &format!("/Users/{uid}")))
+        .await;
+    assert_eq!(gone.status, 404);
+    // The group keeps the member it could not lose, as documented.
+    let g = svc
+        .handle(&t, Request::new("GET", &format!("/Groups/{gid}")))
+        .await;
+    assert_eq!(
+        g.json_body().expect("json")["members"][0]["value"],
+        json!(uid)
+    );
 }
 
 mod never_panics {

@@ -1724,10 +1724,21 @@ impl<S: Store> Service<S> {
                 rt.name()
             )));
         }
+        let mut done = Response::empty(204);
         if self.has_derived_groups(rt) || self.group_members_reference(rt) {
-            self.leave_groups(ctx, id).await?;
+            if let Err(e) = self.leave_groups(ctx, id).await {
+                // The resource is gone, and the client is told so (a retry would only
+                // find it missing); what failed is kept for the host's logs.
+                let why = Response::error(&e)
+                    .cause
+                    .unwrap_or_else(|| e.detail().to_owned());
+                done.cause = Some(format!(
+                    "{} {id} was deleted, but taking it out of its groups failed: {why}",
+                    rt.name()
+                ));
+            }
         }
-        Ok(Response::empty(204))
+        Ok(done)
     }
 
     async fn leave_groups(&self, ctx: &S::Context, member: &str) -> Result<()> {
@@ -1739,14 +1750,25 @@ impl<S: Store> Service<S> {
             "members[value eq {}]",
             CompValue::from(member)
         ))]);
+        // The member is gone already; a group that cannot be updated now keeps a
+        // dangling member rather than failing the delete the client asked for, and
+        // the others are still updated.
+        let mut kept = Vec::new();
         for group in memberships.get(member).into_iter().flatten() {
             if let Some(gid) = group.get("value").and_then(Value::as_str) {
-                // The user is gone already; a group that cannot be updated now keeps a
-                // dangling member rather than failing the delete the client asked for.
-                let _ = self.patch_record(ctx, &groups, gid, &op, None).await;
+                if let Err(e) = self.patch_record(ctx, &groups, gid, &op, None).await {
+                    kept.push(format!("{gid} ({})", e.detail()));
+                }
             }
         }
-        Ok(())
+        if kept.is_empty() {
+            return Ok(());
+        }
+        Err(Error::internal(format!(
+            "{} group(s) still list it: {}",
+            kept.len(),
+            kept.join(", ")
+        )))
     }
 }
 

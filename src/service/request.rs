@@ -82,7 +82,9 @@ pub struct Response {
     /// The body (empty for 204 and 304).
     pub body: Vec<u8>,
     /// For a 5xx answer, the chain of causes behind it (a store's backend error,
-    /// say), for the host's logs; never sent to the client.
+    /// say); for a success, what failed in work that followed it (a deleted resource
+    /// that could not be taken out of every group). For the host's logs; never sent
+    /// to the client.
     pub cause: Option<String>,
 }
 

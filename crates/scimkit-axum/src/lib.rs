@@ -217,13 +217,20 @@ where
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
+    span.in_scope(|| match served.cause.as_deref() {
+        _ if status >= 500 => {
             let cause = served.cause.as_deref().unwrap_or("-");
             tracing::error!(status, latency_ms, cause, "request failed");
-        } else {
-            tracing::info!(status, latency_ms, "request");
         }
+        Some(cause) => {
+            tracing::warn!(
+                status,
+                latency_ms,
+                cause,
+                "request done, follow-up work failed"
+            );
+        }
+        None => tracing::info!(status, latency_ms, "request"),
     });
     response.extensions_mut().insert(served);
     response
