@@ -317,9 +317,22 @@ async fn a_host_resource_type_is_served_like_the_built_in_ones() {
 }
 
 /// A store with only the required methods: the service's general paths for member
-/// changes (read, patch, replace) and for `User.groups` (a filtered list). While its
-/// flag is set, listing groups fails as a database that went away would.
-struct Plain(MemoryStore<String>, std::sync::atomic::AtomicBool);
+/// changes (read, patch, replace) and for `User.groups` (a filtered list). Its mode
+/// makes group lists (1) or group writes (2) fail, as a database that went away would.
+struct Plain(MemoryStore<String>, std::sync::atomic::AtomicU8);
+
+const GROUP_LISTS_FAIL: u8 = 1;
+const GROUP_WRITES_FAIL: u8 = 2;
+
+impl Plain {
+    fn new() -> Self {
+        Plain(MemoryStore::new(), std::sync::atomic::AtomicU8::new(0))
+    }
+
+    fn fails(&self, rt: &str, mode: u8) -> bool {
+        rt == "Group" && self.1.load(std::sync::atomic::Ordering::Relaxed) == mode
+    }
+}
 
 impl scimkit::store::Store for Plain {
     type Context = String;
@@ -354,6 +367,9 @@ impl scimkit::store::Store for Plain {
         unique: &[scimkit::store::UniqueValue],
         events: &[scimkit::events::Event],
     ) -> Result<scimkit::store::Record, scimkit::store::StoreError> {
+        if self.fails(rt, GROUP_WRITES_FAIL) {
+            return Err(scimkit::store::StoreError::backend("disk full"));
+        }
         self.0
             .replace(ctx, rt, record, expected, unique, events)
             .await
@@ -376,7 +392,7 @@ impl scimkit::store::Store for Plain {
         rt: &str,
         query: &scimkit::store::ListQuery<'_>,
     ) -> Result<scimkit::store::Page, scimkit::store::StoreError> {
-        if rt == "Group" && self.1.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.fails(rt, GROUP_LISTS_FAIL) {
             return Err(scimkit::store::StoreError::backend("connection reset"));
         }
         self.0.list(ctx, rt, query).await
@@ -389,13 +405,7 @@ async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() 
     // here differ in case on purpose: this is about memberships, not references.
     let mut config = ServiceConfig::default();
     config.check_references = false;
-    let svc = Service::new(
-        Plain(
-            MemoryStore::new(),
-            std::sync::atomic::AtomicBool::new(false),
-        ),
-        config,
-    );
+    let svc = Service::new(Plain::new(), config);
     let t = tenant();
     let handle = |req: Request| {
         let svc = &svc;
@@ -458,67 +468,93 @@ async fn user_groups_follow_memberships_and_group_deletion_with_a_plain_store() 
 async fn a_delete_that_cannot_leave_its_groups_is_still_a_delete() {
     let mut config = ServiceConfig::default();
     config.check_references = false;
-    let store = Plain(
-        MemoryStore::new(),
-        std::sync::atomic::AtomicBool::new(false),
-    );
-    let svc = Service::new(store, config);
+    let svc = Service::new(Plain::new(), config);
     let t = tenant();
-    let user = svc
-        .handle(
-            &t,
-            post(
-                "/Users",
-                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann"}),
-            ),
+    let set_mode = |mode: u8| {
+        svc.store()
+            .1
+            .store(mode, std::sync::atomic::Ordering::Relaxed)
+    };
+    let create = |path: &'static str, body: Value| {
+        let svc = &svc;
+        let t = &t;
+        async move {
+            let resp = svc.handle(t, post(path, &body)).await;
+            assert_eq!(resp.status, 201);
+            resp.json_body().expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+    for (mode, want) in [
+        (GROUP_LISTS_FAIL, "connection reset"),
+        (GROUP_WRITES_FAIL, "disk full"),
+    ] {
+        set_mode(0);
+        let uid = create(
+            "/Users",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("ann{mode}")}),
         )
         .await;
-    let uid = user.json_body().expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let group = svc
-        .handle(
-            &t,
-            post(
-                "/Groups",
-                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}]}),
-            ),
+        let gid = create(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("G{mode}"), "members": [{"value": uid}]}),
         )
         .await;
-    assert_eq!(group.status, 201);
-    let gid = group.json_body().expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
 
-    svc.store()
-        .1
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let deleted = svc
-        .handle(&t, Request::new("DELETE", &format!("/Users/{uid}")))
-        .await;
-    assert_eq!(deleted.status, 204);
-    assert!(deleted.body.is_empty());
-    let cause = deleted.cause.unwrap_or_default();
+        set_mode(mode);
+        let deleted = svc
+            .handle(&t, Request::new("DELETE", &format!("/Users/{uid}")))
+            .await;
+        assert_eq!(deleted.status, 204);
+        assert!(deleted.body.is_empty());
+        let cause = deleted.cause.unwrap_or_default();
+        assert!(
+            cause.contains("was deleted") && cause.contains(want),
+            "{cause}"
+        );
+        set_mode(0);
+        let gone = svc
+            .handle(&t, Request::new("GET", &format!("/Users/{uid}")))
+            .await;
+        assert_eq!(gone.status, 404);
+        // The group keeps the member it could not lose, as documented.
+        let g = svc
+            .handle(&t, Request::new("GET", &format!("/Groups/{gid}")))
+            .await;
+        assert_eq!(
+            g.json_body().expect("json")["members"][0]["value"],
+            json!(uid)
+        );
+    }
+
+    // In a bulk request the operation's cause reaches the host through the bulk
+    // response's.
+    let uid = create(
+        "/Users",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bulk"}),
+    )
+    .await;
+    create(
+        "/Groups",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "B", "members": [{"value": uid}]}),
+    )
+    .await;
+    set_mode(GROUP_WRITES_FAIL);
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "DELETE", "path": format!("/Users/{uid}")}]
+    });
+    let resp = svc.handle(&t, post("/Bulk", &bulk)).await;
+    set_mode(0);
+    assert_eq!(resp.status, 200);
+    let body = resp.json_body().expect("json");
+    assert_eq!(body["Operations"][0]["status"], json!("204"), "{body}");
+    let cause = resp.cause.unwrap_or_default();
     assert!(
-        cause.contains("was deleted") && cause.contains("connection reset"),
+        cause.contains("Operations[0]") && cause.contains("disk full"),
         "{cause}"
-    );
-    svc.store()
-        .1
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    let gone = svc
-        .handle(&t, Request::new("GET", &format!("/Users/{uid}")))
-        .await;
-    assert_eq!(gone.status, 404);
-    // The group keeps the member it could not lose, as documented.
-    let g = svc
-        .handle(&t, Request::new("GET", &format!("/Groups/{gid}")))
-        .await;
-    assert_eq!(
-        g.json_body().expect("json")["members"][0]["value"],
-        json!(uid)
     );
 }
 

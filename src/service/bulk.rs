@@ -67,6 +67,8 @@ impl<S: Store> Service<S> {
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut errors = 0u32;
         let mut results = Vec::new();
+        // What the operations' own responses keep for the host's logs.
+        let mut causes = Vec::new();
         for op in bulk.operations {
             if bulk.fail_on_errors.is_some_and(|n| errors >= n) {
                 break;
@@ -75,6 +77,14 @@ impl<S: Store> Service<S> {
             let response = response.unwrap_or_else(|e| Response::error(&e));
             if response.status >= 400 {
                 errors += 1;
+            }
+            if let Some(cause) = &response.cause {
+                causes.push(format!(
+                    "Operations[{}] ({} {}): {cause}",
+                    results.len(),
+                    op.method,
+                    op.path
+                ));
             }
             let location = response.header("Location").map(str::to_owned).or_else(|| {
                 // RFC 7644 §3.7.3: successful PUT, PATCH and DELETE name the resource too.
@@ -107,7 +117,9 @@ impl<S: Store> Service<S> {
             schemas: vec![urn::BULK_RESPONSE.to_owned()],
             operations: results,
         };
-        Ok(Response::json(200, &body))
+        let mut done = Response::json(200, &body);
+        done.cause = (!causes.is_empty()).then(|| causes.join("; "));
+        Ok(done)
     }
 
     async fn bulk_operation(

@@ -52,7 +52,7 @@ use url::Url;
 
 pub use request::{Request, Response, SCIM_MEDIA_TYPE};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ScimType};
 use crate::events::Change;
 use crate::filter::{CompValue, Filter, FilterOptions};
 use crate::message::{ListResponse, PatchOp, SearchRequest};
@@ -1688,8 +1688,9 @@ impl<S: Store> Service<S> {
             None => Projection::all(),
         };
         let mut deleted = false;
-        // Writes to this resource in this process run in turn rather than race.
-        let _turn = self.writes.turn(rt.name(), id).await;
+        // Writes to this resource in this process run in turn rather than race; the
+        // turn ends with the delete, before the groups are updated.
+        let turn = self.writes.turn(rt.name(), id).await;
         for attempt in 0..=self.config.max_write_retries {
             if attempt > 0 {
                 yield_now().await;
@@ -1718,6 +1719,7 @@ impl<S: Store> Service<S> {
                 Err(e) => return Err(store_error(e, rt.name())),
             }
         }
+        drop(turn);
         if !deleted {
             return Err(Error::conflict(format!(
                 "{} {id} kept changing while it was being deleted; try again",
@@ -1756,8 +1758,16 @@ impl<S: Store> Service<S> {
         let mut kept = Vec::new();
         for group in memberships.get(member).into_iter().flatten() {
             if let Some(gid) = group.get("value").and_then(Value::as_str) {
-                if let Err(e) = self.patch_record(ctx, &groups, gid, &op, None).await {
-                    kept.push(format!("{gid} ({})", e.detail()));
+                match self.patch_record(ctx, &groups, gid, &op, None).await {
+                    Ok(_) => {}
+                    // Gone meanwhile, or the membership is gone already: nothing kept.
+                    Err(e) if e.status() == 404 || e.scim_type() == Some(ScimType::NoTarget) => {}
+                    Err(e) => {
+                        let why = Response::error(&e)
+                            .cause
+                            .unwrap_or_else(|| e.detail().to_owned());
+                        kept.push(format!("{gid} ({why})"));
+                    }
                 }
             }
         }

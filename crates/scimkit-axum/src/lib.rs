@@ -17,7 +17,8 @@
 //! - answers in SCIM media types (RFC 7644 §8.1), with an `X-Request-Id`;
 //! - serves each request in a `tracing` span (request id, method, route template,
 //!   tenant, key label) and ends it with one event (status, latency, and for a 5xx
-//!   the cause behind it). The route template is `/Users/{id}`, never the raw path
+//!   the cause behind it; a success whose follow-up work failed is a warning with
+//!   its cause). The route template is `/Users/{id}`, never the raw path
 //!   or query, which carry names and e-mail addresses. The same
 //!   facts are attached to the response as a [`Served`] extension for metrics.
 //!
@@ -77,7 +78,8 @@ pub struct Served {
     pub route: String,
     /// The tenant, once authenticated.
     pub tenant: Option<String>,
-    /// For a 5xx answer, the cause behind it.
+    /// For a 5xx answer, the cause behind it; for a success, what failed in the
+    /// work that followed it ([`Response::cause`](scimkit::service::Response::cause)).
     pub cause: Option<String>,
 }
 
