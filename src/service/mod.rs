@@ -1669,7 +1669,8 @@ impl<S: Store> Service<S> {
         )))
     }
 
-    /// DELETE (RFC 7644 §3.6); a deleted user also leaves the groups it was in.
+    /// DELETE (RFC 7644 §3.6); a deleted user or group also leaves the groups that
+    /// listed it (RFC 7643 §4.2).
     async fn delete(
         &self,
         ctx: &S::Context,
