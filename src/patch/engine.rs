@@ -548,7 +548,8 @@ impl<'r> Engine<'_, 'r> {
                 attr.name()
             )));
         }
-        // Normalised resources spell the key as the schema does: one look-up.
+        // Normalised resources spell the key as the schema does: found exactly, then
+        // read and written through one mutable look-up.
         let key = match self.obj.contains_key(attr.name()) {
             true => Cow::Borrowed(attr.name()),
             false => find_key(self.obj, attr.name()).unwrap_or(Cow::Borrowed(attr.name())),
