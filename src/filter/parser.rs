@@ -222,14 +222,13 @@ pub(crate) fn parse_path(input: &str, options: &FilterOptions) -> Result<Path, F
     // Most paths are one plain attribute name (`active`, `members`) or a name and a
     // sub-attribute (`name.familyName`): no parser needed.
     if input.len() <= options.max_len {
-        let (name, sub) = input.split_once('.').unwrap_or((input, ""));
-        if is_valid_name(name) && (sub.is_empty() || is_valid_name(sub)) {
-            if sub.is_empty() && name.len() == input.len() {
-                return Ok(Path::attribute(AttrPath::from_text(input, 0, input.len())));
-            }
-            if !sub.is_empty() {
-                return Ok(Path::attribute(AttrPath::from_text(input, 0, name.len())));
-            }
+        let name_end = match input.split_once('.') {
+            None if is_valid_name(input) => Some(input.len()),
+            Some((name, sub)) if is_valid_name(name) && is_valid_name(sub) => Some(name.len()),
+            _ => None,
+        };
+        if let Some(end) = name_end {
+            return Ok(Path::attribute(AttrPath::from_text(input, 0, end)));
         }
     }
     let mut p = Parser::new(input, options)?;

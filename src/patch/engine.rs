@@ -513,20 +513,7 @@ impl<'r> Engine<'_, 'r> {
                 let parent = object_slot(container, key, attr)?;
                 merge_element(attr, parent, value, lenient)
             }
-            (None, None) => {
-                let new = coerce(attr, attr.name(), value.clone())?;
-                if new.is_none() && op == OpKind::Replace && attr.is_required() {
-                    return Err(Error::mutability(format!(
-                        "'{}' is required and cannot be removed",
-                        attr.name()
-                    )));
-                }
-                check_mutability(attr, attr.name(), container.get(key), new.as_ref())?;
-                if op == OpKind::Replace || new.is_some() {
-                    set(container, key, new);
-                }
-                Ok(())
-            }
+            (None, None) => replace_member(op, attr, container, value).map(drop),
             (None, Some(sub)) if !attr.is_multi_valued() => {
                 let parent = object_slot(container, key, attr)?;
                 set_sub(attr, sub, parent, value)
@@ -541,38 +528,9 @@ impl<'r> Engine<'_, 'r> {
     /// `add` or `replace` of a single-valued simple attribute of the core schema:
     /// the old value moves into the journal (RFC 7644 §3.5.2.1, §3.5.2.3).
     fn replace_simple(&mut self, op: OpKind, attr: &Attribute, value: &Value) -> Result<()> {
-        let new = coerce(attr, attr.name(), value.clone())?;
-        if new.is_none() && op == OpKind::Replace && attr.is_required() {
-            return Err(Error::mutability(format!(
-                "'{}' is required and cannot be removed",
-                attr.name()
-            )));
+        if let Some((key, old)) = replace_member(op, attr, self.obj, value)? {
+            self.journal.replaced(&key, old);
         }
-        // Normalised resources spell the key as the schema does: found exactly, then
-        // read and written through one mutable look-up.
-        let key = match self.obj.contains_key(attr.name()) {
-            true => Cow::Borrowed(attr.name()),
-            false => find_key(self.obj, attr.name()).unwrap_or(Cow::Borrowed(attr.name())),
-        };
-        let old = match (self.obj.get_mut(key.as_ref()), new) {
-            (Some(slot), Some(v)) => {
-                check_mutability(attr, attr.name(), Some(slot), Some(&v))?;
-                Some(std::mem::replace(slot, v))
-            }
-            (None, Some(v)) => {
-                check_mutability(attr, attr.name(), None, Some(&v))?;
-                self.obj.insert(key.clone().into_owned(), v);
-                None
-            }
-            (existing, None) => {
-                check_mutability(attr, attr.name(), existing.as_deref(), None)?;
-                if op != OpKind::Replace {
-                    return Ok(());
-                }
-                self.obj.remove(key.as_ref())
-            }
-        };
-        self.journal.replaced(&key, old);
         Ok(())
     }
 
@@ -599,15 +557,7 @@ impl<'r> Engine<'_, 'r> {
         if is_empty(&new) {
             return Ok(None);
         }
-        let sub_key = find_key(parent, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
-        check_mutability(sub, &path, parent.get(sub_key.as_ref()), Some(&new))?;
-        let old = match parent.get_mut(sub_key.as_ref()) {
-            Some(slot) => Some(std::mem::replace(slot, new)),
-            None => {
-                parent.insert(sub_key.clone().into_owned(), new);
-                None
-            }
-        };
+        let (sub_key, old) = put(sub, &path, parent, Some(new))?;
         self.journal.sub_set(&key, &sub_key, old);
         Ok(Some(()))
     }
@@ -645,24 +595,13 @@ impl<'r> Engine<'_, 'r> {
             let Some(Value::Object(element)) = list.get_mut(i) else {
                 continue;
             };
-            let sub_key = find_key(element, sub.name())
-                .unwrap_or(Cow::Borrowed(sub.name()))
-                .into_owned();
-            if let Err(e) = check_mutability(sub, &path, element.get(&sub_key), new.as_ref()) {
-                result = Err(e);
-                break;
+            match put(sub, &path, element, new.clone()) {
+                Ok((sub_key, old)) => changes.push((i, sub_key.into_owned(), old)),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            let old = match new.clone() {
-                Some(v) => match element.get_mut(&sub_key) {
-                    Some(slot) => Some(std::mem::replace(slot, v)),
-                    None => {
-                        element.insert(sub_key.clone(), v);
-                        None
-                    }
-                },
-                None => element.remove(&sub_key),
-            };
-            changes.push((i, sub_key, old));
         }
         if result.is_ok() {
             changes.extend(fix_primary(attr, list, &selected));
@@ -1007,11 +946,59 @@ fn set_sub(
 ) -> Result<()> {
     let path = [attr.name(), ".", sub.name()].concat();
     let new = coerce(sub, &path, value.clone())?;
-    let key = find_key(element, sub.name()).unwrap_or(Cow::Borrowed(sub.name()));
-    let key: &str = &key;
-    check_mutability(sub, &path, element.get(key), new.as_ref())?;
-    set(element, key, new);
-    Ok(())
+    put(sub, &path, element, new).map(drop)
+}
+
+/// `add` or `replace` of a single-valued simple attribute in `container` (RFC 7644
+/// §3.5.2.1, §3.5.2.3): its key as stored and the value it replaced, or `None`
+/// when nothing changes (an `add` of null).
+fn replace_member<'n>(
+    op: OpKind,
+    attr: &'n Attribute,
+    container: &mut Map<String, Value>,
+    value: &Value,
+) -> Result<Option<(Cow<'n, str>, Option<Value>)>> {
+    let new = coerce(attr, attr.name(), value.clone())?;
+    if new.is_none() && op == OpKind::Replace && attr.is_required() {
+        return Err(Error::mutability(format!(
+            "'{}' is required and cannot be removed",
+            attr.name()
+        )));
+    }
+    if new.is_none() && op != OpKind::Replace {
+        let existing = find_key(container, attr.name()).and_then(|k| container.get(k.as_ref()));
+        check_mutability(attr, attr.name(), existing, None)?;
+        return Ok(None);
+    }
+    put(attr, attr.name(), container, new).map(Some)
+}
+
+/// Sets the member `attr` of `container` to `new` (removes it for `None`), spelled
+/// as it is stored, once [`check_mutability`] allows it (`path` names it in errors):
+/// its key and what it held.
+fn put<'n>(
+    attr: &'n Attribute,
+    path: &str,
+    container: &mut Map<String, Value>,
+    new: Option<Value>,
+) -> Result<(Cow<'n, str>, Option<Value>)> {
+    let key = find_key(container, attr.name()).unwrap_or(Cow::Borrowed(attr.name()));
+    let old = match (container.get_mut(key.as_ref()), new) {
+        (Some(slot), Some(v)) => {
+            check_mutability(attr, path, Some(slot), Some(&v))?;
+            Some(std::mem::replace(slot, v))
+        }
+        (None, Some(v)) => {
+            check_mutability(attr, path, None, Some(&v))?;
+            container.insert(key.clone().into_owned(), v);
+            None
+        }
+        (existing, None) => {
+            check_mutability(attr, path, existing.as_deref(), None)?;
+            container.remove(key.as_ref())
+        }
+    };
+    Ok((key, old))
 }
 
 fn unset_sub(attr: &Attribute, sub: &Attribute, element: &mut Map<String, Value>) -> Result<()> {

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+#[derive(Clone)]
 enum Entry {
     /// A top-level member before it was first touched (`None`: absent).
     Snapshot { key: String, old: Option<Value> },
@@ -239,18 +240,15 @@ impl Journal {
         // with what the first entry naming it found.
         let mut seen: HashSet<(Option<usize>, &str)> = HashSet::new();
         for entry in entries() {
-            let places: Box<dyn Iterator<Item = (Option<usize>, &str, &Option<Value>)>> =
-                match entry {
-                    Entry::SubSet { sub, old, .. } => {
-                        Box::new(std::iter::once((None, sub.as_str(), old)))
-                    }
-                    Entry::ElementSubs { changes, .. } => Box::new(
-                        changes
-                            .iter()
-                            .map(|(i, sub, old)| (Some(*i), sub.as_str(), old)),
-                    ),
-                    _ => Box::new(std::iter::empty()),
-                };
+            let (single, many) = match entry {
+                Entry::SubSet { sub, old, .. } => (Some((None, sub.as_str(), old)), &[][..]),
+                Entry::ElementSubs { changes, .. } => (None, changes.as_slice()),
+                _ => (None, &[][..]),
+            };
+            let places = single.into_iter().chain(
+                many.iter()
+                    .map(|(i, sub, old)| (Some(*i), sub.as_str(), old)),
+            );
             for (at, sub, old) in places {
                 if seen.insert((at, sub)) && current(at, sub) != old.as_ref() {
                     return true;
@@ -288,29 +286,7 @@ impl Journal {
             before.insert(key.to_owned(), v.clone());
         }
         for entry in self.entries.iter().rev().filter(|e| e.key() == key) {
-            let copy = match entry {
-                Entry::Snapshot { key, old } => Entry::Snapshot {
-                    key: key.clone(),
-                    old: old.clone(),
-                },
-                Entry::Appended { key, len } => Entry::Appended {
-                    key: key.clone(),
-                    len: *len,
-                },
-                Entry::Removed { key, items } => Entry::Removed {
-                    key: key.clone(),
-                    items: items.clone(),
-                },
-                Entry::SubSet { key, sub, old } => Entry::SubSet {
-                    key: key.clone(),
-                    sub: sub.clone(),
-                    old: old.clone(),
-                },
-                Entry::ElementSubs { key, changes } => Entry::ElementSubs {
-                    key: key.clone(),
-                    changes: changes.clone(),
-                },
-            };
+            let copy = entry.clone();
             copy.undo(&mut before);
         }
         before.get(key) != obj.get(key)

@@ -32,37 +32,22 @@ impl<T: SqlPiece + ?Sized> SqlPiece for &T {
 impl SqlPiece for usize {
     #[inline]
     fn push_to(&self, out: &mut String) {
-        // Placeholders and aliases are mostly below 100: one copy from a table.
+        // Placeholders and aliases are mostly below 100.
         match *self {
-            n @ 0..100 => out.push_str(TWO_DIGITS[n]),
+            n @ 0..10 => out.push(digit(n)),
+            n @ 10..100 => {
+                out.push(digit(n / 10));
+                out.push(digit(n % 10));
+            }
             n => push_number(out, n, 1),
         }
     }
 }
 
-/// `"0"` to `"99"`.
-const TWO_DIGITS: [&str; 100] = {
-    const ALL: &str = "0123456789\
-        10111213141516171819202122232425262728293031323334353637383940414243444546474849\
-        50515253545556575859606162636465666768697071727374757677787980818283848586878889\
-        90919293949596979899";
-    let mut table = [""; 100];
-    let mut n = 0;
-    while n < 100 {
-        let (start, len) = if n < 10 {
-            (n, 1)
-        } else {
-            (10 + (n - 10) * 2, 2)
-        };
-        let bytes = ALL.as_bytes().split_at(start).1.split_at(len).0;
-        table[n] = match std::str::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(_) => "",
-        };
-        n += 1;
-    }
-    table
-};
+/// The character of a digit below 10.
+fn digit(n: usize) -> char {
+    char::from(b'0' + (n % 10) as u8)
+}
 
 /// Appends `n` in decimal, zero-padded to `width` digits.
 pub(crate) fn push_number(out: &mut String, mut n: usize, width: usize) {
