@@ -1023,6 +1023,81 @@ mod rename_answers {
     }
 }
 
+mod taken_ids {
+    //! A host may choose ids itself: creating a resource under an id its tenant
+    //! already uses is a conflict that writes nothing (neither the userName it
+    //! claims nor an event); another tenant may use the id.
+    use super::*;
+    use scimkit::events::{Event, EventKind, EventLog};
+    use scimkit::store::{Record, Store, StoreError, UniqueValue};
+    use serde_json::json;
+
+    fn record(id: &str, name: &str) -> (Record, Vec<UniqueValue>) {
+        let record = Record {
+            id: id.to_owned(),
+            version: 1,
+            resource: json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": name}),
+        };
+        let unique = vec![UniqueValue {
+            attribute: "userName".to_owned(),
+            value: name.to_owned(),
+        }];
+        (record, unique)
+    }
+
+    fn created(id: &str) -> Vec<Event> {
+        vec![Event {
+            id: format!("ev-{id}"),
+            kind: EventKind::Created {
+                attributes: vec!["userName".to_owned()],
+            },
+            resource_type: "User".to_owned(),
+            resource_id: id.to_owned(),
+            version: 1,
+            time: chrono::Utc::now(),
+        }]
+    }
+
+    async fn run(scratch: Scratch) {
+        let store = scratch.store().await;
+        let (a, unique_a) = record("fixed-1", "alice");
+        let stored = store
+            .create(&"t1".to_owned(), "User", a, &unique_a, &created("a"))
+            .await;
+        assert!(stored.is_ok(), "{stored:?}");
+        let (b, unique_b) = record("fixed-1", "bob");
+        let again = store
+            .create(&"t1".to_owned(), "User", b.clone(), &unique_b, &created("b"))
+            .await;
+        assert!(
+            matches!(&again, Err(StoreError::Conflict(m)) if m.contains("fixed-1")),
+            "{again:?}"
+        );
+        // Nothing of the refused creation stayed: bob is free, and no event.
+        let (c, _) = record("fixed-2", "bob");
+        let bob = store.create(&"t1".to_owned(), "User", c, &unique_b, &[]).await;
+        assert!(bob.is_ok(), "{bob:?}");
+        let events = store.read_events("check", 100).await.expect("events");
+        assert_eq!(events.len(), 1, "{events:?}");
+        // Another tenant may use the id.
+        let other = store.create(&"t2".to_owned(), "User", b, &unique_b, &[]).await;
+        assert!(other.is_ok(), "{other:?}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        run(Scratch::file()).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            run(scratch).await;
+        }
+    }
+}
+
 mod members_of_deleted_users {
     //! The service checks that added members exist; the store checks again in the
     //! member transaction, holding the member's row, so a user deleted between the

@@ -51,6 +51,7 @@ pub use keys::{KeyTable, StoredKey};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Transaction};
 
 use crate::{Dialect, Param, comparison_document, order_by, translate};
+use batch::{Arg, Done, Failed, Script};
 
 /// What selects the tenant in a host's request context: every query of a
 /// [`SqlStore`] is scoped by it.
@@ -671,16 +673,7 @@ fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
 /// `Err(Conflict)` naming the first value another resource holds.
 macro_rules! claim_unique {
     ($store:expr, $tx:expr, $tenant:expr, $rt:expr, $id:expr, $unique:expr, $replacing:expr) => {{
-        let unique: &[UniqueValue] = $unique;
-        let mut distinct: Vec<&UniqueValue> = Vec::with_capacity(unique.len());
-        for u in unique {
-            if !distinct
-                .iter()
-                .any(|d| d.attribute == u.attribute && d.value == u.value)
-            {
-                distinct.push(u);
-            }
-        }
+        let distinct = distinct_unique($unique);
         if distinct.is_empty() && !$replacing {
             Ok(())
         } else {
@@ -693,15 +686,93 @@ macro_rules! claim_unique {
                 q = q.bind(&u.attribute).bind(&u.value);
             }
             let owned: Vec<String> = q.fetch_all(&mut *$tx).await.map_err(backend)?;
-            match distinct.iter().find(|u| !owned.contains(&u.attribute)) {
-                Some(u) => Err(StoreError::Conflict(format!(
-                    "{} {:?} is already in use",
-                    u.attribute, u.value
-                ))),
-                None => Ok(()),
-            }
+            claimed(&distinct, &owned)
         }
     }};
+}
+
+/// The distinct values of `unique`, in order.
+fn distinct_unique(unique: &[UniqueValue]) -> Vec<&UniqueValue> {
+    let mut distinct: Vec<&UniqueValue> = Vec::with_capacity(unique.len());
+    for u in unique {
+        if !distinct
+            .iter()
+            .any(|d| d.attribute == u.attribute && d.value == u.value)
+        {
+            distinct.push(u);
+        }
+    }
+    distinct
+}
+
+/// Whether a claim of `distinct` got them all, from the attributes the resource
+/// owns after it (see [`claim_sql`]): else a conflict naming the first it missed.
+fn claimed<U: std::borrow::Borrow<UniqueValue>>(
+    distinct: &[U],
+    owned: &[String],
+) -> Result<(), StoreError> {
+    match distinct
+        .iter()
+        .map(U::borrow)
+        .find(|u| !owned.contains(&u.attribute))
+    {
+        Some(u) => Err(StoreError::Conflict(format!(
+            "{} {:?} is already in use",
+            u.attribute, u.value
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Appends to `script` the statements that claim `unique` for `id` in place of
+/// the values it owned (see [`claim_sql`]); returns the indexes of those whose
+/// rows are the attributes it owns afterwards.
+fn claim_script(
+    script: &mut Script,
+    tenant: &str,
+    resource_type: &str,
+    id: &str,
+    unique: &[UniqueValue],
+    replacing: bool,
+) -> Result<Range<usize>, StoreError> {
+    let distinct = distinct_unique(unique);
+    if distinct.is_empty() && !replacing {
+        return Ok(0..0);
+    }
+    let mut args: Vec<Arg> = vec![tenant.into(), resource_type.into(), id.into()];
+    for u in &distinct {
+        args.push(u.attribute.as_str().into());
+        args.push(u.value.as_str().into());
+    }
+    let at = script.push(&claim_sql(Dialect::Sqlite, distinct.len(), replacing), &args)?;
+    // A release answers no rows; the rest name what the resource owns.
+    Ok(if replacing { at.start + 1..at.end } else { at })
+}
+
+/// The attributes the statements at `at` of a script answered (see
+/// [`claim_script`]).
+fn owned_attributes(answers: &[Done], at: Range<usize>) -> Result<Vec<String>, StoreError> {
+    let mut owned = Vec::new();
+    for done in answers.get(at).unwrap_or_default() {
+        for row in &done.rows {
+            owned.push(row.try_get::<String, _>(0).map_err(backend)?);
+        }
+    }
+    Ok(owned)
+}
+
+/// Appends to `script` the statements that record `events` (see [`events_sql`]).
+fn event_script(script: &mut Script, tenant: &str, events: &[Event]) -> Result<(), StoreError> {
+    for chunk in events.chunks(EVENT_CHUNK) {
+        let mut args: Vec<Arg> = vec![(chunk.len() as i64).into(), tenant.into()];
+        for e in chunk {
+            args.push(e.id.as_str().into());
+            args.push(e.time.timestamp_millis().into());
+            args.push(serde_json::to_string(e).map_err(StoreError::backend)?.into());
+        }
+        script.push(&events_sql(Dialect::Sqlite, chunk.len()), &args)?;
+    }
+    Ok(())
 }
 
 /// Events written by one statement at most (three parameters each).
@@ -856,6 +927,55 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let drop_members = self.sql(
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
         );
+        if let (Pool::Sqlite(pool), None) = (&self.pool, rule) {
+            // Nothing to read in between: the whole write is one call.
+            let mut script = Script::new();
+            let update_at = script.push(
+                &update,
+                &[
+                    tenant.into(),
+                    resource_type.into(),
+                    record.id.as_str().into(),
+                    (expected_version as i64).into(),
+                    (record.version as i64).into(),
+                    doc.to_string().into(),
+                    cmp.into(),
+                    Arg::Null,
+                ],
+            )?;
+            let claims =
+                claim_script(&mut script, tenant, resource_type, &record.id, unique, true)?;
+            event_script(&mut script, tenant, events)?;
+            let distinct: Vec<UniqueValue> =
+                distinct_unique(unique).into_iter().cloned().collect();
+            let id = record.id.clone();
+            let keep = move |answers: Result<Vec<Done>, Failed>| {
+                let answers = answers.map_err(Failed::into_store_error)?;
+                if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
+                    return Err(StoreError::PreconditionFailed);
+                }
+                claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
+            };
+            let written = match self.writers.run(pool, script, keep).await {
+                // No row of that version: none at all is a 404.
+                Err(StoreError::PreconditionFailed) => {
+                    let found: Option<i64> = sqlx::query_scalar(&exists)
+                        .bind(tenant)
+                        .bind(resource_type)
+                        .bind(&id)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(backend)?;
+                    Err(match found {
+                        None => StoreError::NotFound(id),
+                        Some(_) => StoreError::PreconditionFailed,
+                    })
+                }
+                written => written,
+            }?;
+            self.announce(events);
+            return Ok(written);
+        }
         let written = write_tx!(self, tx => {
             let updated = sqlx::query(&update)
                 .bind(tenant)
@@ -953,6 +1073,41 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
              VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
         );
+        if let (Pool::Sqlite(pool), true) = (&self.pool, rows.is_empty()) {
+            // Nothing to read in between: the whole write is one call.
+            let mut script = Script::new();
+            let insert_at = script.push(
+                &insert,
+                &[
+                    tenant.into(),
+                    resource_type.into(),
+                    record.id.as_str().into(),
+                    record.id.to_lowercase().into(),
+                    (record.version as i64).into(),
+                    0i64.into(),
+                    doc.to_string().into(),
+                    cmp.into(),
+                ],
+            )?;
+            let claims =
+                claim_script(&mut script, tenant, resource_type, &record.id, unique, false)?;
+            event_script(&mut script, tenant, events)?;
+            let distinct: Vec<UniqueValue> =
+                distinct_unique(unique).into_iter().cloned().collect();
+            let id = record.id.clone();
+            let keep = move |answers: Result<Vec<Done>, Failed>| match answers {
+                Err(f) if f.statement == insert_at.start && is_unique_violation(&f.error) => {
+                    Err(StoreError::Conflict(format!("id {id} is already in use")))
+                }
+                Err(f) => Err(f.into_store_error()),
+                Ok(answers) => {
+                    claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
+                }
+            };
+            let created = self.writers.run(pool, script, keep).await?;
+            self.announce(events);
+            return Ok(created);
+        }
         let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
                 .bind(tenant)
