@@ -1067,7 +1067,13 @@ mod taken_ids {
         assert!(stored.is_ok(), "{stored:?}");
         let (b, unique_b) = record("fixed-1", "bob");
         let again = store
-            .create(&"t1".to_owned(), "User", b.clone(), &unique_b, &created("b"))
+            .create(
+                &"t1".to_owned(),
+                "User",
+                b.clone(),
+                &unique_b,
+                &created("b"),
+            )
             .await;
         assert!(
             matches!(&again, Err(StoreError::Conflict(m)) if m.contains("fixed-1")),
@@ -1075,12 +1081,16 @@ mod taken_ids {
         );
         // Nothing of the refused creation stayed: bob is free, and no event.
         let (c, _) = record("fixed-2", "bob");
-        let bob = store.create(&"t1".to_owned(), "User", c, &unique_b, &[]).await;
+        let bob = store
+            .create(&"t1".to_owned(), "User", c, &unique_b, &[])
+            .await;
         assert!(bob.is_ok(), "{bob:?}");
         let events = store.read_events("check", 100).await.expect("events");
         assert_eq!(events.len(), 1, "{events:?}");
         // Another tenant may use the id.
-        let other = store.create(&"t2".to_owned(), "User", b, &unique_b, &[]).await;
+        let other = store
+            .create(&"t2".to_owned(), "User", b, &unique_b, &[])
+            .await;
         assert!(other.is_ok(), "{other:?}");
         store.close().await;
     }

@@ -223,7 +223,8 @@ impl Drop for Turn {
     fn drop(&mut self) {
         // A writer stopped in the middle of its turn (its request was dropped): its
         // savepoint is rolled back by sqlx; an empty transaction is closed rather
-        // than kept open with nobody to commit it.
+        // than kept open with nobody to commit it. (A script's turn is never
+        // stopped midway: it runs in a task of its own to the end.)
         if let Some(batch) = self.guard.as_mut() {
             if batch.ops == 0 {
                 batch.tx = None;
@@ -414,15 +415,19 @@ impl Writers {
     /// SQLite, and hands every statement's answer (or the failure that stopped
     /// them) to `keep`, which says whether the operation stands. When it does not, or a statement failed, the script is
     /// rolled back to its savepoint and leaves no trace. An operation that stands is
-    /// answered once the commit that carries it is durable.
+    /// answered once the commit that carries it is durable; `committed` runs then,
+    /// in the task, even if the caller is gone.
     ///
     /// It runs as a task of its own: a caller dropped halfway (a client that went
     /// away) cannot leave half a script in the transaction other writers share.
+    /// SQLite's busy answer can come only from opening the shared transaction
+    /// (its statements run holding the write lock), which retries by itself.
     pub(super) async fn run<T, K>(
         &self,
         pool: &SqlitePool,
         script: Script,
         keep: K,
+        committed: impl FnOnce() + Send + 'static,
     ) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -453,7 +458,11 @@ impl Writers {
                 None => keep(Ok(answers)),
             };
             match kept {
-                Ok(v) => turn.finish().await.map(|()| v),
+                Ok(v) => {
+                    turn.finish().await?;
+                    committed();
+                    Ok(v)
+                }
                 Err(e) => {
                     let undone = match turn.connection() {
                         Some(conn) if started => undo(conn).await,
@@ -492,16 +501,18 @@ mod tests {
         let mut script = Script::new();
         let args: Vec<Arg> = (1..=11).map(|i| Arg::Int(i * 100)).collect();
         let first = script
-            .push("UPDATE t SET a = ?2, b = ?11 WHERE k = ?1 AND v = ?2", &args)
+            .push(
+                "UPDATE t SET a = ?2, b = ?11 WHERE k = ?1 AND v = ?2",
+                &args,
+            )
             .expect("push");
         assert_eq!(first, 1..2);
         // Each statement's ?1 is its own first argument.
         let next = script
-            .push("DELETE FROM u WHERE k = ?1; SELECT ?3, 'a' FROM u; INSERT INTO u VALUES (?2)", &[
-                "x".into(),
-                Arg::Null,
-                "z".into(),
-            ])
+            .push(
+                "DELETE FROM u WHERE k = ?1; SELECT ?3, 'a' FROM u; INSERT INTO u VALUES (?2)",
+                &["x".into(), Arg::Null, "z".into()],
+            )
             .expect("push");
         assert_eq!(next, 2..5);
         assert_eq!(script.statements, 5);
@@ -510,7 +521,10 @@ mod tests {
             "SAVEPOINT scim_op; UPDATE t SET a = ?, b = ? WHERE k = ? AND v = ?; \
              DELETE FROM u WHERE k = ?; SELECT ?, 'a' FROM u; INSERT INTO u VALUES (?)"
         );
-        assert_eq!(texts(&script), ["200", "1100", "100", "200", "x", "z", "NULL"]);
+        assert_eq!(
+            texts(&script),
+            ["200", "1100", "100", "200", "x", "z", "NULL"]
+        );
     }
 
     #[test]

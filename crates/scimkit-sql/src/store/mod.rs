@@ -315,8 +315,16 @@ impl<C> SqlStore<C> {
 
     /// Wakes this process's consumers waiting for events, after a commit.
     fn announce(&self, events: &[Event]) {
-        if !events.is_empty() {
-            self.new_events.send_modify(|n| *n = n.wrapping_add(1));
+        self.announcer(events)();
+    }
+
+    /// What [`announce`](Self::announce)s `events`, to run once they are committed.
+    fn announcer(&self, events: &[Event]) -> impl FnOnce() + Send + 'static {
+        let new_events = (!events.is_empty()).then(|| Arc::clone(&self.new_events));
+        move || {
+            if let Some(counter) = new_events {
+                counter.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
     }
 
@@ -744,7 +752,10 @@ fn claim_script(
         args.push(u.attribute.as_str().into());
         args.push(u.value.as_str().into());
     }
-    let at = script.push(&claim_sql(Dialect::Sqlite, distinct.len(), replacing), &args)?;
+    let at = script.push(
+        &claim_sql(Dialect::Sqlite, distinct.len(), replacing),
+        &args,
+    )?;
     // A release answers no rows; the rest name what the resource owns.
     Ok(if replacing { at.start + 1..at.end } else { at })
 }
@@ -768,7 +779,11 @@ fn event_script(script: &mut Script, tenant: &str, events: &[Event]) -> Result<(
         for e in chunk {
             args.push(e.id.as_str().into());
             args.push(e.time.timestamp_millis().into());
-            args.push(serde_json::to_string(e).map_err(StoreError::backend)?.into());
+            args.push(
+                serde_json::to_string(e)
+                    .map_err(StoreError::backend)?
+                    .into(),
+            );
         }
         script.push(&events_sql(Dialect::Sqlite, chunk.len()), &args)?;
     }
@@ -946,8 +961,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
             let claims =
                 claim_script(&mut script, tenant, resource_type, &record.id, unique, true)?;
             event_script(&mut script, tenant, events)?;
-            let distinct: Vec<UniqueValue> =
-                distinct_unique(unique).into_iter().cloned().collect();
+            let distinct: Vec<UniqueValue> = distinct_unique(unique).into_iter().cloned().collect();
             let id = record.id.clone();
             let keep = move |answers: Result<Vec<Done>, Failed>| {
                 let answers = answers.map_err(Failed::into_store_error)?;
@@ -956,7 +970,8 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 }
                 claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
             };
-            let written = match self.writers.run(pool, script, keep).await {
+            let announce = self.announcer(events);
+            let written = match self.writers.run(pool, script, keep, announce).await {
                 // No row of that version: none at all is a 404.
                 Err(StoreError::PreconditionFailed) => {
                     let found: Option<i64> = sqlx::query_scalar(&exists)
@@ -973,7 +988,6 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 }
                 written => written,
             }?;
-            self.announce(events);
             return Ok(written);
         }
         let written = write_tx!(self, tx => {
@@ -1089,11 +1103,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     cmp.into(),
                 ],
             )?;
-            let claims =
-                claim_script(&mut script, tenant, resource_type, &record.id, unique, false)?;
+            let claims = claim_script(
+                &mut script,
+                tenant,
+                resource_type,
+                &record.id,
+                unique,
+                false,
+            )?;
             event_script(&mut script, tenant, events)?;
-            let distinct: Vec<UniqueValue> =
-                distinct_unique(unique).into_iter().cloned().collect();
+            let distinct: Vec<UniqueValue> = distinct_unique(unique).into_iter().cloned().collect();
             let id = record.id.clone();
             let keep = move |answers: Result<Vec<Done>, Failed>| match answers {
                 Err(f) if f.statement == insert_at.start && is_unique_violation(&f.error) => {
@@ -1104,9 +1123,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
                 }
             };
-            let created = self.writers.run(pool, script, keep).await?;
-            self.announce(events);
-            return Ok(created);
+            let announce = self.announcer(events);
+            return self.writers.run(pool, script, keep, announce).await;
         }
         let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
