@@ -318,6 +318,98 @@ mod instances {
         }
     }
 
+    /// Writes of many users from 3 instances while consumers of two more read on
+    /// from their last sequence all along: each sees every event once, in
+    /// increasing sequences with no gap, each user's in version order, and both see
+    /// the same log. (On PostgreSQL events are numbered by their readers once
+    /// committed, so the two readers also race to number them.)
+    async fn events_read_during_writes(scratch: Scratch) {
+        let svcs = instances(&scratch, 5).await;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let consumer = |svc: Svc, name: &'static str| {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut seen: Vec<scimkit::events::StoredEvent<String>> = Vec::new();
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                    let last = seen.last().map_or(0, |e| e.sequence);
+                    let batch = svc
+                        .store()
+                        .read_events_after(name, last, 50)
+                        .await
+                        .expect("read");
+                    if batch.is_empty() && finished {
+                        return seen;
+                    }
+                    seen.extend(batch);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let first = consumer(Arc::clone(&svcs[3]), "first");
+        let second = consumer(Arc::clone(&svcs[4]), "second");
+        let mut tasks = Vec::new();
+        for t in 0..12usize {
+            let svc = Arc::clone(&svcs[t % 3]);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10usize {
+                    let (code, u) = status(&svc, post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("w{t}-{i}")}))).await;
+                    assert_eq!(code, 201, "{u}");
+                    let id = u["id"].as_str().expect("id").to_owned();
+                    for n in 0..3usize {
+                        let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("n{n}")}]});
+                        let (code, body) = status(&svc, Request::new("PATCH", &format!("/Users/{id}")).with_json(&op)).await;
+                        assert_eq!(code, 200, "{body}");
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = first.await.expect("consumer");
+        let other = second.await.expect("consumer");
+        let log = |events: &[scimkit::events::StoredEvent<String>]| -> Vec<(u64, String)> {
+            events
+                .iter()
+                .map(|e| (e.sequence, e.event.id.clone()))
+                .collect()
+        };
+        assert_eq!(log(&seen), log(&other), "one log for every reader");
+        let total = 12 * 10 * 4;
+        let sequences: Vec<u64> = seen.iter().map(|e| e.sequence).collect();
+        assert_eq!(
+            sequences,
+            (1..=total as u64).collect::<Vec<u64>>(),
+            "every event once, no gap"
+        );
+        let mut ids: Vec<&str> = seen.iter().map(|e| e.event.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), total);
+        let users: std::collections::BTreeSet<&str> =
+            seen.iter().map(|e| e.event.resource_id.as_str()).collect();
+        assert_eq!(users.len(), 120);
+        for user in users {
+            assert_eq!(versions_of(&seen, user), vec![1, 2, 3, 4], "{user}");
+        }
+        // A consumer that starts now reads the same log.
+        assert_eq!(events_of(&svcs[0]).await.len(), total);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn events_read_during_writes_on_one_sqlite_file() {
+        events_read_during_writes(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn events_read_during_writes_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            events_read_during_writes(scratch).await;
+        }
+    }
+
     /// Conditional PATCHes from 8 clients through 2 instances: each version is
     /// written once; the others get 412, never a 5xx, and nothing is lost.
     async fn if_match(scratch: Scratch) {

@@ -18,6 +18,9 @@ use crate::Dialect;
 /// The channel PostgreSQL notifies when events commit.
 const CHANNEL: &str = "scim_events";
 
+/// How many events one reader numbers at most (see `SqlStore::number_events`).
+const NUMBERED_AT_ONCE: i64 = 10_000;
+
 impl<C: Tenant + 'static> EventLog for SqlStore<C> {
     type Tenant = String;
 
@@ -54,7 +57,7 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let sql = self.sql(
-            "DELETE FROM scim_events WHERE time_ms < $1 AND sequence <= \
+            "DELETE FROM scim_events WHERE time_ms < $1 AND sequence > 0 AND sequence <= \
              COALESCE((SELECT MIN(acknowledged) FROM scim_event_consumers), 9223372036854775807)",
         );
         let ms = before.timestamp_millis();
@@ -115,6 +118,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
         limit: usize,
     ) -> Result<Vec<StoredEvent<String>>, StoreError> {
         let acknowledged = self.register(consumer).await?;
+        self.number_events().await?;
         let from = acknowledged.max(i64::try_from(after).unwrap_or(i64::MAX));
         let sql = self.sql(
             "SELECT sequence, tenant, event::text FROM scim_events WHERE sequence > $1 \
@@ -135,6 +139,57 @@ impl<C: Tenant + 'static> SqlStore<C> {
             });
         }
         Ok(out)
+    }
+
+    /// On PostgreSQL, numbers the committed events still under their placeholders
+    /// (see migration 4), at most [`NUMBERED_AT_ONCE`] of them, in the order they
+    /// were written, after the last sequence given. It holds the head row, so
+    /// readers of several instances number in turn; each statement of its
+    /// transaction (READ COMMITTED) sees what the previous reader committed. An
+    /// event is numbered only once committed, and later than every number given
+    /// before, so a consumer reading on from its last sequence misses none; a write
+    /// of one resource waits for the previous write of it to commit before it writes
+    /// its event, so one resource's events keep their order.
+    async fn number_events(&self) -> Result<(), StoreError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(());
+        };
+        let pending: Option<i64> =
+            sqlx::query_scalar("SELECT sequence FROM scim_events WHERE sequence < 0 LIMIT 1")
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?;
+        if pending.is_none() {
+            return Ok(());
+        }
+        let mut tx = pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(backend)?;
+        sqlx::query("SELECT last FROM scim_event_head FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Placeholders are minus the write order: the highest came first.
+        sqlx::query(
+            "WITH numbered AS ( \
+                 SELECT sequence AS placeholder, \
+                        row_number() OVER (ORDER BY sequence DESC) AS n \
+                 FROM (SELECT sequence FROM scim_events WHERE sequence < 0 \
+                       ORDER BY sequence DESC LIMIT $1) AS pending \
+             ), head AS ( \
+                 UPDATE scim_event_head SET last = last + (SELECT count(*) FROM numbered) \
+                 RETURNING last \
+             ) \
+             UPDATE scim_events AS e \
+             SET sequence = head.last - (SELECT count(*) FROM numbered) + numbered.n \
+             FROM numbered, head WHERE e.sequence = numbered.placeholder",
+        )
+        .bind(NUMBERED_AT_ONCE)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     /// Makes `consumer` known, at the oldest event kept, if it is not; returns the
@@ -355,7 +410,8 @@ impl<C: Tenant + 'static> SqlStore<C> {
     }
 
     /// How many events `consumer` has not acknowledged yet, for metrics: from the
-    /// counters, without counting rows (sequences have no gaps).
+    /// counters (sequences have no gaps), plus the events committed but not
+    /// numbered yet (PostgreSQL), counted.
     ///
     /// # Errors
     /// [`StoreError::Backend`] on failure.
@@ -363,15 +419,20 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let sql = self.sql(
             "SELECT (SELECT last FROM scim_event_head), \
              (SELECT acknowledged FROM scim_event_consumers WHERE name = $1), \
-             (SELECT MIN(sequence) FROM scim_events)",
+             (SELECT MIN(sequence) FROM scim_events WHERE sequence > 0), \
+             (SELECT COUNT(*) FROM scim_events WHERE sequence < 0)",
         );
-        let (last, acknowledged, first): (Option<i64>, Option<i64>, Option<i64>) =
-            on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await)
-                .map_err(backend)?;
+        let (last, acknowledged, first, unnumbered): (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        ) = on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(consumer).fetch_one(p).await)
+            .map_err(backend)?;
         let last = last.unwrap_or(0);
         // Pruned events are not pending, whatever a new consumer acknowledged.
         let done = acknowledged.unwrap_or(0).max(first.map_or(last, |f| f - 1));
-        Ok(u64::try_from(last - done).unwrap_or(0))
+        Ok(u64::try_from(last - done + unnumbered.unwrap_or(0)).unwrap_or(0))
     }
 }
 

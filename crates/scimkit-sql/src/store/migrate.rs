@@ -223,6 +223,19 @@ const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    Migration {
+        version: 4,
+        description: "events numbered by their readers on PostgreSQL, not by their writers",
+        postgres: "
+        -- Writers no longer lock scim_event_head: each event is written under a
+        -- negative placeholder (minus a number from this sequence, in write order),
+        -- and readers number the committed ones, in that order, holding the head
+        -- row. Writes of different resources no longer wait for each other's commits.
+        CREATE SEQUENCE scim_event_pending;
+    ",
+        // SQLite writes one transaction at a time: its writers go on numbering.
+        sqlite: "SELECT 1;",
+    },
 ];
 
 /// The bookkeeping table.

@@ -793,11 +793,14 @@ fn event_script(script: &mut Script, tenant: &str, events: &[Event]) -> Result<(
 /// Events written by one statement at most (three parameters each).
 const EVENT_CHUNK: usize = 1_000;
 
-/// One statement that takes `n` sequences from the head row and appends `n` events
-/// with them: `$1` is `n`, `$2` the tenant, then id, time and JSON for each event.
-/// On PostgreSQL it is one statement (the head's `UPDATE` in a `WITH`, and the
-/// notification that wakes listening consumers when it commits); on SQLite two in
-/// one call.
+/// One statement that appends `n` events: `$1` is `n`, `$2` the tenant, then id,
+/// time and JSON for each event. On SQLite (two statements in one call) it takes
+/// their sequences from the head row, which stays locked until the transaction
+/// ends: writers are one at a time there anyway. On PostgreSQL it writes them under
+/// negative placeholders, in order, for readers to number once committed (see
+/// `number_events`), so that concurrent writers do not queue for the head row
+/// until their commits are durable; its notification wakes listening consumers
+/// when it commits.
 fn events_sql(dialect: Dialect, n: usize) -> String {
     let mut values = String::with_capacity(n * 24);
     for i in 0..n {
@@ -811,11 +814,11 @@ fn events_sql(dialect: Dialect, n: usize) -> String {
         });
     }
     match dialect {
+        // The placeholders are drawn after the sort, in event order.
         Dialect::Postgres => format!(
-            "WITH head AS (UPDATE scim_event_head SET last = last + $1 RETURNING last) \
-             INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
-             SELECT head.last - $1 + v.ord, $2, v.id, v.ms, v.ev::jsonb \
-             FROM head, (VALUES {values}) AS v (ord, id, ms, ev) \
+            "INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+             SELECT -nextval('scim_event_pending'), $2, v.id, v.ms, v.ev::jsonb \
+             FROM (VALUES {values}) AS v (ord, id, ms, ev) ORDER BY v.ord LIMIT $1 \
              RETURNING pg_notify('scim_events', '')"
         ),
         Dialect::Sqlite => format!(
@@ -828,9 +831,9 @@ fn events_sql(dialect: Dialect, n: usize) -> String {
 }
 
 /// Appends `$events` to the outbox in the transaction `$tx`, as its last
-/// statements: the sequences come from the head row, which stays locked until the
-/// transaction ends, so sequence order is commit order and a rollback leaves no gap;
-/// on PostgreSQL a notification wakes listening consumers when it commits.
+/// statements (see [`events_sql`]): numbered in commit order, and a rollback
+/// leaves no gap; on PostgreSQL a notification wakes listening consumers when it
+/// commits.
 macro_rules! record_events {
     ($store:expr, $tx:expr, $tenant:expr, $events:expr) => {{
         let events: &[Event] = $events;
