@@ -790,6 +790,163 @@ fn event_script(script: &mut Script, tenant: &str, events: &[Event]) -> Result<(
     Ok(())
 }
 
+/// The `WITH` parts, after a CTE `written` that returns a row when the resource's
+/// row was written, that claim `k` unique values for `$3` of type `$2` in tenant
+/// `$1` (attribute and value in turn from `$first`) and append `n` events (id,
+/// time and JSON each, after the values), all of it only if `written` returned a
+/// row. With `replacing`, the values the resource owned and no longer names are
+/// released. A value another resource holds makes the statement fail (a unique
+/// violation of `scim_unique`), so that none of it is written; the values the
+/// resource owns already are left as they are. PostgreSQL only: see
+/// [`events_sql`] for the placeholders the events are written under.
+fn pg_claims_and_events(k: usize, n: usize, first: usize, replacing: bool) -> String {
+    let mut out = String::with_capacity(900 + 24 * k + 40 * n);
+    let pairs = (0..k)
+        .map(|i| format!("(${}, ${})", first + 2 * i, first + 2 * i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if k > 0 {
+        out.push_str(&format!(", wanted (attribute, value) AS (VALUES {pairs})"));
+    }
+    if replacing {
+        out.push_str(
+            ", released AS (DELETE FROM scim_unique \
+             WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND EXISTS (SELECT 1 FROM written)",
+        );
+        if k > 0 {
+            out.push_str(" AND (attribute, value) NOT IN (SELECT attribute, value FROM wanted)");
+        }
+        out.push(')');
+    }
+    if k > 0 {
+        out.push_str(
+            ", claimed AS (INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) \
+             SELECT $1, $2, w.attribute, w.value, $3 FROM wanted AS w \
+             WHERE EXISTS (SELECT 1 FROM written) AND NOT EXISTS (SELECT 1 FROM scim_unique AS u \
+             WHERE u.tenant = $1 AND u.resource_type = $2 AND u.attribute = w.attribute \
+             AND u.value = w.value AND u.id = $3))",
+        );
+    }
+    if n > 0 {
+        let p = first + 2 * k;
+        let values = (0..n)
+            .map(|i| {
+                let at = p + 3 * i;
+                format!("({}, ${at}, ${}::int8, ${})", i + 1, at + 1, at + 2)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            ", recorded AS (INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+             SELECT -nextval('scim_event_pending'), $1, v.id, v.ms, v.ev::jsonb \
+             FROM (VALUES {values}) AS v (ord, id, ms, ev) \
+             WHERE EXISTS (SELECT 1 FROM written) ORDER BY v.ord \
+             RETURNING pg_notify('scim_events', ''))"
+        ));
+    }
+    out
+}
+
+/// Runs one statement made with [`pg_claims_and_events`] on its own (its own
+/// transaction), with `head` bound to the parameters before the claimed values
+/// (`$1` to `$3` the tenant, resource type and id); returns how many rows
+/// `written` wrote. A unique violation of `scim_unique` becomes a conflict naming
+/// the value another resource holds; a deadlock or serialization failure runs it
+/// again, a few times.
+async fn pg_write(
+    pool: &PgPool,
+    sql: &str,
+    head: &[Arg],
+    distinct: &[&UniqueValue],
+    events: &[Event],
+) -> Result<i64, StoreError> {
+    let mut json = Vec::with_capacity(events.len());
+    for e in events {
+        json.push(serde_json::to_string(e).map_err(StoreError::backend)?);
+    }
+    let text = |i: usize| match head.get(i) {
+        Some(Arg::Text(s)) => s.as_str(),
+        _ => "",
+    };
+    let mut attempt = 0;
+    loop {
+        let mut q = sqlx::query_scalar::<_, i64>(sql);
+        for arg in head {
+            q = match arg {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Null => q.bind(None::<i64>),
+            };
+        }
+        for u in distinct {
+            q = q.bind(u.attribute.as_str()).bind(u.value.as_str());
+        }
+        for (e, text) in events.iter().zip(&json) {
+            q = q
+                .bind(e.id.as_str())
+                .bind(e.time.timestamp_millis())
+                .bind(text.as_str());
+        }
+        let failed = match q.fetch_one(pool).await {
+            Ok(written) => return Ok(written),
+            Err(e) => e,
+        };
+        let constraint = failed.as_database_error().and_then(|d| d.constraint());
+        if is_unique_violation(&failed) && constraint == Some("scim_unique_pkey") {
+            return Err(held_elsewhere(pool, text(0), text(1), text(2), distinct).await);
+        }
+        let error = backend(failed);
+        if attempt < 3 && is_transient(&error) {
+            attempt += 1;
+            continue;
+        }
+        return Err(error);
+    }
+}
+
+/// The conflict for a claim of `distinct` that another resource beat: names the
+/// first value another resource holds.
+async fn held_elsewhere(
+    pool: &PgPool,
+    tenant: &str,
+    resource_type: &str,
+    id: &str,
+    distinct: &[&UniqueValue],
+) -> StoreError {
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attribute, value FROM scim_unique \
+         WHERE tenant = $1 AND resource_type = $2 AND id <> $3 \
+         AND (attribute, value) IN (SELECT * FROM unnest($4::text[], $5::text[]))",
+    )
+    .bind(tenant)
+    .bind(resource_type)
+    .bind(id)
+    .bind(
+        distinct
+            .iter()
+            .map(|u| u.attribute.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        distinct
+            .iter()
+            .map(|u| u.value.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    // Released meanwhile: the first value is the one the write could not take.
+    let taken = distinct
+        .iter()
+        .find(|u| held.iter().any(|(a, v)| *a == u.attribute && *v == u.value))
+        .or(distinct.first());
+    match taken {
+        Some(u) => StoreError::Conflict(format!("{} {:?} is already in use", u.attribute, u.value)),
+        None => StoreError::Conflict("a unique value is already in use".to_owned()),
+    }
+}
+
 /// Events written by one statement at most (three parameters each).
 const EVENT_CHUNK: usize = 1_000;
 
@@ -993,6 +1150,43 @@ impl<C: Tenant + 'static> SqlStore<C> {
             }?;
             return Ok(written);
         }
+        if let (Pool::Postgres(pool), None, true) = (&self.pool, rule, events.len() <= EVENT_CHUNK)
+        {
+            // One statement, its own transaction: no lock is held between round trips.
+            let distinct = distinct_unique(unique);
+            let sql = format!(
+                "WITH written AS (UPDATE scim_resources SET version = $5, resource = $6::jsonb, \
+                 cmp = $7::jsonb WHERE tenant = $1 AND resource_type = $2 AND id = $3 \
+                 AND version = $4 RETURNING 1){} SELECT count(*) FROM written",
+                pg_claims_and_events(distinct.len(), events.len(), 8, true)
+            );
+            let head: [Arg; 7] = [
+                tenant.into(),
+                resource_type.into(),
+                record.id.as_str().into(),
+                (expected_version as i64).into(),
+                (record.version as i64).into(),
+                doc.to_string().into(),
+                cmp.into(),
+            ];
+            let id = record.id.as_str();
+            let written = pg_write(pool, &sql, &head, &distinct, events).await?;
+            if written == 0 {
+                let found: Option<i64> = sqlx::query_scalar(&exists)
+                    .bind(tenant)
+                    .bind(resource_type)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(backend)?;
+                return Err(match found {
+                    None => StoreError::NotFound(record.id),
+                    Some(_) => StoreError::PreconditionFailed,
+                });
+            }
+            self.announce(events);
+            return Ok(record);
+        }
         let written = write_tx!(self, tx => {
             let updated = sqlx::query(&update)
                 .bind(tenant)
@@ -1128,6 +1322,40 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             };
             let announce = self.announcer(events);
             return self.writers.run(pool, script, keep, announce).await;
+        }
+        if let (Pool::Postgres(pool), true, true) =
+            (&self.pool, rows.is_empty(), events.len() <= EVENT_CHUNK)
+        {
+            // One statement, its own transaction: no lock is held between round trips.
+            let distinct = distinct_unique(unique);
+            let sql = format!(
+                "WITH written AS ({insert} RETURNING 1){} SELECT count(*) FROM written",
+                pg_claims_and_events(distinct.len(), events.len(), 9, false)
+            );
+            let head: [Arg; 8] = [
+                tenant.into(),
+                resource_type.into(),
+                record.id.as_str().into(),
+                record.id.to_lowercase().into(),
+                (record.version as i64).into(),
+                0i64.into(),
+                doc.to_string().into(),
+                cmp.into(),
+            ];
+            let id = record.id.as_str();
+            match pg_write(pool, &sql, &head, &distinct, events).await {
+                Err(StoreError::Backend(source))
+                    if source
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(is_unique_violation) =>
+                {
+                    return Err(StoreError::Conflict(format!("id {id} is already in use")));
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+            self.announce(events);
+            return Ok(record);
         }
         let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
