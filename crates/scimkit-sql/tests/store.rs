@@ -410,6 +410,70 @@ mod instances {
         }
     }
 
+    /// Two users trading names through two instances, both at once, again and
+    /// again: each PATCH is 200 or 409 (never a 500, though the two writes may
+    /// lock each other's claims), the names stay distinct, and the claims follow
+    /// the names: each current name is taken, the names let go are free.
+    async fn names_traded(scratch: Scratch) {
+        let svcs = instances(&scratch, 2).await;
+        let mut ids = Vec::new();
+        for name in ["alice", "bob"] {
+            let (code, u) = status(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))).await;
+            assert_eq!(code, 201, "{u}");
+            ids.push(u["id"].as_str().expect("id").to_owned());
+        }
+        let rename = |svc: Svc, id: String, name: String| {
+            tokio::spawn(async move {
+                let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "userName", "value": name}]});
+                status(
+                    &svc,
+                    Request::new("PATCH", &format!("/Users/{id}")).with_json(&op),
+                )
+                .await
+            })
+        };
+        for round in 0..40usize {
+            let (a, b) = if round % 2 == 0 {
+                ("bob", "alice")
+            } else {
+                ("carol", "bob")
+            };
+            let first = rename(Arc::clone(&svcs[0]), ids[0].clone(), a.to_owned());
+            let second = rename(Arc::clone(&svcs[1]), ids[1].clone(), b.to_owned());
+            for task in [first, second] {
+                let (code, body) = task.await.expect("task");
+                assert!(code == 200 || code == 409, "{code} {body}");
+            }
+        }
+        let mut names = Vec::new();
+        for id in &ids {
+            let (_, u) = status(&svcs[1], Request::new("GET", &format!("/Users/{id}"))).await;
+            names.push(u["userName"].as_str().expect("userName").to_owned());
+        }
+        assert_ne!(names[0], names[1]);
+        for name in ["alice", "bob", "carol"] {
+            let (code, body) = status(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))).await;
+            let expected = if names.iter().any(|n| n == name) {
+                409
+            } else {
+                201
+            };
+            assert_eq!(code, expected, "{name} with {names:?}: {body}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn names_traded_on_one_sqlite_file() {
+        names_traded(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn names_traded_on_one_postgres_database() {
+        if let Some(scratch) = Scratch::postgres() {
+            names_traded(scratch).await;
+        }
+    }
+
     /// Conditional PATCHes from 8 clients through 2 instances: each version is
     /// written once; the others get 412, never a 5xx, and nothing is lost.
     async fn if_match(scratch: Scratch) {
