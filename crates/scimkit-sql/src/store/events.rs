@@ -3,7 +3,9 @@
 //!
 //! Events are written by the store's writes, in their transactions (see
 //! `record_events!`); here they are read by named consumers, each with its
-//! acknowledged sequence in `scim_event_consumers`.
+//! acknowledged sequence in `scim_event_consumers`. On PostgreSQL the readers also
+//! number the events committed since the last read (see `number_events`), so that
+//! writers never wait for one another to number theirs.
 
 use std::time::Duration;
 

@@ -8,14 +8,16 @@
 //! lost update. Group members live in their own table, so adding or removing one
 //! costs the same whatever the group's size, and deleting a resource removes it from
 //! every group that lists it in the same transaction. Filters, sorts and pages are
-//! pushed down through [`translate`](crate::translate) on each resource's
+//! pushed down through [`translate`] on each resource's
 //! comparison document. SQLite runs in WAL mode with `synchronous = FULL` (a commit
 //! the client saw acknowledged survives a power cut) and writers that take the
 //! write lock up front (`BEGIN IMMEDIATE`) and wait for it, so concurrent writers,
 //! in one process or several, queue instead of failing. The writers of one process
 //! share commits (group commit): each operation runs in a savepoint of the open
 //! transaction and is answered once the commit that carries it is on disk, so one
-//! flush serves every write that queued meanwhile.
+//! flush serves every write that queued meanwhile. A write with nothing to read in
+//! between (a user's PATCH, PUT or creation, a group's rename) is one statement on
+//! PostgreSQL and one call to SQLite, so it holds no lock across round trips.
 //!
 //! ```no_run
 //! use scimkit::{Registry, service::{Service, ServiceConfig}};
