@@ -18,6 +18,9 @@ fn main() {
         let t = translate(std::hint::black_box(&f), &users, "cmp", Dialect::Sqlite);
         total += t.sql.len();
     }
-    if n == 1 { let t = translate(&f, &users, "cmp", Dialect::Sqlite); println!("{}", t.sql); }
+    if n == 1 {
+        let t = translate(&f, &users, "cmp", Dialect::Sqlite);
+        println!("{}", t.sql);
+    }
     println!("{total}");
 }

@@ -1179,6 +1179,104 @@ mod rename_answers {
     }
 }
 
+mod unread_events {
+    //! Events no consumer reads still go when they are old (the server always
+    //! writes events, and reads them only when it has a webhook).
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::events::EventLog;
+    use serde_json::json;
+
+    async fn run(scratch: Scratch) {
+        let svc = service(scratch.store().await);
+        for name in ["a", "b", "c"] {
+            let (code, _, _) = call(&svc, post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))).await;
+            assert_eq!(code, 201);
+        }
+        let store = svc.store();
+        assert_eq!(store.event_backlog("nobody").await.expect("backlog"), 3);
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        assert_eq!(store.prune_events(later).await.expect("prune"), 3);
+        assert_eq!(store.event_backlog("nobody").await.expect("backlog"), 0);
+        assert!(
+            store
+                .read_events("late", 100)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        run(Scratch::file()).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            run(scratch).await;
+        }
+    }
+}
+
+mod stricter_default_isolation {
+    //! A database whose default isolation is SERIALIZABLE: concurrent PATCHes of one
+    //! user from four instances all succeed, each on the version it read. (The store
+    //! asks for READ COMMITTED on its connections, so that a write re-checks the
+    //! version it waited for; a serialization failure would be retried anyway.)
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn patches_of_one_user_from_four_instances() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        let Scratch::Postgres(db) = &scratch else {
+            return;
+        };
+        let sql = format!("ALTER DATABASE {db} SET default_transaction_isolation = 'serializable'");
+        std::thread::spawn(move || {
+            let mut admin = ::postgres::Client::connect(ADMIN, ::postgres::NoTls).expect("admin");
+            admin.batch_execute(&sql).expect("alter database");
+        })
+        .join()
+        .expect("thread");
+        let mut svcs = Vec::new();
+        for _ in 0..4 {
+            let mut config = ServiceConfig::default();
+            config.max_write_retries = 64;
+            svcs.push(Arc::new(
+                Service::new(scratch.store().await, config).with_clock(clock()),
+            ));
+        }
+        let (_, u, _) = call(&svcs[0], post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "strict"}))).await;
+        let path = format!("/Users/{}", u["id"].as_str().expect("id"));
+        let mut tasks = Vec::new();
+        for c in 0..8usize {
+            let svc = Arc::clone(&svcs[c % 4]);
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for i in 0..10usize {
+                    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": format!("c{c}-{i}")}]});
+                    codes.push(call(&svc, Request::new("PATCH", &path).with_json(&op)).await.0);
+                }
+                codes
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), vec![200; 10]);
+        }
+        let (_, u, _) = call(&svcs[1], Request::new("GET", &path)).await;
+        assert_eq!(u["meta"]["version"], "W/\"81\"");
+    }
+}
+
 mod taken_ids {
     //! A host may choose ids itself: creating a resource under an id its tenant
     //! already uses is a conflict that writes nothing (neither the userName it

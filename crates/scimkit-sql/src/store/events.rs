@@ -21,7 +21,11 @@ use crate::Dialect;
 const CHANNEL: &str = "scim_events";
 
 /// How many events one reader numbers at most (see `SqlStore::number_events`).
-const NUMBERED_AT_ONCE: i64 = 10_000;
+const NUMBERED_AT_ONCE: u64 = 10_000;
+
+/// How many rounds of numbering a prune runs at most before it deletes: a backlog
+/// larger than this many times [`NUMBERED_AT_ONCE`] is numbered over several prunes.
+const PRUNE_NUMBERING_ROUNDS: usize = 100;
 
 impl<C: Tenant + 'static> EventLog for SqlStore<C> {
     type Tenant = String;
@@ -58,6 +62,13 @@ impl<C: Tenant + 'static> EventLog for SqlStore<C> {
     }
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Events nobody read yet are numbered first, so that old ones can go even
+        // when no consumer reads them.
+        for _ in 0..PRUNE_NUMBERING_ROUNDS {
+            if self.number_events().await? < NUMBERED_AT_ONCE {
+                break;
+            }
+        }
         let sql = self.sql(
             "DELETE FROM scim_events WHERE time_ms < $1 AND sequence > 0 AND sequence <= \
              COALESCE((SELECT MIN(acknowledged) FROM scim_event_consumers), 9223372036854775807)",
@@ -152,9 +163,10 @@ impl<C: Tenant + 'static> SqlStore<C> {
     /// before, so a consumer reading on from its last sequence misses none; a write
     /// of one resource waits for the previous write of it to commit before it writes
     /// its event, so one resource's events keep their order.
-    async fn number_events(&self) -> Result<(), StoreError> {
+    /// Returns how many it numbered.
+    async fn number_events(&self) -> Result<u64, StoreError> {
         let Pool::Postgres(pool) = &self.pool else {
-            return Ok(());
+            return Ok(0);
         };
         let pending: Option<i64> =
             sqlx::query_scalar("SELECT sequence FROM scim_events WHERE sequence < 0 LIMIT 1")
@@ -162,7 +174,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 .await
                 .map_err(backend)?;
         if pending.is_none() {
-            return Ok(());
+            return Ok(0);
         }
         let mut tx = pool
             .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
@@ -173,7 +185,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
             .await
             .map_err(backend)?;
         // Placeholders are minus the write order: the highest came first.
-        sqlx::query(
+        let numbered = sqlx::query(
             "WITH numbered AS ( \
                  SELECT sequence AS placeholder, \
                         row_number() OVER (ORDER BY sequence DESC) AS n \
@@ -187,11 +199,12 @@ impl<C: Tenant + 'static> SqlStore<C> {
              SET sequence = head.last - (SELECT count(*) FROM numbered) + numbered.n \
              FROM numbered, head WHERE e.sequence = numbered.placeholder",
         )
-        .bind(NUMBERED_AT_ONCE)
+        .bind(NUMBERED_AT_ONCE as i64)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        Ok(numbered.rows_affected())
     }
 
     /// Makes `consumer` known, at the oldest event kept, if it is not; returns the

@@ -67,7 +67,7 @@ use scimkit::store::{
     UniqueValue, apply_query,
 };
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -190,11 +190,17 @@ impl<C> SqlStore<C> {
     /// [`StoreError::Backend`] when the database cannot be reached or migrated.
     pub async fn connect(url: &str, registry: Registry) -> Result<Self, StoreError> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // READ COMMITTED whatever the database's default: a write that is one
+            // statement re-checks the row version it waited for instead of failing
+            // to serialize, and the transactions that write say so themselves.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(backend)?
+                .options([("default_transaction_isolation", "read\\ committed")]);
             Pool::Postgres(
                 PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect_with(options)
                     .await
                     .map_err(backend)?,
             )
@@ -428,9 +434,9 @@ macro_rules! write_tx {
         loop {
             let out: Result<_, StoreError> = match &$store.pool {
                 Pool::Postgres(pool) => {
-                    // READ COMMITTED whatever the database's default: the event
-                    // counter row is updated by every writer, which a stricter level
-                    // would turn into serialization failures.
+                    // READ COMMITTED whatever the database's default: rows that
+                    // many writers update (a big group's) would turn a stricter level
+                    // into serialization failures.
                     let mut $tx = pool
                         .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
                         .await
@@ -938,14 +944,22 @@ async fn held_elsewhere(
     .fetch_all(pool)
     .await
     .unwrap_or_default();
-    // Released meanwhile: the first value is the one the write could not take.
     let taken = distinct
         .iter()
-        .find(|u| held.iter().any(|(a, v)| *a == u.attribute && *v == u.value))
-        .or(distinct.first());
-    match taken {
-        Some(u) => StoreError::Conflict(format!("{} {:?} is already in use", u.attribute, u.value)),
-        None => StoreError::Conflict("a unique value is already in use".to_owned()),
+        .find(|u| held.iter().any(|(a, v)| *a == u.attribute && *v == u.value));
+    match (taken, distinct) {
+        (Some(u), _) | (None, [u]) => {
+            StoreError::Conflict(format!("{} {:?} is already in use", u.attribute, u.value))
+        }
+        // Released meanwhile (or not found): which one is not known any more.
+        (None, _) => StoreError::Conflict(format!(
+            "one of the values of {} is already in use",
+            distinct
+                .iter()
+                .map(|u| u.attribute.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
