@@ -205,6 +205,40 @@ mod instances {
 
     type Svc = Arc<Service<SqlStore<String>>>;
 
+    /// Each scenario on one SQLite file and on one PostgreSQL database (skipped,
+    /// saying so, where PostgreSQL is not reachable outside CI).
+    macro_rules! on_one_file_and_one_database {
+        ($($scenario:ident),* $(,)?) => {
+            $(
+                mod $scenario {
+                    use super::*;
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn on_one_sqlite_file() {
+                        super::$scenario(Scratch::file()).await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn on_one_postgres_database() {
+                        if let Some(scratch) = Scratch::postgres() {
+                            super::$scenario(scratch).await;
+                        }
+                    }
+                }
+            )*
+        };
+    }
+
+    on_one_file_and_one_database!(
+        retried_writes,
+        events_read_during_writes,
+        names_traded,
+        deletes_beside_member_adds,
+        member_adds,
+        if_match,
+        one_user_name
+    );
+
     /// `n` services, each on a store of its own, on the database `scratch` names.
     async fn instances(scratch: &Scratch, n: usize) -> Vec<Svc> {
         let mut out = Vec::new();
@@ -306,18 +340,6 @@ mod instances {
         assert_eq!(versions_of(&events, &uid), (1..=161).collect::<Vec<u64>>());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn retried_writes_on_one_sqlite_file() {
-        retried_writes(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn retried_writes_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            retried_writes(scratch).await;
-        }
-    }
-
     /// Writes of many users from 3 instances while consumers of two more read on
     /// from their last sequence all along: each sees every event once, in
     /// increasing sequences with no gap, each user's in version order, and both see
@@ -398,18 +420,6 @@ mod instances {
         assert_eq!(events_of(&svcs[0]).await.len(), total);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn events_read_during_writes_on_one_sqlite_file() {
-        events_read_during_writes(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn events_read_during_writes_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            events_read_during_writes(scratch).await;
-        }
-    }
-
     /// Two users trading names through two instances, both at once, again and
     /// again: each PATCH is 200 or 409 (never a 500, though the two writes may
     /// lock each other's claims), the names stay distinct, and the claims follow
@@ -459,18 +469,6 @@ mod instances {
                 201
             };
             assert_eq!(code, expected, "{name} with {names:?}: {body}");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn names_traded_on_one_sqlite_file() {
-        names_traded(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn names_traded_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            names_traded(scratch).await;
         }
     }
 
@@ -612,54 +610,6 @@ mod instances {
         for g in &groups {
             // Created, 30 members removed, 20 added.
             assert_eq!(versions_of(&events, g), (1..=51).collect::<Vec<u64>>());
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn deletes_beside_member_adds_on_one_sqlite_file() {
-        deletes_beside_member_adds(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn deletes_beside_member_adds_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            deletes_beside_member_adds(scratch).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn member_adds_on_one_sqlite_file() {
-        member_adds(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn member_adds_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            member_adds(scratch).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn if_match_on_one_sqlite_file() {
-        if_match(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn if_match_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            if_match(scratch).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn one_user_name_on_one_sqlite_file() {
-        one_user_name(Scratch::file()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn one_user_name_on_one_postgres_database() {
-        if let Some(scratch) = Scratch::postgres() {
-            one_user_name(scratch).await;
         }
     }
 }

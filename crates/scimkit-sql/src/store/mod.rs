@@ -1118,65 +1118,16 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let drop_members = self.sql(
             "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
         );
-        if let (Pool::Sqlite(pool), None) = (&self.pool, rule) {
-            // Nothing to read in between: the whole write is one call.
-            let mut script = Script::new();
-            let update_at = script.push(
-                &update,
-                &[
-                    tenant.into(),
-                    resource_type.into(),
-                    record.id.as_str().into(),
-                    (expected_version as i64).into(),
-                    (record.version as i64).into(),
-                    doc.to_string().into(),
-                    cmp.into(),
-                    Arg::Null,
-                ],
-            )?;
-            let claims =
-                claim_script(&mut script, tenant, resource_type, &record.id, unique, true)?;
-            event_script(&mut script, tenant, events)?;
-            let distinct: Vec<UniqueValue> = distinct_unique(unique).into_iter().cloned().collect();
-            let id = record.id.clone();
-            let keep = move |answers: Result<Vec<Done>, Failed>| {
-                let answers = answers.map_err(Failed::into_store_error)?;
-                if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
-                    return Err(StoreError::PreconditionFailed);
-                }
-                claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
-            };
-            let announce = self.announcer(events);
-            let written = match self.writers.run(pool, script, keep, announce).await {
-                // No row of that version: none at all is a 404.
-                Err(StoreError::PreconditionFailed) => {
-                    let found: Option<i64> = sqlx::query_scalar(&exists)
-                        .bind(tenant)
-                        .bind(resource_type)
-                        .bind(&id)
-                        .fetch_optional(pool)
-                        .await
-                        .map_err(backend)?;
-                    Err(match found {
-                        None => StoreError::NotFound(id),
-                        Some(_) => StoreError::PreconditionFailed,
-                    })
-                }
-                written => written,
-            }?;
-            return Ok(written);
-        }
-        if let (Pool::Postgres(pool), None, true) = (&self.pool, rule, events.len() <= EVENT_CHUNK)
-        {
-            // One statement, its own transaction: no lock is held between round trips.
-            let distinct = distinct_unique(unique);
-            let sql = format!(
-                "WITH written AS (UPDATE scim_resources SET version = $5, resource = $6::jsonb, \
-                 cmp = $7::jsonb WHERE tenant = $1 AND resource_type = $2 AND id = $3 \
-                 AND version = $4 RETURNING 1){} SELECT count(*) FROM written",
-                pg_claims_and_events(distinct.len(), events.len(), 8, true)
-            );
-            let head: [Arg; 7] = [
+        let one_call = match (&self.pool, rule) {
+            (Pool::Sqlite(_), None) => true,
+            (Pool::Postgres(_), None) => events.len() <= EVENT_CHUNK,
+            _ => false,
+        };
+        if one_call {
+            // Nothing to read in between: the whole write is one call to SQLite, one
+            // statement on PostgreSQL, with the parameters `update` takes ($8: the
+            // member count stays).
+            let head: [Arg; 8] = [
                 tenant.into(),
                 resource_type.into(),
                 record.id.as_str().into(),
@@ -1184,24 +1135,62 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 (record.version as i64).into(),
                 doc.to_string().into(),
                 cmp.into(),
+                Arg::Null,
             ];
-            let id = record.id.as_str();
-            let written = pg_write(pool, &sql, &head, &distinct, events).await?;
-            if written == 0 {
-                let found: Option<i64> = sqlx::query_scalar(&exists)
-                    .bind(tenant)
-                    .bind(resource_type)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await
+            let id = record.id.clone();
+            let written = match &self.pool {
+                Pool::Sqlite(pool) => {
+                    let mut script = Script::new();
+                    let update_at = script.push(&update, &head)?;
+                    let claims =
+                        claim_script(&mut script, tenant, resource_type, &id, unique, true)?;
+                    event_script(&mut script, tenant, events)?;
+                    let distinct: Vec<UniqueValue> =
+                        distinct_unique(unique).into_iter().cloned().collect();
+                    let keep = move |answers: Result<Vec<Done>, Failed>| {
+                        let answers = answers.map_err(Failed::into_store_error)?;
+                        if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
+                            return Err(StoreError::PreconditionFailed);
+                        }
+                        claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
+                    };
+                    let announce = self.announcer(events);
+                    self.writers.run(pool, script, keep, announce).await
+                }
+                Pool::Postgres(pool) => {
+                    let distinct = distinct_unique(unique);
+                    let sql = format!(
+                        "WITH written AS ({update} RETURNING 1){} SELECT count(*) FROM written",
+                        pg_claims_and_events(distinct.len(), events.len(), 9, true)
+                    );
+                    match pg_write(pool, &sql, &head, &distinct, events).await? {
+                        0 => Err(StoreError::PreconditionFailed),
+                        _ => {
+                            self.announce(events);
+                            Ok(record)
+                        }
+                    }
+                }
+            };
+            return match written {
+                // No row of that version: none at all is a 404.
+                Err(StoreError::PreconditionFailed) => {
+                    let found: Option<i64> = on_pool!(&self.pool, p => {
+                        sqlx::query_scalar(&exists)
+                            .bind(tenant)
+                            .bind(resource_type)
+                            .bind(&id)
+                            .fetch_optional(p)
+                            .await
+                    })
                     .map_err(backend)?;
-                return Err(match found {
-                    None => StoreError::NotFound(record.id),
-                    Some(_) => StoreError::PreconditionFailed,
-                });
-            }
-            self.announce(events);
-            return Ok(record);
+                    Err(match found {
+                        None => StoreError::NotFound(id),
+                        Some(_) => StoreError::PreconditionFailed,
+                    })
+                }
+                written => written,
+            };
         }
         let written = write_tx!(self, tx => {
             let updated = sqlx::query(&update)
@@ -1300,54 +1289,14 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
              VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
         );
-        if let (Pool::Sqlite(pool), true) = (&self.pool, rows.is_empty()) {
-            // Nothing to read in between: the whole write is one call.
-            let mut script = Script::new();
-            let insert_at = script.push(
-                &insert,
-                &[
-                    tenant.into(),
-                    resource_type.into(),
-                    record.id.as_str().into(),
-                    record.id.to_lowercase().into(),
-                    (record.version as i64).into(),
-                    0i64.into(),
-                    doc.to_string().into(),
-                    cmp.into(),
-                ],
-            )?;
-            let claims = claim_script(
-                &mut script,
-                tenant,
-                resource_type,
-                &record.id,
-                unique,
-                false,
-            )?;
-            event_script(&mut script, tenant, events)?;
-            let distinct: Vec<UniqueValue> = distinct_unique(unique).into_iter().cloned().collect();
-            let id = record.id.clone();
-            let keep = move |answers: Result<Vec<Done>, Failed>| match answers {
-                Err(f) if f.statement == insert_at.start && is_unique_violation(&f.error) => {
-                    Err(StoreError::Conflict(format!("id {id} is already in use")))
-                }
-                Err(f) => Err(f.into_store_error()),
-                Ok(answers) => {
-                    claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
-                }
+        let one_call = rows.is_empty()
+            && match &self.pool {
+                Pool::Sqlite(_) => true,
+                Pool::Postgres(_) => events.len() <= EVENT_CHUNK,
             };
-            let announce = self.announcer(events);
-            return self.writers.run(pool, script, keep, announce).await;
-        }
-        if let (Pool::Postgres(pool), true, true) =
-            (&self.pool, rows.is_empty(), events.len() <= EVENT_CHUNK)
-        {
-            // One statement, its own transaction: no lock is held between round trips.
-            let distinct = distinct_unique(unique);
-            let sql = format!(
-                "WITH written AS ({insert} RETURNING 1){} SELECT count(*) FROM written",
-                pg_claims_and_events(distinct.len(), events.len(), 9, false)
-            );
+        if one_call {
+            // Nothing to read in between: the whole write is one call to SQLite, one
+            // statement on PostgreSQL, with the parameters `insert` takes.
             let head: [Arg; 8] = [
                 tenant.into(),
                 resource_type.into(),
@@ -1358,20 +1307,59 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 doc.to_string().into(),
                 cmp.into(),
             ];
-            let id = record.id.as_str();
-            match pg_write(pool, &sql, &head, &distinct, events).await {
-                Err(StoreError::Backend(source))
-                    if source
-                        .downcast_ref::<sqlx::Error>()
-                        .is_some_and(is_unique_violation) =>
-                {
-                    return Err(StoreError::Conflict(format!("id {id} is already in use")));
+            let id = record.id.clone();
+            let taken = move || StoreError::Conflict(format!("id {id} is already in use"));
+            return match &self.pool {
+                Pool::Sqlite(pool) => {
+                    let mut script = Script::new();
+                    let insert_at = script.push(&insert, &head)?;
+                    let claims = claim_script(
+                        &mut script,
+                        tenant,
+                        resource_type,
+                        &record.id,
+                        unique,
+                        false,
+                    )?;
+                    event_script(&mut script, tenant, events)?;
+                    let distinct: Vec<UniqueValue> =
+                        distinct_unique(unique).into_iter().cloned().collect();
+                    let keep = move |answers: Result<Vec<Done>, Failed>| match answers {
+                        Err(f)
+                            if f.statement == insert_at.start && is_unique_violation(&f.error) =>
+                        {
+                            Err(taken())
+                        }
+                        Err(f) => Err(f.into_store_error()),
+                        Ok(answers) => claimed(&distinct, &owned_attributes(&answers, claims)?)
+                            .map(|()| record),
+                    };
+                    let announce = self.announcer(events);
+                    self.writers.run(pool, script, keep, announce).await
                 }
-                Err(e) => return Err(e),
-                Ok(_) => {}
-            }
-            self.announce(events);
-            return Ok(record);
+                Pool::Postgres(pool) => {
+                    let distinct = distinct_unique(unique);
+                    let sql = format!(
+                        "WITH written AS ({insert} RETURNING 1){} SELECT count(*) FROM written",
+                        pg_claims_and_events(distinct.len(), events.len(), 9, false)
+                    );
+                    match pg_write(pool, &sql, &head, &distinct, events).await {
+                        // The claims' violations are conflicts already: this is the id's.
+                        Err(StoreError::Backend(source))
+                            if source
+                                .downcast_ref::<sqlx::Error>()
+                                .is_some_and(is_unique_violation) =>
+                        {
+                            Err(taken())
+                        }
+                        Err(e) => Err(e),
+                        Ok(_) => {
+                            self.announce(events);
+                            Ok(record)
+                        }
+                    }
+                }
+            };
         }
         let created = write_tx!(self, tx => {
             let inserted = sqlx::query(&insert)
