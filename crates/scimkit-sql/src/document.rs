@@ -181,7 +181,11 @@ pub(crate) fn fold(def: &Attribute, s: &str) -> String {
 /// assert_eq!(scimkit_sql::fold_text("\u{212A}elvin ÄPFEL"), "kelvin äpfel");
 /// ```
 pub fn fold_text(s: &str) -> String {
-    s.to_lowercase()
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    }
 }
 
 /// An instant as the fixed-width UTC text whose order is the instants' order
@@ -233,6 +237,55 @@ pub(crate) fn instant(t: &DateTime<FixedOffset>) -> String {
     instant_text(t)
 }
 
+/// The instant of an `xsd:dateTime` (RFC 3339, as [`parse_datetime`] reads it) as
+/// [`instant_text`] writes it; `None` when it is not one.
+pub(crate) fn instant_of(s: &str) -> Option<String> {
+    utc_seconds(s.trim()).or_else(|| parse_datetime(s).map(|t| instant(&t)))
+}
+
+/// The common form `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds, no leap second)
+/// read without chrono: its instant is its own text with zero nanoseconds. `None`
+/// for anything else, valid or not (chrono decides those).
+fn utc_seconds(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() != 20 {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if punctuation.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut out = String::with_capacity(30);
+    out.push_str(s.get(..19)?);
+    out.push_str(".000000000Z");
+    Some(out)
+}
+
 /// `true`/`false` in any case, as the evaluator reads booleans sent as strings.
 pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     if s.eq_ignore_ascii_case("true") {
@@ -247,6 +300,40 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast reading of the common form answers what chrono answers.
+    #[test]
+    fn utc_seconds_agrees_with_chrono() {
+        let mut texts = vec![
+            "2011-05-13T04:42:34Z".to_owned(),
+            "2011-05-13T04:42:34z".to_owned(),
+            "2011-05-13t04:42:34Z".to_owned(),
+            "2011-05-13 04:42:34Z".to_owned(),
+            "2011-05-13T04:42:60Z".to_owned(),
+            "2011-05-13T24:00:00Z".to_owned(),
+            "0000-01-01T00:00:00Z".to_owned(),
+            "9999-12-31T23:59:59Z".to_owned(),
+            "2011-5-13T04:42:34Z".to_owned(),
+            "2011-05-13T04:42:34+00:00".to_owned(),
+            "2011-05-13T04:42:3ZZ".to_owned(),
+            "２011-05-13T04:42:34Z".to_owned(),
+        ];
+        for year in [1900, 2000, 2023, 2024, 2100] {
+            for month in 0..=13 {
+                for day in [0, 1, 28, 29, 30, 31, 32] {
+                    texts.push(format!("{year:04}-{month:02}-{day:02}T23:59:59Z"));
+                }
+            }
+        }
+        for text in &texts {
+            let chrono = parse_datetime(text).map(|t| instant(&t));
+            assert_eq!(instant_of(text), chrono, "{text}");
+            if let Some(fast) = utc_seconds(text) {
+                assert_eq!(Some(fast), chrono, "{text}");
+            }
+        }
+        assert!(utc_seconds("2024-02-29T00:00:00Z").is_some());
+    }
 
     /// The hand-written form is chrono's `%Y-%m-%dT%H:%M:%S%.9fZ`, leap seconds and
     /// the ends of the four-digit years included.

@@ -59,8 +59,9 @@ pub mod document;
 pub mod relational;
 #[cfg(feature = "store")]
 pub mod store;
+mod template;
 mod translate;
 
 pub use document::{comparison_document, fold_text, instant_text};
 pub use relational::{Child, Column, Mapping, MappingBuilder, MappingError, Unmapped};
-pub use translate::{Dialect, OrderBy, Param, Translation, order_by, translate};
+pub use translate::{Dialect, OrderBy, Param, Translation, Translator, order_by, translate};

@@ -61,7 +61,7 @@ use std::time::Duration;
 use scimkit::Registry;
 use scimkit::events::Event;
 use scimkit::filter::{CompValue, CompareOp, Filter};
-use scimkit::schema::{AttributeType, ResourceSchema};
+use scimkit::schema::{AttributeType, ResourceSchema, SharedResourceSchema};
 use scimkit::store::{
     ListQuery, MemberChange, MemberDelta, Membership, Page, Projection, Record, Store, StoreError,
     UniqueValue, apply_query,
@@ -73,7 +73,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Transaction};
 
-use crate::{Dialect, Param, comparison_document, order_by, translate};
+use crate::{Dialect, Param, Translator, comparison_document, order_by, translate};
 use batch::{Arg, Done, Failed, Script};
 
 /// What selects the tenant in a host's request context: every query of a
@@ -117,6 +117,9 @@ pub struct SqlStore<C = ()> {
     /// Counts this process's commits of events, for its waiting consumers
     /// (PostgreSQL wakes every process's through `LISTEN`).
     new_events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// A filter translator per resource type of `registry`, which keeps the SQL of
+    /// the shapes of filter clients send.
+    translators: Arc<[Translator]>,
     context: PhantomData<fn(&C)>,
 }
 
@@ -128,6 +131,7 @@ impl<C> Clone for SqlStore<C> {
             members: self.members.clone(),
             writers: Arc::clone(&self.writers),
             new_events: Arc::clone(&self.new_events),
+            translators: Arc::clone(&self.translators),
             context: PhantomData,
         }
     }
@@ -234,9 +238,20 @@ impl<C> SqlStore<C> {
             Pool::Sqlite(pool.connect_with(options).await.map_err(backend)?)
         };
         migrate::migrate(&pool).await?;
+        let registry = Arc::new(registry);
+        let dialect = match pool {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        };
+        let translators = registry
+            .resource_types()
+            .filter_map(|t| SharedResourceSchema::new(Arc::clone(&registry), t.name()))
+            .map(|schema| Translator::new(schema, "cmp", dialect))
+            .collect();
         Ok(SqlStore {
             pool,
-            registry: Arc::new(registry),
+            registry,
+            translators,
             members: "members".to_owned(),
             writers: Arc::new(batch::Writers::default()),
             new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -2119,9 +2134,16 @@ impl<C> SqlStore<C> {
         // What names the members is answered in memory (they are not in the
         // comparison document); the rest in SQL.
         let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
-        let t = match &split.pushed {
-            Some(f) => translate(f, schema, "cmp", dialect),
-            None => crate::Translation {
+        // The resource type's translator, on the store's schema: the one the
+        // comparison documents were written with.
+        let translator = self
+            .translators
+            .iter()
+            .find(|t| t.schema().name() == schema.name());
+        let t = match (&split.pushed, translator) {
+            (Some(f), Some(translator)) => translator.translate(f),
+            (Some(f), None) => translate(f, schema, "cmp", dialect),
+            (None, _) => crate::Translation {
                 sql: match dialect {
                     Dialect::Sqlite => "1".into(),
                     Dialect::Postgres => "TRUE".into(),

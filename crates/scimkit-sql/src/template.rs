@@ -1,0 +1,358 @@
+//! The SQL of a shape of filter, written once and then replayed: a
+//! [`Translator`](crate::Translator) keeps, for each shape of filter it translates
+//! (the filter without its values), the text the translation wrote with holes
+//! where placeholder numbers go, and where each comparison's attribute is. Replaying
+//! it computes the parameters from the new values and copies the text; writing it
+//! walks the schema and makes hundreds of small appends.
+//!
+//! A template is recorded by writing the filter with marks in place of placeholder
+//! numbers (`\0P3\0` for the fourth parameter bound); no SQL the translation writes
+//! holds NUL (values are bound, and a template whose replay differs from the
+//! translation written directly is not kept).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use scimkit::filter::{CompValue, Filter};
+use scimkit::path::AttrPath;
+
+use crate::text::SqlPiece;
+use crate::translate::Dialect;
+
+/// Set on a placeholder number written while recording: the rest is the order in
+/// which it was bound.
+pub(crate) const MARK: usize = 1 << (usize::BITS - 2);
+
+/// Writes a recorded placeholder's mark: `\0P3\0`.
+pub(crate) fn push_mark(out: &mut String, kind: char, n: usize) {
+    out.push('\0');
+    out.push(kind);
+    (n & !MARK).push_to(out);
+    out.push('\0');
+}
+
+/// A filter's SQL with holes for its placeholder numbers.
+#[derive(Debug)]
+pub(crate) struct Template {
+    /// Each hole with the text before it, which ends with the placeholder's sign
+    /// (`?` or `$`); the hole takes the number of the parameter bound `k`-th.
+    holes: Box<[(Box<str>, usize)]>,
+    /// The text after the last hole.
+    tail: Box<str>,
+    /// How long the text is without the numbers.
+    len: usize,
+    /// How many parameters the filter binds (before replaying, in order).
+    pub(crate) params: usize,
+}
+
+impl Template {
+    /// Reads recorded text; `None` unless its marks are exactly `params` parameters,
+    /// each used.
+    pub(crate) fn parse(recorded: &str, dialect: Dialect, params: usize) -> Option<Template> {
+        let mut holes = Vec::new();
+        let mut seen = vec![false; params];
+        let mut parts = recorded.split('\0');
+        let mut literal = parts.next()?.to_owned();
+        let mut len = literal.len();
+        while let Some(mark) = parts.next() {
+            let k: usize = mark.strip_prefix('P')?.parse().ok()?;
+            *seen.get_mut(k)? = true;
+            literal.push(match dialect {
+                Dialect::Sqlite => '?',
+                Dialect::Postgres => '$',
+            });
+            len += 1;
+            holes.push((literal.into_boxed_str(), k));
+            literal = parts.next()?.to_owned();
+            len += literal.len();
+        }
+        if seen.contains(&false) {
+            return None;
+        }
+        Some(Template {
+            holes: holes.into_boxed_slice(),
+            tail: literal.into_boxed_str(),
+            len,
+            params,
+        })
+    }
+
+    /// Appends the text: `placeholders[k]` fills the holes of parameter `k`.
+    pub(crate) fn replay(&self, out: &mut String, placeholders: &[usize]) {
+        out.reserve(self.capacity());
+        for (text, k) in self.holes.iter() {
+            out.push_str(text);
+            placeholders
+                .get(*k)
+                .copied()
+                .unwrap_or_default()
+                .push_to(out);
+        }
+        out.push_str(&self.tail);
+    }
+
+    /// Room for the text with its numbers (up to 999 parameters).
+    pub(crate) fn capacity(&self) -> usize {
+        self.len + 3 * self.holes.len()
+    }
+
+    /// How many bytes it keeps.
+    fn size(&self) -> usize {
+        self.len + self.holes.len() * 24
+    }
+}
+
+/// Which list of attributes holds an attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum From {
+    /// `id`, `externalId`, `meta` (common to every resource type).
+    Common,
+    /// The resource type's core schema.
+    Core,
+    /// The resource type's `n`-th schema extension.
+    Extension(usize),
+}
+
+/// Where a comparison's attribute is: its list, its position there, and the
+/// position of its sub-attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlaceIndex {
+    pub(crate) from: From,
+    pub(crate) attr: usize,
+    pub(crate) sub: Option<usize>,
+}
+
+/// What one comparison of a recorded filter wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome {
+    /// Nothing a filter can see (an undefined attribute): a constant.
+    Never,
+    /// A test on an attribute, of a form (`shape`) that decides its text.
+    Leaf { place: PlaceIndex, shape: u32 },
+}
+
+/// A recorded shape of filter.
+#[derive(Debug)]
+pub(crate) struct Shape {
+    /// The filter recorded (its values are not used).
+    pub(crate) filter: Filter,
+    pub(crate) template: Template,
+    /// Each comparison, in the order the filter lists them.
+    pub(crate) leaves: Box<[Outcome]>,
+}
+
+/// A translator's recorded shapes, by [`shape_hash`].
+#[derive(Debug, Default)]
+pub(crate) struct Shapes {
+    map: HashMap<u64, Vec<Shape>, BuildHasherDefault<KeyHasher>>,
+    count: usize,
+    bytes: usize,
+}
+
+/// At most this many bytes of templates are kept.
+const MAX_BYTES: usize = 16 << 20;
+
+impl Shapes {
+    /// The recorded shapes whose hash is `hash` (see [`shape_hash`]).
+    pub(crate) fn candidates(&self, hash: u64) -> &[Shape] {
+        self.map.get(&hash).map_or(&[], Vec::as_slice)
+    }
+
+    /// The recorded shape of `filter`, if any.
+    pub(crate) fn find(&self, hash: u64, filter: &Filter) -> Option<&Shape> {
+        self.map
+            .get(&hash)?
+            .iter()
+            .find(|s| same_shape(&s.filter, filter))
+    }
+
+    /// Keeps `shape`, forgetting every other first if there are `max` already.
+    pub(crate) fn insert(&mut self, hash: u64, shape: Shape, max: usize) {
+        if self.find(hash, &shape.filter).is_some() {
+            return;
+        }
+        let size = shape.template.size();
+        if self.count >= max || self.bytes + size > MAX_BYTES {
+            self.map.clear();
+            self.count = 0;
+            self.bytes = 0;
+        }
+        self.count += 1;
+        self.bytes += size;
+        self.map.entry(hash).or_default().push(shape);
+    }
+}
+
+/// Walks `recorded` and `filter` together, calling `visit` on each comparison of
+/// `filter` (`pr` or a test) in the order the translation writes them, as long as
+/// the two have the same shape ([`same_shape`]) up to it; answers whether they have
+/// it and `visit` never answered `false`.
+pub(crate) fn each_leaf_pair<'f>(
+    recorded: &Filter,
+    filter: &'f Filter,
+    visit: &mut impl FnMut(&'f Filter) -> bool,
+) -> bool {
+    match (recorded, filter) {
+        (Filter::And(x), Filter::And(y)) | (Filter::Or(x), Filter::Or(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| each_leaf_pair(a, b, visit))
+        }
+        (Filter::Not(x), Filter::Not(y)) => each_leaf_pair(x, y, visit),
+        (Filter::Compare(p, o, v), Filter::Compare(q, r, w)) => {
+            o == r && value_class(v) == value_class(w) && p == q && visit(filter)
+        }
+        (Filter::Present(p), Filter::Present(q)) => p == q && visit(filter),
+        _ => false,
+    }
+}
+
+/// What of a value can change the text of its comparison (besides failing to
+/// read as the attribute's type, which a replay notices).
+fn value_class(v: &CompValue) -> u64 {
+    match v {
+        CompValue::Null => 0,
+        CompValue::Bool(b) => 1 + u64::from(*b),
+        CompValue::Number(_) => 3,
+        CompValue::String(s) if s.is_empty() => 4,
+        CompValue::String(_) => 5,
+    }
+}
+
+/// Hashes the length and start of a path's name: enough to tell most shapes
+/// apart (paths are compared in full before a shape is used).
+fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
+    let name = p.name().as_bytes();
+    let mut start = [0; 8];
+    let n = name.len().min(7);
+    if let (Some(to), Some(from)) = (start.get_mut(..n), name.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    h.write_u64(u64::from_le_bytes(start) ^ (name.len() as u64) << 56);
+}
+
+fn hash_filter(h: &mut KeyHasher, f: &Filter) {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => {
+            h.write_u64(if matches!(f, Filter::And(_)) { 1 } else { 2 } << 32 | parts.len() as u64);
+            for p in parts {
+                hash_filter(h, p);
+            }
+        }
+        Filter::Not(inner) => {
+            h.write_u64(3);
+            hash_filter(h, inner);
+        }
+        Filter::Compare(path, op, value) => {
+            let op = op.as_str().bytes().fold(0, |n, b| n << 8 | u64::from(b));
+            h.write_u64(4 << 32 | value_class(value) << 24 | op);
+            hash_path(h, path);
+        }
+        Filter::Present(path) => {
+            h.write_u64(5);
+            hash_path(h, path);
+        }
+        Filter::ValuePath(path, inner) => {
+            h.write_u64(6);
+            hash_path(h, path);
+            hash_filter(h, inner);
+        }
+    }
+}
+
+/// A hash of the shape of `f`: what [`same_shape`] compares.
+pub(crate) fn shape_hash(f: &Filter) -> u64 {
+    let mut h = KeyHasher::default();
+    hash_filter(&mut h, f);
+    h.finish()
+}
+
+/// Whether `a` and `b` are one filter but for their values (paths spelled alike).
+pub(crate) fn same_shape(a: &Filter, b: &Filter) -> bool {
+    match (a, b) {
+        (Filter::And(x), Filter::And(y)) | (Filter::Or(x), Filter::Or(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_shape(a, b))
+        }
+        (Filter::Not(x), Filter::Not(y)) => same_shape(x, y),
+        (Filter::Compare(p, o, v), Filter::Compare(q, r, w)) => {
+            o == r && value_class(v) == value_class(w) && p == q
+        }
+        (Filter::Present(p), Filter::Present(q)) => p == q,
+        (Filter::ValuePath(p, x), Filter::ValuePath(q, y)) => p == q && same_shape(x, y),
+        _ => false,
+    }
+}
+
+/// A hasher for shapes: a multiply-rotate mix of words (what it hashes is
+/// compared in full before it is used).
+#[derive(Debug, Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_become_holes_and_are_filled() {
+        let mut recorded = String::from("(j1.x = ");
+        push_mark(&mut recorded, 'P', MARK | 1);
+        recorded.push_str("::text OR ");
+        push_mark(&mut recorded, 'P', MARK);
+        recorded.push(')');
+        let t = Template::parse(&recorded, Dialect::Postgres, 2).unwrap();
+        let mut out = String::new();
+        t.replay(&mut out, &[7, 12]);
+        assert_eq!(out, "(j1.x = $12::text OR $7)");
+        let t = Template::parse(&recorded, Dialect::Sqlite, 2).unwrap();
+        out.clear();
+        t.replay(&mut out, &[1, 2]);
+        assert_eq!(out, "(j1.x = ?2::text OR ?1)");
+        // A count that does not match what was recorded is refused.
+        assert!(Template::parse(&recorded, Dialect::Sqlite, 3).is_none());
+        assert!(Template::parse("a\0P0", Dialect::Sqlite, 1).is_none());
+        assert!(Template::parse("a\0Q0\0", Dialect::Sqlite, 0).is_none());
+    }
+
+    #[test]
+    fn shapes_ignore_values_but_not_what_changes_the_text() {
+        let f = |s: &str| s.parse::<Filter>().unwrap();
+        let same = [
+            (
+                r#"userName eq "a" and active eq true"#,
+                r#"userName eq "b" and active eq true"#,
+            ),
+            (r#"title sw "x""#, r#"title sw "yz""#),
+            (r#"not (x.y gt 1)"#, r#"not (x.y gt 2.5)"#),
+        ];
+        for (a, b) in same {
+            assert!(same_shape(&f(a), &f(b)), "{a} / {b}");
+            assert_eq!(shape_hash(&f(a)), shape_hash(&f(b)), "{a} / {b}");
+        }
+        let different = [
+            (r#"userName eq "a""#, r#"USERNAME eq "a""#),
+            (r#"userName eq "a""#, r#"userName ne "a""#),
+            (r#"active eq true"#, r#"active eq false"#),
+            (r#"title sw "x""#, r#"title sw """#),
+            (r#"a eq 1 and b eq 1"#, r#"a eq 1 or b eq 1"#),
+            (r#"a eq 1 and b eq 1"#, r#"a eq 1 and b eq 1 and c eq 1"#),
+            (r#"name.givenName pr"#, r#"name pr"#),
+        ];
+        for (a, b) in different {
+            assert!(!same_shape(&f(a), &f(b)), "{a} / {b}");
+        }
+    }
+}
