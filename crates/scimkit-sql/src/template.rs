@@ -17,7 +17,7 @@ use scimkit::filter::{CompValue, Filter};
 use scimkit::path::AttrPath;
 
 use crate::text::SqlPiece;
-use crate::translate::Dialect;
+use crate::translate::{Dialect, Recipe};
 
 /// Set on a placeholder number written while recording: the rest is the order in
 /// which it was bound.
@@ -77,16 +77,12 @@ impl Template {
         })
     }
 
-    /// Appends the text: `placeholders[k]` fills the holes of parameter `k`.
-    pub(crate) fn replay(&self, out: &mut String, placeholders: &[usize]) {
+    /// Appends the text: `placeholders.get(k)` fills the holes of parameter `k`.
+    pub(crate) fn replay(&self, out: &mut String, placeholders: &Numbers) {
         out.reserve(self.capacity());
         for (text, k) in self.holes.iter() {
             out.push_str(text);
-            placeholders
-                .get(*k)
-                .copied()
-                .unwrap_or_default()
-                .push_to(out);
+            placeholders.get(*k).push_to(out);
         }
         out.push_str(&self.tail);
     }
@@ -102,33 +98,57 @@ impl Template {
     }
 }
 
-/// Which list of attributes holds an attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum From {
-    /// `id`, `externalId`, `meta` (common to every resource type).
-    Common,
-    /// The resource type's core schema.
-    Core,
-    /// The resource type's `n`-th schema extension.
-    Extension(usize),
+/// Placeholder numbers, on the stack up to [`Numbers::INLINE`] of them.
+#[derive(Debug)]
+pub(crate) struct Numbers {
+    inline: [usize; Numbers::INLINE],
+    len: usize,
+    spill: Vec<usize>,
 }
 
-/// Where a comparison's attribute is: its list, its position there, and the
-/// position of its sub-attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PlaceIndex {
-    pub(crate) from: From,
-    pub(crate) attr: usize,
-    pub(crate) sub: Option<usize>,
+impl Numbers {
+    const INLINE: usize = 64;
+
+    pub(crate) fn new() -> Self {
+        Numbers {
+            inline: [0; Numbers::INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, n: usize) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = n,
+            None => self.spill.push(n),
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The `k`-th number (0 past the end).
+    pub(crate) fn get(&self, k: usize) -> usize {
+        match self.inline.get(k) {
+            Some(&n) => n,
+            None => self
+                .spill
+                .get(k - Numbers::INLINE)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// What one comparison of a recorded filter wrote.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) enum Outcome {
     /// Nothing a filter can see (an undefined attribute): a constant.
     Never,
-    /// A test on an attribute, of a form (`shape`) that decides its text.
-    Leaf { place: PlaceIndex, shape: u32 },
+    /// A test on an attribute.
+    Leaf(Recipe),
 }
 
 /// A recorded shape of filter.
@@ -159,6 +179,7 @@ impl Shapes {
     }
 
     /// The recorded shape of `filter`, if any.
+    #[cfg(test)]
     pub(crate) fn find(&self, hash: u64, filter: &Filter) -> Option<&Shape> {
         self.map
             .get(&hash)?
@@ -166,10 +187,22 @@ impl Shapes {
             .find(|s| same_shape(&s.filter, filter))
     }
 
-    /// Keeps `shape`, forgetting every other first if there are `max` already.
+    /// Keeps `shape`, forgetting every other first if there are `max` already or
+    /// they take too much room.
+    /// A shape recorded again (its values gave another form of comparison, such
+    /// as a prefix with nothing after it) replaces the one before.
     pub(crate) fn insert(&mut self, hash: u64, shape: Shape, max: usize) {
-        if self.find(hash, &shape.filter).is_some() {
-            return;
+        if let Some(same) = self.map.get_mut(&hash) {
+            if let Some(i) = same
+                .iter()
+                .position(|s| same_shape(&s.filter, &shape.filter))
+            {
+                if let Some(old) = same.get_mut(i) {
+                    self.bytes = self.bytes - old.template.size() + shape.template.size();
+                    *old = shape;
+                }
+                return;
+            }
         }
         let size = shape.template.size();
         if self.count >= max || self.bytes + size > MAX_BYTES {
@@ -313,13 +346,29 @@ mod tests {
         recorded.push_str("::text OR ");
         push_mark(&mut recorded, 'P', MARK);
         recorded.push(')');
+        let numbers = |list: &[usize]| {
+            let mut n = Numbers::new();
+            list.iter().for_each(|&k| n.push(k));
+            n
+        };
         let t = Template::parse(&recorded, Dialect::Postgres, 2).unwrap();
         let mut out = String::new();
-        t.replay(&mut out, &[7, 12]);
+        t.replay(&mut out, &numbers(&[7, 12]));
         assert_eq!(out, "(j1.x = $12::text OR $7)");
         let t = Template::parse(&recorded, Dialect::Sqlite, 2).unwrap();
         out.clear();
-        t.replay(&mut out, &[1, 2]);
+        t.replay(&mut out, &numbers(&[1, 2]));
+        // Past the numbers kept on the stack.
+        let many = numbers(&(1..=100).collect::<Vec<_>>());
+        let read = (
+            many.len(),
+            many.get(0),
+            many.get(63),
+            many.get(64),
+            many.get(99),
+        );
+        assert_eq!(read, (100, 1, 64, 65, 100));
+        assert_eq!(many.get(100), 0);
         assert_eq!(out, "(j1.x = ?2::text OR ?1)");
         // A count that does not match what was recorded is refused.
         assert!(Template::parse(&recorded, Dialect::Sqlite, 3).is_none());

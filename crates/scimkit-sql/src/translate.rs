@@ -12,13 +12,11 @@ use std::sync::{PoisonError, RwLock};
 
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
-use scimkit::schema::{
-    Attribute, AttributeType, ResourceSchema, Returned, Schema, SharedResourceSchema,
-};
+use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned, SharedResourceSchema};
 
-use crate::document::{fold, instant_of, parse_bool};
+use crate::document::{fold_text, instant_of, parse_bool};
 use crate::template::{
-    From, MARK, Outcome, PlaceIndex, Shape, Shapes, Template, each_leaf_pair, push_mark, shape_hash,
+    MARK, Numbers, Outcome, Shape, Shapes, Template, each_leaf_pair, push_mark, shape_hash,
 };
 use crate::text::SqlPiece;
 
@@ -502,6 +500,63 @@ enum Leaf {
     Compare { negate: bool, pred: LeafPredicate },
 }
 
+/// A containment document around its text: `{"emails":[{"value":` and `}]}`.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    prefix: Box<str>,
+    suffix: &'static str,
+}
+
+impl Frame {
+    /// The document holding `text`.
+    fn doc(&self, text: &str) -> String {
+        let mut doc = String::with_capacity(self.prefix.len() + text.len() + 8);
+        doc.push_str(&self.prefix);
+        push_json_string(&mut doc, text);
+        doc.push_str(self.suffix);
+        doc
+    }
+}
+
+/// What a recorded comparison needs to translate new values: what it reads of its
+/// attribute, the kind of guard it writes, and its shape (see [`shape`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Recipe {
+    def: Def,
+    guard: GuardKind,
+    shape: u32,
+}
+
+/// A guard without its values.
+#[derive(Debug, Clone)]
+enum GuardKind {
+    None,
+    Containment(Frame),
+    Equality,
+    Prefix,
+}
+
+impl GuardKind {
+    /// The guard of `leaf` (a text test, or none): a prefix without a range (empty,
+    /// or nothing after it) gets none.
+    fn apply(&self, leaf: &Leaf) -> Guard {
+        let text = match leaf {
+            Leaf::Compare {
+                pred: LeafPredicate::Test(Test::Text(_, text)),
+                ..
+            } => text.as_str(),
+            _ => return Guard::None,
+        };
+        match self {
+            GuardKind::None => Guard::None,
+            GuardKind::Containment(frame) => Guard::Containment(frame.doc(text)),
+            GuardKind::Equality => Guard::Equality,
+            GuardKind::Prefix if text.is_empty() => Guard::None,
+            GuardKind::Prefix => after_prefix(text).map_or(Guard::None, Guard::Prefix),
+        }
+    }
+}
+
 /// What a comparison binds before its test: the guard that lets an index answer.
 enum Guard {
     None,
@@ -749,14 +804,17 @@ impl<'a, 'r> Writer<'a, 'r> {
     fn leaf(&mut self, scope: Scope<'r>, place: &Place<'_, '_>, leaf: Leaf) {
         let guard = self.guard(place, &leaf);
         if self.recording.is_some() {
-            let at = match scope {
-                Scope::Resource => self.index_of(place),
+            let recipe = match scope {
+                Scope::Resource => Some(Recipe {
+                    def: Def::of(leaf_def(place)),
+                    guard: self.guard_kind(place, &leaf),
+                    shape: shape(&leaf, &guard),
+                }),
                 Scope::Element { .. } => None,
             };
-            let shape = shape(&leaf, &guard);
             if let Some(r) = &mut self.recording {
-                match at {
-                    Some(place) => r.leaves.push(Outcome::Leaf { place, shape }),
+                match recipe {
+                    Some(recipe) => r.leaves.push(Outcome::Leaf(recipe)),
                     None => r.replayable = false,
                 }
             }
@@ -766,23 +824,29 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// The index guard a comparison gets before its exact test.
     fn guard(&self, place: &Place<'_, '_>, leaf: &Leaf) -> Guard {
+        self.guard_kind(place, leaf).apply(leaf)
+    }
+
+    /// The kind of guard a comparison of this form at `place` gets, whatever its
+    /// value.
+    fn guard_kind(&self, place: &Place<'_, '_>, leaf: &Leaf) -> GuardKind {
         let Leaf::Compare {
             negate: false,
-            pred: LeafPredicate::Test(Test::Text(op, text)),
+            pred: LeafPredicate::Test(Test::Text(op, _)),
         } = leaf
         else {
-            return Guard::None;
+            return GuardKind::None;
         };
         match op {
-            CompareOp::Eq => match self.containment(place, text) {
-                Some(doc) => Guard::Containment(doc),
-                None if self.dialect == Dialect::Sqlite && self.indexable(place) => Guard::Equality,
-                None => Guard::None,
+            CompareOp::Eq => match self.containment_frame(place) {
+                Some(frame) => GuardKind::Containment(frame),
+                None if self.dialect == Dialect::Sqlite && self.indexable(place) => {
+                    GuardKind::Equality
+                }
+                None => GuardKind::None,
             },
-            CompareOp::Sw if self.indexable(place) && !text.is_empty() => {
-                after_prefix(text).map_or(Guard::None, Guard::Prefix)
-            }
-            _ => Guard::None,
+            CompareOp::Sw if self.indexable(place) => GuardKind::Prefix,
+            _ => GuardKind::None,
         }
     }
 
@@ -843,27 +907,25 @@ impl<'a, 'r> Writer<'a, 'r> {
     fn replay(&mut self, shape: &Shape, filter: &Filter) -> Option<Translation> {
         self.out.clear();
         self.params.clear();
-        let mut placeholders = Vec::with_capacity(shape.template.params);
+        let mut placeholders = Numbers::new();
         let mut leaves = shape.leaves.iter();
         let whole = each_leaf_pair(&shape.filter, filter, &mut |f| {
-            let (place, code) = match leaves.next() {
-                Some(Outcome::Leaf { place, shape }) => (*place, *shape),
+            let recipe = match leaves.next() {
+                Some(Outcome::Leaf(recipe)) => recipe,
                 Some(Outcome::Never) => return true,
                 None => return false,
             };
-            let Some(place) = self.resolve(place) else {
-                return false;
-            };
             let leaf = match f {
                 Filter::Present(_) => Leaf::Present,
-                Filter::Compare(_, op, value) => match comparison(&place, *op, value) {
+                Filter::Compare(_, op, value) => match comparison_as(recipe.def, *op, value) {
                     Some(leaf) => leaf,
                     None => return false,
                 },
                 _ => return false,
             };
-            let guard = self.guard(&place, &leaf);
-            if self::shape(&leaf, &guard) != code {
+            // The guard these values get (the shape tells if it is the recorded one).
+            let guard = recipe.guard.apply(&leaf);
+            if self::shape(&leaf, &guard) != recipe.shape {
                 return false;
             }
             self.bind_leaf(leaf, guard, &mut placeholders);
@@ -882,7 +944,7 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// Binds a comparison's parameters as [`Writer::write_leaf`] does, adding their
     /// placeholder numbers to `placeholders`.
-    fn bind_leaf(&mut self, leaf: Leaf, guard: Guard, placeholders: &mut Vec<usize>) {
+    fn bind_leaf(&mut self, leaf: Leaf, guard: Guard, placeholders: &mut Numbers) {
         let test = match leaf {
             Leaf::Compare {
                 pred: LeafPredicate::Test(test),
@@ -934,50 +996,6 @@ impl<'a, 'r> Writer<'a, 'r> {
                 self.params.len()
             }
         }
-    }
-
-    /// Where a resource's attribute is among the schemas: what a recorded shape
-    /// keeps (it cannot keep the attribute itself, which its translator owns).
-    fn index_of(&self, place: &Place<'_, '_>) -> Option<PlaceIndex> {
-        let find = |list: &[Attribute]| list.iter().position(|a| std::ptr::eq(a, place.attr));
-        let (from, attr) = if let Some(i) = find(Schema::common_attributes()) {
-            (From::Common, i)
-        } else if let Some(i) = find(&self.schema.core().attributes) {
-            (From::Core, i)
-        } else {
-            self.schema
-                .extensions()
-                .enumerate()
-                .find_map(|(e, (ext, _))| find(&ext.attributes).map(|i| (From::Extension(e), i)))?
-        };
-        let sub = match place.sub {
-            Some(sub) => Some(
-                place
-                    .attr
-                    .sub_attributes()
-                    .iter()
-                    .position(|a| std::ptr::eq(a, sub))?,
-            ),
-            None => None,
-        };
-        Some(PlaceIndex { from, attr, sub })
-    }
-
-    /// The place of a resource's attribute that [`Writer::index_of`] answered.
-    fn resolve(&self, at: PlaceIndex) -> Option<Place<'r, 'a>> {
-        let (attr, ext) = match at.from {
-            From::Common => (Schema::common_attributes().get(at.attr)?, None),
-            From::Core => (self.schema.core().attributes.get(at.attr)?, None),
-            From::Extension(e) => {
-                let (ext, _) = self.schema.extensions().nth(e)?;
-                (ext.attributes.get(at.attr)?, Some(ext.id.as_str()))
-            }
-        };
-        let sub = match at.sub {
-            Some(j) => Some(attr.sub_attributes().get(j)?),
-            None => None,
-        };
-        self.finish_place(attr, sub, Root::Column(self.column), (ext, attr.name()))
     }
 
     /// Resolves a path as the evaluator does; `None` when it names nothing a filter
@@ -1040,37 +1058,43 @@ impl<'a, 'r> Writer<'a, 'r> {
     }
 
     /// PostgreSQL, on the document column: the jsonb document that a resource
-    /// whose value at `place` equals `text` contains (`{"emails": [{"value": …}]}`).
-    fn containment(&self, place: &Place<'_, '_>, text: &str) -> Option<String> {
+    /// whose value at `place` equals a text contains (`{"emails": [{"value": …}]}`),
+    /// around where the text goes.
+    fn containment_frame(&self, place: &Place<'_, '_>) -> Option<Frame> {
         if self.dialect != Dialect::Postgres || !matches!(place.root, Root::Column(_)) {
             return None;
         }
         // {"ext": {"name": [{"leaf": "text"}]}}, each level as the place has it.
         let (ext, name) = place.keys;
-        let keys = ext.map_or(0, |e| e.len() + 4) + name.len() + place.leaf.map_or(0, str::len);
-        let mut doc = String::with_capacity(text.len() + keys + 16);
+        let mut prefix = String::new();
         for key in ext.into_iter().chain([name]) {
-            doc.push('{');
-            push_json_string(&mut doc, key);
-            doc.push(':');
+            prefix.push('{');
+            push_json_string(&mut prefix, key);
+            prefix.push(':');
         }
-        if place.attr.is_multi_valued() {
-            doc.push('[');
+        let multi = place.attr.is_multi_valued();
+        if multi {
+            prefix.push('[');
         }
         if let Some(leaf) = place.leaf {
-            doc.push('{');
-            push_json_string(&mut doc, leaf);
-            doc.push(':');
+            prefix.push('{');
+            push_json_string(&mut prefix, leaf);
+            prefix.push(':');
         }
-        push_json_string(&mut doc, text);
-        if place.leaf.is_some() {
-            doc.push('}');
-        }
-        if place.attr.is_multi_valued() {
-            doc.push(']');
-        }
-        doc.push_str(if ext.is_some() { "}}" } else { "}" });
-        Some(doc)
+        let suffix = match (place.leaf.is_some(), multi, ext.is_some()) {
+            (false, false, false) => "}",
+            (false, false, true) => "}}",
+            (false, true, false) => "]}",
+            (false, true, true) => "]}}",
+            (true, false, false) => "}}",
+            (true, false, true) => "}}}",
+            (true, true, false) => "}]}",
+            (true, true, true) => "}]}}",
+        };
+        Some(Frame {
+            prefix: prefix.into_boxed_str(),
+            suffix,
+        })
     }
 
     /// A single-valued simple attribute: writes `(value >= prefix AND value < the
@@ -1635,16 +1659,29 @@ impl<'a, 'r> Writer<'a, 'r> {
 /// Resolves a comparison on `place` as the evaluator reads it; `None` when SQL cannot
 /// answer it (it becomes the residual).
 fn comparison(place: &Place<'_, '_>, op: CompareOp, value: &CompValue) -> Option<Leaf> {
-    let def = match place.sub {
+    comparison_as(Def::of(leaf_def(place)), op, value)
+}
+
+/// The attribute whose values a comparison at `place` reads: the sub-attribute,
+/// or a complex attribute's `value`.
+fn leaf_def<'r>(place: &Place<'r, '_>) -> &'r Attribute {
+    match place.sub {
         Some(sub) => sub,
         None if place.attr.is_complex() => place.attr.sub_attribute("value").unwrap_or(place.attr),
         None => place.attr,
-    };
+    }
+}
+
+/// [`comparison`] of an attribute as [`Def`] describes it.
+fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
     let (negate, pred) = match (op, value) {
         (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
         (CompareOp::Ne, CompValue::Null) => (false, LeafPredicate::Present),
-        (CompareOp::Ne, _) => (true, LeafPredicate::Test(test(def, CompareOp::Eq, value)?)),
-        (op, _) => (false, LeafPredicate::Test(test(def, op, value)?)),
+        (CompareOp::Ne, _) => (
+            true,
+            LeafPredicate::Test(test_as(def, CompareOp::Eq, value)?),
+        ),
+        (op, _) => (false, LeafPredicate::Test(test_as(def, op, value)?)),
     };
     if let LeafPredicate::Test(Test::Text(_, text) | Test::Time(_, text)) = &pred {
         if text.contains('\0') {
@@ -1834,7 +1871,35 @@ pub(crate) fn ordering(op: CompareOp) -> Option<&'static str> {
 /// it; `None` for what the comparison document cannot answer (a substring test on a
 /// dateTime, which compares the text as sent): that part becomes the residual.
 pub(crate) fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Option<Test> {
-    Some(match def.attr_type() {
+    test_as(Def::of(def), op, expected)
+}
+
+/// What a comparison reads of the attribute it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Def {
+    kind: AttributeType,
+    case_exact: bool,
+}
+
+impl Def {
+    fn of(def: &Attribute) -> Def {
+        Def {
+            kind: def.attr_type(),
+            case_exact: def.compares_case_exact(),
+        }
+    }
+}
+
+/// [`test`] of an attribute as [`Def`] describes it.
+fn test_as(def: Def, op: CompareOp, expected: &CompValue) -> Option<Test> {
+    let fold = |s: &str| {
+        if def.case_exact {
+            s.to_owned()
+        } else {
+            fold_text(s)
+        }
+    };
+    Some(match def.kind {
         AttributeType::Boolean => match comp_bool(expected) {
             Some(b) if op == CompareOp::Eq => Test::Bool(b),
             _ => Test::Never,
@@ -1851,8 +1916,8 @@ pub(crate) fn test(def: &Attribute, op: CompareOp, expected: &CompValue) -> Opti
         AttributeType::Complex => Test::Never,
         _ => {
             let text = match expected {
-                CompValue::String(s) => fold(def, s),
-                CompValue::Number(n) => fold(def, &n.to_string()),
+                CompValue::String(s) => fold(s),
+                CompValue::Number(n) => fold(&n.to_string()),
                 CompValue::Bool(b) => b.to_string(),
                 CompValue::Null => return Some(Test::Never),
             };

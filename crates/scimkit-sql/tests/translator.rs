@@ -49,6 +49,8 @@ fn shapes_that_change_the_text() {
         "userName sw \"\u{10FFFF}\"",
         "userName sw \"\"",
         "userName sw \"a\"",
+        "userName sw \"\u{10FFFF}\"",
+        "userName sw \"b\"",
         // A text equal to the last one bound shares its placeholder.
         r#"userName eq "a" and displayName eq "a" and title co "a""#,
         r#"active eq true and active eq false and active ne true"#,
