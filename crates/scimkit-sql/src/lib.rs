@@ -11,7 +11,9 @@
 //!   evaluator reads them), so no comparison depends on the database's collation,
 //!   `lower()` or date functions;
 //! - [`translate`]: a filter as a two-valued SQL condition on that document, with
-//!   every value bound, and a residual filter for what it cannot express.
+//!   every value bound, and a residual filter for what it cannot express;
+//!   [`Translator`] gives the same for one resource type, keeping the SQL of each
+//!   shape of filter it has translated.
 //!
 //! ```
 //! use rusqlite::{Connection, params_from_iter};

@@ -24,9 +24,9 @@ use crate::translate::{Dialect, Recipe};
 pub(crate) const MARK: usize = 1 << (usize::BITS - 2);
 
 /// Writes a recorded placeholder's mark: `\0P3\0`.
-pub(crate) fn push_mark(out: &mut String, kind: char, n: usize) {
+pub(crate) fn push_mark(out: &mut String, n: usize) {
     out.push('\0');
-    out.push(kind);
+    out.push('P');
     (n & !MARK).push_to(out);
     out.push('\0');
 }
@@ -342,9 +342,9 @@ mod tests {
     #[test]
     fn marks_become_holes_and_are_filled() {
         let mut recorded = String::from("(j1.x = ");
-        push_mark(&mut recorded, 'P', MARK | 1);
+        push_mark(&mut recorded, MARK | 1);
         recorded.push_str("::text OR ");
-        push_mark(&mut recorded, 'P', MARK);
+        push_mark(&mut recorded, MARK);
         recorded.push(')');
         let numbers = |list: &[usize]| {
             let mut n = Numbers::new();
