@@ -161,6 +161,45 @@ pub(crate) struct Shape {
     pub(crate) leaves: Box<[Outcome]>,
 }
 
+impl Shape {
+    /// About how many bytes it keeps.
+    fn size(&self) -> usize {
+        self.template.size()
+            + weight(&self.filter)
+            + self.leaves.len() * (std::mem::size_of::<Outcome>() + 64)
+    }
+
+    /// Whether `other` is this shape recorded again with values that gave every
+    /// comparison the same form.
+    fn same_as(&self, other: &Shape) -> bool {
+        same_shape(&self.filter, &other.filter)
+            && self.leaves.len() == other.leaves.len()
+            && self
+                .leaves
+                .iter()
+                .zip(other.leaves.iter())
+                .all(|(a, b)| match (a, b) {
+                    (Outcome::Never, Outcome::Never) => true,
+                    (Outcome::Leaf(a), Outcome::Leaf(b)) => a.shape() == b.shape(),
+                    _ => false,
+                })
+    }
+}
+
+/// About how many bytes a filter takes.
+fn weight(f: &Filter) -> usize {
+    let node = std::mem::size_of::<Filter>();
+    node + match f {
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().map(weight).sum(),
+        Filter::Not(inner) => weight(inner),
+        Filter::ValuePath(path, inner) => path.to_string().len() + weight(inner),
+        Filter::Compare(path, _, value) => {
+            path.to_string().len() + value.as_str().map_or(0, str::len) + 32
+        }
+        Filter::Present(path) => path.to_string().len() + 16,
+    }
+}
+
 /// A translator's recorded shapes, by [`shape_hash`].
 #[derive(Debug, Default)]
 pub(crate) struct Shapes {
@@ -169,8 +208,13 @@ pub(crate) struct Shapes {
     bytes: usize,
 }
 
-/// At most this many bytes of templates are kept.
+/// At most this many bytes of shapes are kept.
 const MAX_BYTES: usize = 16 << 20;
+
+/// At most this many shapes are kept under one hash: the same shape recorded with
+/// values that gave it other forms, or shapes whose hashes collide. A client that
+/// sends colliding shapes on purpose makes a look-up try this many at most.
+const PER_HASH: usize = 4;
 
 impl Shapes {
     /// The recorded shapes whose hash is `hash` (see [`shape_hash`]).
@@ -187,32 +231,43 @@ impl Shapes {
             .find(|s| same_shape(&s.filter, filter))
     }
 
-    /// Keeps `shape`, forgetting every other first if there are `max` already or
-    /// they take too much room.
-    /// A shape recorded again (its values gave another form of comparison, such
-    /// as a prefix with nothing after it) replaces the one before.
-    pub(crate) fn insert(&mut self, hash: u64, shape: Shape, max: usize) {
-        if let Some(same) = self.map.get_mut(&hash) {
-            if let Some(i) = same
-                .iter()
-                .position(|s| same_shape(&s.filter, &shape.filter))
-            {
-                if let Some(old) = same.get_mut(i) {
-                    self.bytes = self.bytes - old.template.size() + shape.template.size();
-                    *old = shape;
-                }
-                return;
-            }
+    /// Keeps `shape`: after the oldest under its hash if there are [`PER_HASH`]
+    /// already, after every other if there are `max` or they take too much room.
+    /// Answers what it forgot, for the caller to drop once it has let go of its
+    /// lock.
+    pub(crate) fn insert(&mut self, hash: u64, shape: Shape, max: usize) -> Vec<Shape> {
+        if self.candidates(hash).iter().any(|s| s.same_as(&shape)) {
+            return vec![shape];
         }
-        let size = shape.template.size();
+        let size = shape.size();
+        let mut forgotten = Vec::new();
         if self.count >= max || self.bytes + size > MAX_BYTES {
-            self.map.clear();
+            forgotten.extend(self.map.drain().flat_map(|(_, shapes)| shapes));
             self.count = 0;
             self.bytes = 0;
         }
+        let same_hash = self.map.entry(hash).or_default();
+        if same_hash.len() >= PER_HASH {
+            let oldest = same_hash.remove(0);
+            self.count = self.count.saturating_sub(1);
+            self.bytes = self.bytes.saturating_sub(oldest.size());
+            forgotten.push(oldest);
+        }
+        same_hash.push(shape);
         self.count += 1;
         self.bytes += size;
-        self.map.entry(hash).or_default().push(shape);
+        forgotten
+    }
+}
+
+/// Whether `f` holds a value filter (`emails[type eq "work"]`), which a shape does
+/// not replay.
+pub(crate) fn has_value_path(f: &Filter) -> bool {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().any(has_value_path),
+        Filter::Not(inner) => has_value_path(inner),
+        Filter::ValuePath(..) => true,
+        Filter::Compare(..) | Filter::Present(_) => false,
     }
 }
 
@@ -250,16 +305,28 @@ fn value_class(v: &CompValue) -> u64 {
     }
 }
 
-/// Hashes the length and start of a path's name: enough to tell most shapes
-/// apart (paths are compared in full before a shape is used).
-fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
-    let name = p.name().as_bytes();
+/// Hashes the length and start of a text.
+fn hash_start(h: &mut KeyHasher, text: &str) {
+    let bytes = text.as_bytes();
     let mut start = [0; 8];
-    let n = name.len().min(7);
-    if let (Some(to), Some(from)) = (start.get_mut(..n), name.get(..n)) {
+    let n = bytes.len().min(7);
+    if let (Some(to), Some(from)) = (start.get_mut(..n), bytes.get(..n)) {
         to.copy_from_slice(from);
     }
-    h.write_u64(u64::from_le_bytes(start) ^ (name.len() as u64) << 56);
+    h.write_u64(u64::from_le_bytes(start) ^ (bytes.len() as u64) << 56);
+}
+
+/// Hashes the length and start of a path's name and sub-attribute, and the length
+/// of its schema: enough to tell most shapes apart (paths are compared in full
+/// before a shape is used).
+fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
+    hash_start(h, p.name());
+    if let Some(sub) = p.sub_attr() {
+        hash_start(h, sub);
+    }
+    if let Some(schema) = p.schema() {
+        h.write_u64(schema.len() as u64);
+    }
 }
 
 fn hash_filter(h: &mut KeyHasher, f: &Filter) {
@@ -402,6 +469,15 @@ mod tests {
         ];
         for (a, b) in different {
             assert!(!same_shape(&f(a), &f(b)), "{a} / {b}");
+        }
+        // Shapes identity providers send side by side hash apart.
+        for (a, b) in [
+            (r#"name.givenName eq "a""#, r#"name.familyName eq "a""#),
+            (r#"emails.value eq "a""#, r#"emails.type eq "a""#),
+            (r#"meta.created gt "a""#, r#"meta.lastModified gt "a""#),
+            (r#"userName eq "a""#, r#"externalId eq "a""#),
+        ] {
+            assert_ne!(shape_hash(&f(a)), shape_hash(&f(b)), "{a} / {b}");
         }
     }
 }

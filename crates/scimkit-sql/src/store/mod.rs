@@ -2135,7 +2135,8 @@ impl<C> SqlStore<C> {
         // comparison document); the rest in SQL.
         let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
         // The resource type's translator, on the store's schema: the one the
-        // comparison documents were written with.
+        // comparison documents were written with, which the SQL (filter and order)
+        // reads.
         let translator = self
             .translators
             .iter()
@@ -2187,7 +2188,10 @@ impl<C> SqlStore<C> {
             conditions
         );
         let order = match (query.sort, sort_in_memory) {
-            (Some(sort), false) => order_by(sort, schema, "cmp", "id", dialect).sql,
+            (Some(sort), false) => match translator {
+                Some(translator) => translator.order_by(sort, "id").sql,
+                None => order_by(sort, schema, "cmp", "id", dialect).sql,
+            },
             _ => match dialect {
                 Dialect::Sqlite => "id ASC".to_owned(),
                 Dialect::Postgres => "id COLLATE \"C\" ASC".to_owned(),
