@@ -503,24 +503,6 @@ enum Leaf {
     Compare { negate: bool, pred: LeafPredicate },
 }
 
-/// A containment document around its text: `{"emails":[{"value":` and `}]}`.
-#[derive(Debug, Clone)]
-pub(crate) struct Frame {
-    prefix: Box<str>,
-    suffix: &'static str,
-}
-
-impl Frame {
-    /// The document holding `text`.
-    fn doc(&self, text: &str) -> String {
-        let mut doc = String::with_capacity(self.prefix.len() + text.len() + 8);
-        doc.push_str(&self.prefix);
-        push_json_string(&mut doc, text);
-        doc.push_str(self.suffix);
-        doc
-    }
-}
-
 /// What a recorded comparison needs to translate new values: what it reads of its
 /// attribute, the kind of guard it writes, and its shape (see [`shape`]).
 #[derive(Debug, Clone)]
@@ -538,10 +520,10 @@ impl Recipe {
 }
 
 /// A guard without its values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum GuardKind {
     None,
-    Containment(Frame),
+    Containment,
     Equality,
     Prefix,
 }
@@ -559,7 +541,7 @@ impl GuardKind {
         };
         match self {
             GuardKind::None => Guard::None,
-            GuardKind::Containment(frame) => Guard::Containment(frame.doc(text)),
+            GuardKind::Containment => Guard::Containment,
             GuardKind::Equality => Guard::Equality,
             GuardKind::Prefix if text.is_empty() => Guard::None,
             GuardKind::Prefix => after_prefix(text).map_or(Guard::None, Guard::Prefix),
@@ -571,8 +553,8 @@ impl GuardKind {
 #[derive(Clone)]
 enum Guard {
     None,
-    /// PostgreSQL: the containment document (`@>`).
-    Containment(String),
+    /// PostgreSQL: jsonb containment (`@>`) of the text where the place has it.
+    Containment,
     /// SQLite: equality on the indexed expression.
     Equality,
     /// A prefix as a range, up to this text.
@@ -850,13 +832,11 @@ impl<'a, 'r> Writer<'a, 'r> {
             return GuardKind::None;
         };
         match op {
-            CompareOp::Eq => match self.containment_frame(place) {
-                Some(frame) => GuardKind::Containment(frame),
-                None if self.dialect == Dialect::Sqlite && self.indexable(place) => {
-                    GuardKind::Equality
-                }
-                None => GuardKind::None,
+            CompareOp::Eq if self.dialect == Dialect::Postgres => match place.root {
+                Root::Column(_) => GuardKind::Containment,
+                Root::Value(_) => GuardKind::None,
             },
+            CompareOp::Eq if self.indexable(place) => GuardKind::Equality,
             CompareOp::Sw if self.indexable(place) => GuardKind::Prefix,
             _ => GuardKind::None,
         }
@@ -885,10 +865,9 @@ impl<'a, 'r> Writer<'a, 'r> {
         };
         let guarded = match guard {
             Guard::None => false,
-            Guard::Containment(doc) => {
-                let p = self.bind(Param::Text(doc));
-                let column = self.column;
-                sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
+            Guard::Containment => {
+                let text = text.to_owned();
+                self.containment(place, text);
                 true
             }
             Guard::Equality => {
@@ -965,12 +944,8 @@ impl<'a, 'r> Writer<'a, 'r> {
             Leaf::Compare { .. } | Leaf::Present => None,
         };
         let guarded_text = match (guard, test) {
-            (Guard::Containment(doc), test) => {
-                placeholders.push(self.bind(Param::Text(doc)).n);
-                test
-            }
-            // The guard binds the test's text; the test binds it again (below).
-            (Guard::Equality, Some(Test::Text(op, text))) => {
+            // The guard binds the test's text; the test binds it again.
+            (Guard::Containment | Guard::Equality, Some(Test::Text(op, text))) => {
                 let n = self.bind(Param::Text(text)).n;
                 placeholders.push(n);
                 if TextCond::of(op).is_some() {
@@ -1058,44 +1033,37 @@ impl<'a, 'r> Writer<'a, 'r> {
         })
     }
 
-    /// PostgreSQL, on the document column: the jsonb document that a resource
-    /// whose value at `place` equals a text contains (`{"emails": [{"value": …}]}`),
-    /// around where the text goes.
-    fn containment_frame(&self, place: &Place<'_, '_>) -> Option<Frame> {
-        if self.dialect != Dialect::Postgres || !matches!(place.root, Root::Column(_)) {
-            return None;
-        }
-        // {"ext": {"name": [{"leaf": "text"}]}}, each level as the place has it.
+    /// PostgreSQL, on the document column: writes `(doc @> {"emails": [{"value":
+    /// text}]} AND `, the jsonb a resource whose value at `place` equals `text`
+    /// contains (built in SQL around the bound text), which a GIN index on the
+    /// document answers.
+    fn containment(&mut self, place: &Place<'_, '_>, text: String) {
+        let p = self.bind(Param::Text(text));
         let (ext, name) = place.keys;
-        let mut prefix = String::new();
+        let column = self.column;
+        sql!(self.out, "(", column, " @> ");
+        let mut close = 0;
         for key in ext.into_iter().chain([name]) {
-            prefix.push('{');
-            push_json_string(&mut prefix, key);
-            prefix.push(':');
+            self.out.push_str("jsonb_build_object(");
+            push_sql_literal(&mut self.out, key);
+            self.out.push_str(", ");
+            close += 1;
         }
-        let multi = place.attr.is_multi_valued();
-        if multi {
-            prefix.push('[');
+        if place.attr.is_multi_valued() {
+            self.out.push_str("jsonb_build_array(");
+            close += 1;
         }
         if let Some(leaf) = place.leaf {
-            prefix.push('{');
-            push_json_string(&mut prefix, leaf);
-            prefix.push(':');
+            self.out.push_str("jsonb_build_object(");
+            push_sql_literal(&mut self.out, leaf);
+            self.out.push_str(", ");
+            close += 1;
         }
-        let suffix = match (place.leaf.is_some(), multi, ext.is_some()) {
-            (false, false, false) => "}",
-            (false, false, true) => "}}",
-            (false, true, false) => "]}",
-            (false, true, true) => "]}}",
-            (true, false, false) => "}}",
-            (true, false, true) => "}}}",
-            (true, true, false) => "}]}",
-            (true, true, true) => "}]}}",
-        };
-        Some(Frame {
-            prefix: prefix.into_boxed_str(),
-            suffix,
-        })
+        p.push_to(&mut self.out);
+        for _ in 0..close {
+            self.out.push(')');
+        }
+        self.out.push_str(" AND ");
     }
 
     /// A single-valued simple attribute: writes `(value >= prefix AND value < the
@@ -1735,7 +1703,7 @@ fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
     });
     let guard = match guard {
         Guard::None => 0,
-        Guard::Containment(_) => 1,
+        Guard::Containment => 1,
         Guard::Equality => 2,
         Guard::Prefix(_) => 3,
     };
@@ -1778,6 +1746,18 @@ fn recent(params: &[Param], text: &str) -> Option<usize> {
         .take(2)
         .find(|(_, q)| matches!(q, Param::Text(t) if t == text))
         .map(|(i, _)| i + 1)
+}
+
+/// Appends `s` as an SQL string literal (`'it''s'`).
+fn push_sql_literal(out: &mut String, s: &str) {
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push('\'');
+        }
+        out.push(c);
+    }
+    out.push('\'');
 }
 
 /// Appends `s` as a JSON string (RFC 8259 §7).
