@@ -11,7 +11,7 @@
 //! translation written directly is not kept).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use scimkit::filter::{CompValue, Filter};
 use scimkit::path::AttrPath;
@@ -305,28 +305,9 @@ fn value_class(v: &CompValue) -> u64 {
     }
 }
 
-/// Hashes the length and start of a text.
-fn hash_start(h: &mut KeyHasher, text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = [0; 8];
-    let n = bytes.len().min(7);
-    if let (Some(to), Some(from)) = (start.get_mut(..n), bytes.get(..n)) {
-        to.copy_from_slice(from);
-    }
-    h.write_u64(u64::from_le_bytes(start) ^ (bytes.len() as u64) << 56);
-}
-
-/// Hashes the length and start of a path's name and sub-attribute, and the length
-/// of its schema: enough to tell most shapes apart (paths are compared in full
-/// before a shape is used).
+/// Hashes a path: its whole text, as [`AttrPath`]'s own `Hash` does.
 fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
-    hash_start(h, p.name());
-    if let Some(sub) = p.sub_attr() {
-        hash_start(h, sub);
-    }
-    if let Some(schema) = p.schema() {
-        h.write_u64(schema.len() as u64);
-    }
+    p.hash(h);
 }
 
 fn hash_filter(h: &mut KeyHasher, f: &Filter) {
@@ -381,8 +362,8 @@ pub(crate) fn same_shape(a: &Filter, b: &Filter) -> bool {
     }
 }
 
-/// A hasher for shapes: a multiply-rotate mix of words (what it hashes is
-/// compared in full before it is used).
+/// A hasher for shapes: a multiply-rotate mix of words, eight bytes at a time
+/// (what it hashes is compared in full before it is used).
 #[derive(Debug, Default)]
 pub(crate) struct KeyHasher(u64);
 
@@ -392,9 +373,18 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
         }
+        let rest = words.remainder();
+        let mut w = [0; 8];
+        if let Some(to) = w.get_mut(..rest.len()) {
+            to.copy_from_slice(rest);
+        }
+        self.write_u64(u64::from_le_bytes(w) ^ (rest.len() as u64) << 59);
     }
 
     fn write_u64(&mut self, n: u64) {
