@@ -1,6 +1,6 @@
 //! Translating filters to SQL: a simple equality and a 20-clause filter, for SQLite
 //! and PostgreSQL, on the comparison document (from scratch with `translate`, and
-//! with a `Translator` that has seen these comparisons before, with other values)
+//! with a `Translator` that has seen these filters before, with other values)
 //! and on a host's tables through a `Mapping`, and building one comparison
 //! document. Target: a 20-clause filter in 2 µs or less.
 
@@ -34,8 +34,8 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
-    // A translator that has written each of these comparisons once, for another
-    // user: what a store's translator has seen after its first few requests.
+    // A translator that has translated each of these filters once, with other
+    // values: what a store's translator has seen after its first few requests.
     let shared = SharedResourceSchema::new(Arc::new(Registry::core()), "User").expect("User");
     for (dialect, label) in [
         (Dialect::Sqlite, "sqlite_translator"),
