@@ -1,9 +1,10 @@
 //! The SQL of a shape of filter, written once and then replayed: a
 //! [`Translator`](crate::Translator) keeps, for each shape of filter it translates
 //! (the filter without its values), the text the translation wrote with holes
-//! where placeholder numbers go, and where each comparison's attribute is. Replaying
-//! it computes the parameters from the new values and copies the text; writing it
-//! walks the schema and makes hundreds of small appends.
+//! where placeholder numbers go, and for each comparison what it reads of its
+//! attribute and the form it took (a [`Recipe`]). Replaying it computes the
+//! parameters from the new values and copies the text; writing it walks the schema
+//! and makes hundreds of small appends.
 //!
 //! A template is recorded by writing the filter with marks in place of placeholder
 //! numbers (`\0P3\0` for the fourth parameter bound); no SQL the translation writes
