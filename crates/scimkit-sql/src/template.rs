@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use scimkit::filter::{CompValue, Filter};
+use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
 
 use crate::text::SqlPiece;
@@ -118,6 +118,7 @@ impl Numbers {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, n: usize) {
         match self.inline.get_mut(self.len) {
             Some(slot) => *slot = n,
@@ -131,6 +132,7 @@ impl Numbers {
     }
 
     /// The `k`-th number (0 past the end).
+    #[inline]
     pub(crate) fn get(&self, k: usize) -> usize {
         match self.inline.get(k) {
             Some(&n) => n,
@@ -281,21 +283,42 @@ pub(crate) fn each_leaf_pair<'f>(
     filter: &'f Filter,
     visit: &mut impl FnMut(&'f Filter) -> bool,
 ) -> bool {
+    if let Some(whole) = leaf_pair(recorded, filter, visit) {
+        return whole;
+    }
     match (recorded, filter) {
         (Filter::And(x), Filter::And(y)) | (Filter::Or(x), Filter::Or(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| each_leaf_pair(a, b, visit))
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(a, b)| match leaf_pair(a, b, visit) {
+                    Some(whole) => whole,
+                    None => each_leaf_pair(a, b, visit),
+                })
         }
         (Filter::Not(x), Filter::Not(y)) => each_leaf_pair(x, y, visit),
-        (Filter::Compare(p, o, v), Filter::Compare(q, r, w)) => {
-            o == r && value_class(v) == value_class(w) && p == q && visit(filter)
-        }
-        (Filter::Present(p), Filter::Present(q)) => p == q && visit(filter),
         _ => false,
     }
 }
 
+/// [`each_leaf_pair`] of two comparisons; `None` when `filter` is not one.
+#[inline]
+fn leaf_pair<'f>(
+    recorded: &Filter,
+    filter: &'f Filter,
+    visit: &mut impl FnMut(&'f Filter) -> bool,
+) -> Option<bool> {
+    Some(match (recorded, filter) {
+        (Filter::Compare(p, o, v), Filter::Compare(q, r, w)) => {
+            o == r && value_class(v) == value_class(w) && p == q && visit(filter)
+        }
+        (Filter::Present(p), Filter::Present(q)) => p == q && visit(filter),
+        (_, Filter::Compare(..) | Filter::Present(_)) => false,
+        _ => return None,
+    })
+}
+
 /// What of a value can change the text of its comparison (besides failing to
 /// read as the attribute's type, which a replay notices).
+#[inline]
 fn value_class(v: &CompValue) -> u64 {
     match v {
         CompValue::Null => 0,
@@ -307,36 +330,69 @@ fn value_class(v: &CompValue) -> u64 {
 }
 
 /// Hashes a path: its whole text, as [`AttrPath`]'s own `Hash` does.
+#[inline]
 fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
     p.hash(h);
 }
 
+/// A small number for each operator.
+#[inline]
+pub(crate) fn op_code(op: CompareOp) -> u32 {
+    match op {
+        CompareOp::Eq => 1,
+        CompareOp::Ne => 2,
+        CompareOp::Co => 3,
+        CompareOp::Sw => 4,
+        CompareOp::Ew => 5,
+        CompareOp::Gt => 6,
+        CompareOp::Ge => 7,
+        CompareOp::Lt => 8,
+        CompareOp::Le => 9,
+        _ => 15,
+    }
+}
+
+/// Hashes a comparison (`pr` or a test); `false` for anything else.
+#[inline]
+fn hash_leaf(h: &mut KeyHasher, f: &Filter) -> bool {
+    match f {
+        Filter::Compare(path, op, value) => {
+            h.write_u64(4 << 32 | value_class(value) << 8 | u64::from(op_code(*op)));
+            hash_path(h, path);
+            true
+        }
+        Filter::Present(path) => {
+            h.write_u64(5 << 32);
+            hash_path(h, path);
+            true
+        }
+        _ => false,
+    }
+}
+
 fn hash_filter(h: &mut KeyHasher, f: &Filter) {
+    if hash_leaf(h, f) {
+        return;
+    }
     match f {
         Filter::And(parts) | Filter::Or(parts) => {
             h.write_u64(if matches!(f, Filter::And(_)) { 1 } else { 2 } << 32 | parts.len() as u64);
             for p in parts {
-                hash_filter(h, p);
+                if !hash_leaf(h, p) {
+                    hash_filter(h, p);
+                }
             }
         }
         Filter::Not(inner) => {
-            h.write_u64(3);
+            h.write_u64(3 << 32);
             hash_filter(h, inner);
-        }
-        Filter::Compare(path, op, value) => {
-            let op = op.as_str().bytes().fold(0, |n, b| n << 8 | u64::from(b));
-            h.write_u64(4 << 32 | value_class(value) << 24 | op);
-            hash_path(h, path);
-        }
-        Filter::Present(path) => {
-            h.write_u64(5);
-            hash_path(h, path);
         }
         Filter::ValuePath(path, inner) => {
-            h.write_u64(6);
+            h.write_u64(6 << 32);
             hash_path(h, path);
             hash_filter(h, inner);
         }
+        Filter::Compare(..) | Filter::Present(_) => {}
     }
 }
 

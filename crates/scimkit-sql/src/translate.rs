@@ -16,8 +16,8 @@ use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned, Shared
 
 use crate::document::{fold_text, instant_of, parse_bool};
 use crate::template::{
-    MARK, Numbers, Outcome, Shape, Shapes, Template, each_leaf_pair, has_value_path, push_mark,
-    shape_hash,
+    MARK, Numbers, Outcome, Shape, Shapes, Template, each_leaf_pair, has_value_path, op_code,
+    push_mark, shape_hash,
 };
 use crate::text::SqlPiece;
 
@@ -531,6 +531,7 @@ enum GuardKind {
 impl GuardKind {
     /// The guard of `leaf` (a text test, or none): a prefix without a range (empty,
     /// or nothing after it) gets none.
+    #[inline]
     fn apply(&self, leaf: &Leaf) -> Guard {
         let text = match leaf {
             Leaf::Compare {
@@ -935,6 +936,7 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// Binds a comparison's parameters as [`Writer::write_leaf`] does, adding their
     /// placeholder numbers to `placeholders`.
+    #[inline]
     fn bind_leaf(&mut self, leaf: Leaf, guard: Guard, placeholders: &mut Numbers) {
         let test = match leaf {
             Leaf::Compare {
@@ -971,6 +973,7 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// Binds the text of placeholder `n` again, as [`bind`] binds an equal text,
     /// without building it anew.
+    #[inline]
     fn bind_again(&mut self, n: usize) -> usize {
         let Some(Param::Text(text)) = n.checked_sub(1).and_then(|i| self.params.get(i)) else {
             return n;
@@ -1642,6 +1645,7 @@ fn leaf_def<'r>(place: &Place<'r, '_>) -> &'r Attribute {
 }
 
 /// [`comparison`] of an attribute as [`Def`] describes it.
+#[inline]
 fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
     let (negate, pred) = match (op, value) {
         (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
@@ -1663,6 +1667,7 @@ fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
 
 /// The parameter a leaf test binds, if any (see `sqlite_predicate` and
 /// `postgres_predicate`).
+#[inline]
 fn test_param(test: Test) -> Option<Param> {
     match test {
         Test::Number(op, n) => ordering(op).map(|_| Param::Real(n)),
@@ -1674,6 +1679,7 @@ fn test_param(test: Test) -> Option<Param> {
 
 /// What, besides the attribute, decides a comparison's text: the kind of test,
 /// its operator, its negation and its guard.
+#[inline]
 fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
     let (kind, op, negate) = match leaf {
         Leaf::Present => (0, None, false),
@@ -1689,18 +1695,7 @@ fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
             (kind, op, *negate)
         }
     };
-    let op = op.map_or(0, |op| match op {
-        CompareOp::Eq => 1,
-        CompareOp::Ne => 2,
-        CompareOp::Co => 3,
-        CompareOp::Sw => 4,
-        CompareOp::Ew => 5,
-        CompareOp::Gt => 6,
-        CompareOp::Ge => 7,
-        CompareOp::Lt => 8,
-        CompareOp::Le => 9,
-        _ => 15,
-    });
+    let op = op.map_or(0, op_code);
     let guard = match guard {
         Guard::None => 0,
         Guard::Containment => 1,
@@ -1711,6 +1706,7 @@ fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
 }
 
 /// The type cast PostgreSQL's placeholder of `p` carries.
+#[inline]
 fn cast(p: &Param, dialect: Dialect) -> &'static str {
     match (p, dialect) {
         (_, Dialect::Sqlite) => "",
@@ -1724,6 +1720,7 @@ fn cast(p: &Param, dialect: Dialect) -> &'static str {
 /// index guard and the exact test after it compare with the same text) is not bound
 /// again: its placeholder is used twice, and every placeholder up to `params.len()`
 /// stays in use.
+#[inline]
 pub(crate) fn bind(params: &mut Vec<Param>, dialect: Dialect, p: Param) -> Ph {
     let cast = cast(&p, dialect);
     let reused = match &p {
@@ -1738,6 +1735,7 @@ pub(crate) fn bind(params: &mut Vec<Param>, dialect: Dialect, p: Param) -> Ph {
 }
 
 /// The placeholder of a text equal to `text` among the last two bound, if any.
+#[inline]
 fn recent(params: &[Param], text: &str) -> Option<usize> {
     params
         .iter()
@@ -1861,6 +1859,7 @@ impl Def {
 }
 
 /// [`test`] of an attribute as [`Def`] describes it.
+#[inline]
 fn test_as(def: Def, op: CompareOp, expected: &CompValue) -> Option<Test> {
     let fold = |s: &str| {
         if def.case_exact {
