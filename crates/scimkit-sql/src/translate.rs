@@ -1650,18 +1650,14 @@ fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
     let (negate, pred) = match (op, value) {
         (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
         (CompareOp::Ne, CompValue::Null) => (false, LeafPredicate::Present),
+        // Databases cannot bind text holding NUL: such a test is evaluated in
+        // memory (a dateTime's instant is written here, without NUL).
         (CompareOp::Ne, _) => (
             true,
-            LeafPredicate::Test(test_as(def, CompareOp::Eq, value)?),
+            LeafPredicate::Test(test_with(def, CompareOp::Eq, value, true)?),
         ),
-        (op, _) => (false, LeafPredicate::Test(test_as(def, op, value)?)),
+        (op, _) => (false, LeafPredicate::Test(test_with(def, op, value, true)?)),
     };
-    if let LeafPredicate::Test(Test::Text(_, text) | Test::Time(_, text)) = &pred {
-        if text.contains('\0') {
-            // Databases cannot bind text holding NUL: evaluated in memory.
-            return None;
-        }
-    }
     Some(Leaf::Compare { negate, pred })
 }
 
@@ -1861,12 +1857,28 @@ impl Def {
 /// [`test`] of an attribute as [`Def`] describes it.
 #[inline]
 fn test_as(def: Def, op: CompareOp, expected: &CompValue) -> Option<Test> {
+    test_with(def, op, expected, false)
+}
+
+/// [`test_as`]; with `bindable`, `None` for text holding NUL too (databases cannot
+/// bind it), found in the same pass that folds it.
+#[inline]
+fn test_with(def: Def, op: CompareOp, expected: &CompValue, bindable: bool) -> Option<Test> {
     let fold = |s: &str| {
-        if def.case_exact {
-            s.to_owned()
-        } else {
-            fold_text(s)
+        // ASCII without NUL, the common case, in one pass.
+        if s.bytes().all(|b| b.wrapping_sub(1) < 0x7F) {
+            return Some(match def.case_exact {
+                true => s.to_owned(),
+                false => s.to_ascii_lowercase(),
+            });
         }
+        if bindable && s.contains('\0') {
+            return None;
+        }
+        Some(match def.case_exact {
+            true => s.to_owned(),
+            false => fold_text(s),
+        })
     };
     Some(match def.kind {
         AttributeType::Boolean => match comp_bool(expected) {
@@ -1885,8 +1897,8 @@ fn test_as(def: Def, op: CompareOp, expected: &CompValue) -> Option<Test> {
         AttributeType::Complex => Test::Never,
         _ => {
             let text = match expected {
-                CompValue::String(s) => fold(s),
-                CompValue::Number(n) => fold(&n.to_string()),
+                CompValue::String(s) => fold(s)?,
+                CompValue::Number(n) => fold(&n.to_string())?,
                 CompValue::Bool(b) => b.to_string(),
                 CompValue::Null => return Some(Test::Never),
             };
@@ -2084,6 +2096,27 @@ mod tests {
         assert_eq!(after_prefix("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
         assert_eq!(after_prefix("\u{10FFFF}\u{10FFFF}"), None);
         assert_eq!(after_prefix(""), None);
+    }
+
+    /// Text holding NUL cannot be bound: its comparison is left to the residual,
+    /// whatever the attribute's case rule and the text's other characters.
+    #[test]
+    fn text_holding_nul_is_the_residual() {
+        let registry = Registry::core();
+        let users = registry.resource_type("User").unwrap();
+        for text in [
+            "userName eq \"a\u{0}b\"",
+            "id eq \"a\u{0}\"",
+            "displayName co \"Ä\u{0}\"",
+            "externalId ne \"\u{0}\"",
+        ] {
+            let filter: Filter = text.parse().unwrap();
+            for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+                let t = translate(&filter, &users, "cmp", dialect);
+                assert_eq!(t.residual.as_ref(), Some(&filter), "{text}");
+                assert!(t.params.is_empty(), "{text}");
+            }
+        }
     }
 
     /// A shape is recorded once, then replayed; one with a value filter is not.
