@@ -797,12 +797,13 @@ impl<'a, 'r> Writer<'a, 'r> {
 
     /// Writes a comparison (noting where and what it is, while a shape is recorded).
     fn leaf(&mut self, scope: Scope<'r>, place: &Place<'_, '_>, leaf: Leaf) {
-        let guard = self.guard(place, &leaf);
+        let kind = self.guard_kind(place, &leaf);
+        let guard = kind.apply(&leaf);
         if self.recording.is_some() {
             let recipe = match scope {
                 Scope::Resource => Some(Recipe {
                     def: Def::of(leaf_def(place)),
-                    guard: self.guard_kind(place, &leaf),
+                    guard: kind,
                     shape: shape(&leaf, &guard),
                 }),
                 Scope::Element { .. } => None,
@@ -817,13 +818,8 @@ impl<'a, 'r> Writer<'a, 'r> {
         self.write_leaf(place, leaf, guard)
     }
 
-    /// The index guard a comparison gets before its exact test.
-    fn guard(&self, place: &Place<'_, '_>, leaf: &Leaf) -> Guard {
-        self.guard_kind(place, leaf).apply(leaf)
-    }
-
-    /// The kind of guard a comparison of this form at `place` gets, whatever its
-    /// value.
+    /// The kind of index guard a comparison of this form at `place` gets before its
+    /// exact test, whatever its value ([`GuardKind::apply`] gives the guard).
     fn guard_kind(&self, place: &Place<'_, '_>, leaf: &Leaf) -> GuardKind {
         let Leaf::Compare {
             negate: false,
