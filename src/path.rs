@@ -74,6 +74,17 @@ impl AttrPath {
         }
     }
 
+    /// The path as written: what `Display` prints, without allocating.
+    ///
+    /// ```
+    /// let path = scimkit::path::AttrPath::parse("name.givenName")?;
+    /// assert_eq!(path.as_str(), "name.givenName");
+    /// # Ok::<(), scimkit::path::PathError>(())
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// The schema URN, if the path is qualified.
     pub fn schema(&self) -> Option<&str> {
         self.name_at

@@ -25,13 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let filter: Filter = text.parse()?;
         let t = translate(&filter, &users, "cmp", Dialect::Postgres);
-        let params: Vec<Box<dyn ToSql + Sync>> = t
+        let params: Vec<Box<dyn ToSql + Sync + '_>> = t
             .params
             .iter()
-            .map(|p| -> Box<dyn ToSql + Sync> {
+            .map(|p| -> Box<dyn ToSql + Sync + '_> {
                 match p {
-                    Param::Text(s) => Box::new(s.clone()),
-                    Param::Real(f) => Box::new(*f),
+                    Param::Text(s) => Box::new(s),
+                    Param::Real(f) => Box::new(f),
                     _ => Box::new(Option::<String>::None),
                 }
             })

@@ -208,9 +208,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let params = t.params.iter().map(|p| match p {
-        Param::Text(s) => Sql::Text(s.clone()),
-        Param::Real(f) => Sql::Real(*f),
-        Param::Bool(b) => Sql::Integer(i64::from(*b)),
+        Param::Text(s) => Sql::Text(s.to_owned()),
+        Param::Real(f) => Sql::Real(f),
+        Param::Bool(b) => Sql::Integer(i64::from(b)),
         _ => Sql::Null,
     });
     let mut stmt = db.prepare(&sql)?;

@@ -36,8 +36,8 @@
 //! let filter: Filter = r#"externalId ne "x1" or userName eq "BJENSEN""#.parse()?;
 //! let t = translate(&filter, &users, "cmp", Dialect::Sqlite);
 //! let params = t.params.iter().map(|p| match p {
-//!     Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
-//!     Param::Real(f) => rusqlite::types::Value::Real(*f),
+//!     Param::Text(s) => rusqlite::types::Value::Text(s.to_owned()),
+//!     Param::Real(f) => rusqlite::types::Value::Real(f),
 //!     _ => rusqlite::types::Value::Null,
 //! });
 //! let sql = format!("SELECT id FROM users WHERE {} ORDER BY id", t.sql);
@@ -58,6 +58,7 @@
 mod text;
 
 pub mod document;
+pub mod params;
 pub mod relational;
 #[cfg(feature = "store")]
 pub mod store;
@@ -65,5 +66,6 @@ mod template;
 mod translate;
 
 pub use document::{comparison_document, fold_text, instant_text};
+pub use params::{Param, Params};
 pub use relational::{Child, Column, Mapping, MappingBuilder, MappingError, Unmapped};
-pub use translate::{Dialect, OrderBy, Param, Translation, Translator, order_by, translate};
+pub use translate::{Dialect, OrderBy, Translation, Translator, order_by, translate};

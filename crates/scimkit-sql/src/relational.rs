@@ -43,8 +43,9 @@ use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned};
 use scimkit::store::Sort;
 
 use crate::Dialect;
+use crate::params::{Param, Params};
 use crate::text::SqlPiece;
-use crate::translate::{OrderBy, Param, Ph, Test, TextCond, Translation, ordering, test};
+use crate::translate::{OrderBy, Ph, Test, TextCond, Translation, ordering, test};
 
 /// A column of the host's table, and the column (or expression) holding its
 /// case-folded text, for string attributes compared ignoring case.
@@ -317,7 +318,7 @@ impl Mapping {
             schema,
             dialect,
             out: String::with_capacity(256),
-            params: Vec::new(),
+            params: Params::new(),
             aliases: 0,
             why: None,
         };
@@ -355,7 +356,7 @@ impl Mapping {
             _ => Some(Filter::And(residual)),
         };
         Ok(Translation {
-            sql: w.out,
+            sql: w.out.into(),
             params: w.params,
             residual,
         })
@@ -688,14 +689,14 @@ struct Writer<'m, 'a, 'r> {
     schema: &'a ResourceSchema<'r>,
     dialect: Dialect,
     out: String,
-    params: Vec<Param>,
+    params: Params,
     aliases: usize,
     /// Why the last part could not be written.
     why: Option<String>,
 }
 
 impl<'m, 'r> Writer<'m, '_, 'r> {
-    fn bind(&mut self, p: Param) -> Ph {
+    fn bind(&mut self, p: Param<'_>) -> Ph {
         crate::translate::bind(&mut self.params, self.dialect, p)
     }
 
@@ -1187,7 +1188,7 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
                             "`{path}` against an instant finer than a microsecond"
                         ));
                     }
-                    let p = self.bind(Param::Text(t.clone()));
+                    let p = self.bind(Param::Text(t));
                     if pg {
                         sql!(
                             self.out,
@@ -1231,7 +1232,7 @@ impl<'m, 'r> Writer<'m, '_, 'r> {
                     self.out.push_str(self.never());
                     return true;
                 };
-                let p = self.bind(Param::Text(s.clone()));
+                let p = self.bind(Param::Text(s));
                 sql!(self.out, "(", q, ".", c, " IS NOT NULL AND ");
                 match (cond, pg) {
                     (TextCond::Contains, false) => {

@@ -12,7 +12,8 @@
 //! translation written directly is not kept).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
@@ -44,6 +45,10 @@ pub(crate) struct Template {
     len: usize,
     /// How many parameters the filter binds (before replaying, in order).
     pub(crate) params: usize,
+    /// The text filled in with the numbers the recorded values got, and those
+    /// numbers: replays whose values get the same numbers (all but those where
+    /// values repeat differently) copy it whole.
+    usual: Option<(Arc<str>, Box<[usize]>)>,
 }
 
 impl Template {
@@ -75,17 +80,38 @@ impl Template {
             tail: literal.into_boxed_str(),
             len,
             params,
+            usual: None,
         })
     }
 
-    /// Appends the text: `placeholders.get(k)` fills the holes of parameter `k`.
-    pub(crate) fn replay(&self, out: &mut String, placeholders: &Numbers) {
+    /// The text, `placeholders.get(k)` filling the holes of parameter `k`.
+    pub(crate) fn replay(&self, placeholders: &Numbers) -> Arc<str> {
+        match &self.usual {
+            Some((text, numbers)) if placeholders.are(numbers) => Arc::clone(text),
+            _ => {
+                let mut text = String::new();
+                self.fill(&mut text, placeholders);
+                text.into()
+            }
+        }
+    }
+
+    /// [`Template::replay`], hole by hole.
+    fn fill(&self, out: &mut String, placeholders: &Numbers) {
         out.reserve(self.capacity());
         for (text, k) in self.holes.iter() {
             out.push_str(text);
             placeholders.get(*k).push_to(out);
         }
         out.push_str(&self.tail);
+    }
+
+    /// Keeps the text filled in with `placeholders`, the numbers of the recorded
+    /// values, to copy whole when they come again.
+    pub(crate) fn settle(&mut self, placeholders: &Numbers) {
+        let mut text = String::new();
+        self.fill(&mut text, placeholders);
+        self.usual = Some((text.into(), placeholders.to_vec().into_boxed_slice()));
     }
 
     /// Room for the text with its numbers (up to 999 parameters).
@@ -95,7 +121,11 @@ impl Template {
 
     /// How many bytes it keeps.
     fn size(&self) -> usize {
-        self.len + self.holes.len() * 24
+        let usual = self
+            .usual
+            .as_ref()
+            .map_or(0, |(text, numbers)| text.len() + numbers.len() * 8);
+        self.len + self.holes.len() * 24 + usual
     }
 }
 
@@ -131,6 +161,20 @@ impl Numbers {
         self.len
     }
 
+    /// Whether these are `numbers`, in order.
+    #[inline]
+    fn are(&self, numbers: &[usize]) -> bool {
+        match self.inline.get(..self.len) {
+            Some(inline) => inline == numbers,
+            None => self.to_vec() == numbers,
+        }
+    }
+
+    /// The numbers, in order.
+    fn to_vec(&self) -> Vec<usize> {
+        (0..self.len).map(|k| self.get(k)).collect()
+    }
+
     /// The `k`-th number (0 past the end).
     #[inline]
     pub(crate) fn get(&self, k: usize) -> usize {
@@ -162,6 +206,9 @@ pub(crate) struct Shape {
     pub(crate) template: Template,
     /// Each comparison, in the order the filter lists them.
     pub(crate) leaves: Box<[Outcome]>,
+    /// How many bytes the texts of its parameters took when recorded (room for
+    /// them when replayed).
+    pub(crate) texts: usize,
 }
 
 impl Shape {
@@ -329,10 +376,35 @@ fn value_class(v: &CompValue) -> u64 {
     }
 }
 
-/// Hashes a path: its whole text, as [`AttrPath`]'s own `Hash` does.
-#[inline]
-fn hash_path(h: &mut KeyHasher, p: &AttrPath) {
-    p.hash(h);
+/// A path's text as one word, for hashing: its length and its bytes, those
+/// past the sixteenth mixed in a word at a time (paths with the same text and
+/// other parts, which only [`AttrPath::new`] makes, are told apart when
+/// compared).
+#[inline(always)]
+fn path_word(p: &AttrPath) -> u64 {
+    let b = p.as_str().as_bytes();
+    let n = b.len();
+    let word = |at: usize| {
+        b.get(at..at.saturating_add(8))
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    if n < 8 {
+        let mut w = [0; 8];
+        for (to, &c) in w.iter_mut().zip(b) {
+            *to = c;
+        }
+        return u64::from_le_bytes(w) ^ (n as u64) << 59;
+    }
+    // The first and last eight bytes (overlapping when shorter than 16), and
+    // whole words between.
+    let mut acc = word(0) ^ (n as u64) << 59;
+    let mut at = 8;
+    while at + 8 < n {
+        acc = (acc.rotate_left(23) ^ word(at)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        at += 8;
+    }
+    acc.rotate_left(29) ^ word(n - 8)
 }
 
 /// A small number for each operator.
@@ -353,17 +425,17 @@ pub(crate) fn op_code(op: CompareOp) -> u32 {
 }
 
 /// Hashes a comparison (`pr` or a test); `false` for anything else.
-#[inline]
+#[inline(always)]
 fn hash_leaf(h: &mut KeyHasher, f: &Filter) -> bool {
     match f {
         Filter::Compare(path, op, value) => {
             h.write_u64(4 << 32 | value_class(value) << 8 | u64::from(op_code(*op)));
-            hash_path(h, path);
+            h.write_u64(path_word(path));
             true
         }
         Filter::Present(path) => {
             h.write_u64(5 << 32);
-            hash_path(h, path);
+            h.write_u64(path_word(path));
             true
         }
         _ => false,
@@ -389,7 +461,7 @@ fn hash_filter(h: &mut KeyHasher, f: &Filter) {
         }
         Filter::ValuePath(path, inner) => {
             h.write_u64(6 << 32);
-            hash_path(h, path);
+            h.write_u64(path_word(path));
             hash_filter(h, inner);
         }
         Filter::Compare(..) | Filter::Present(_) => {}
@@ -466,12 +538,15 @@ mod tests {
             n
         };
         let t = Template::parse(&recorded, Dialect::Postgres, 2).unwrap();
-        let mut out = String::new();
-        t.replay(&mut out, &numbers(&[7, 12]));
-        assert_eq!(out, "(j1.x = $12::text OR $7)");
-        let t = Template::parse(&recorded, Dialect::Sqlite, 2).unwrap();
-        out.clear();
-        t.replay(&mut out, &numbers(&[1, 2]));
+        assert_eq!(&*t.replay(&numbers(&[7, 12])), "(j1.x = $12::text OR $7)");
+        let mut t = Template::parse(&recorded, Dialect::Sqlite, 2).unwrap();
+        let out = t.replay(&numbers(&[1, 2]));
+        // The text kept for the recorded numbers, shared; other numbers fill it in.
+        t.settle(&numbers(&[1, 2]));
+        let usual = t.replay(&numbers(&[1, 2]));
+        assert_eq!(usual, out);
+        assert!(Arc::ptr_eq(&usual, &t.replay(&numbers(&[1, 2]))));
+        assert_eq!(&*t.replay(&numbers(&[1, 1])), "(j1.x = ?1::text OR ?1)");
         // Past the numbers kept on the stack.
         let many = numbers(&(1..=100).collect::<Vec<_>>());
         let read = (
@@ -483,7 +558,7 @@ mod tests {
         );
         assert_eq!(read, (100, 1, 64, 65, 100));
         assert_eq!(many.get(100), 0);
-        assert_eq!(out, "(j1.x = ?2::text OR ?1)");
+        assert_eq!(&*out, "(j1.x = ?2::text OR ?1)");
         // A count that does not match what was recorded is refused.
         assert!(Template::parse(&recorded, Dialect::Sqlite, 3).is_none());
         assert!(Template::parse("a\0P0", Dialect::Sqlite, 1).is_none());

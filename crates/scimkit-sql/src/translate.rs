@@ -8,13 +8,15 @@
 //! than `LIKE`, so `%`, `_` and `\` in a value are plain characters.
 
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use scimkit::filter::{CompValue, CompareOp, Filter};
 use scimkit::path::AttrPath;
 use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned, SharedResourceSchema};
 
-use crate::document::{fold_text, instant_of, parse_bool};
+use crate::document::{fold_text, instant_into, parse_bool};
+use crate::params::Slot;
+use crate::params::{Param, Params};
 use crate::template::{
     MARK, Numbers, Outcome, Shape, Shapes, Template, each_leaf_pair, has_value_path, op_code,
     push_mark, shape_hash,
@@ -33,29 +35,18 @@ pub enum Dialect {
     Postgres,
 }
 
-/// A value bound to a placeholder of the translated SQL.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Param {
-    /// Text: a literal, or a document for PostgreSQL's containment (`@>`).
-    Text(String),
-    /// A number, compared as the evaluator compares numbers (`f64`).
-    Real(f64),
-    /// A boolean, for a boolean column of a [`Mapping`](crate::Mapping) (SQLite
-    /// stores it as the integer 1 or 0).
-    Bool(bool),
-}
-
 /// A filter as a SQL condition on the column holding the comparison document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translation {
     /// The condition, for a `WHERE` clause; always true when nothing could be pushed
-    /// down.
-    pub sql: String,
-    /// The values of its placeholders, in order: `params[i]` is placeholder `i + 1`
-    /// (`?1`, `$1`, …). Every placeholder up to `params.len()` appears in `sql`, some
-    /// more than once (an index guard and the exact test after it share one).
-    pub params: Vec<Param>,
+    /// down. A [`Translator`] shares one text between the translations of a shape
+    /// of filter whose values get the same placeholders.
+    pub sql: Arc<str>,
+    /// The values of its placeholders, in order: `params.get(i)` is placeholder
+    /// `i + 1` (`?1`, `$1`, …). Every placeholder up to `params.len()` appears in
+    /// `sql`, some more than once (an index guard and the exact test after it share
+    /// one).
+    pub params: Params,
     /// What the SQL could not express (conjuncts of the filter): evaluate it with
     /// [`Filter::matches`] on the rows returned. The SQL alone then selects a
     /// superset, and the two together select exactly what the filter does.
@@ -74,8 +65,8 @@ pub struct Translation {
 /// let filter: Filter = r#"userName eq "BJensen" and not (externalId sw "x%")"#.parse()?;
 /// let t = translate(&filter, &users, "cmp", Dialect::Sqlite);
 /// assert!(t.residual.is_none());
-/// assert!(t.params.contains(&Param::Text("bjensen".into()))); // folded like the evaluator
-/// assert!(t.params.contains(&Param::Text("x%".into()))); // `%` is a plain character
+/// assert!(t.params.iter().any(|p| p == Param::Text("bjensen"))); // folded like the evaluator
+/// assert!(t.params.iter().any(|p| p == Param::Text("x%"))); // `%` is a plain character
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn translate(
@@ -87,7 +78,7 @@ pub fn translate(
     let mut w = Writer::sized(schema, column, dialect, leaves(filter));
     let residual = w.top(filter);
     Translation {
-        sql: w.out,
+        sql: w.out.into(),
         params: w.params,
         residual,
     }
@@ -204,13 +195,16 @@ impl Translator {
         if residual.is_some() || !recording.replayable {
             return None;
         }
-        let shape = Shape {
+        let mut shape = Shape {
+            texts: expected.params.text_len(),
             filter: filter.clone(),
             template: Template::parse(&w.out, self.dialect, recording.params)?,
             leaves: recording.leaves.into_boxed_slice(),
         };
         let mut check = Writer::sized(schema, &self.column, self.dialect, 0);
-        (check.replay(&shape, filter).as_ref() == Some(expected)).then_some(shape)
+        let numbers = check.bind_shape(&shape, filter)?;
+        shape.template.settle(&numbers);
+        (check.finish(&shape, &numbers) == *expected).then_some(shape)
     }
 
     /// Orders as [`order_by`] does, on this translator's column.
@@ -242,20 +236,21 @@ enum Scope<'r> {
     Element { attr: &'r Attribute, alias: Alias },
 }
 
-/// The comparison one leaf value gets.
+/// The comparison one leaf value gets, its texts owned (or, replaying a shape,
+/// written where the parameters keep theirs: see [`Texts`]).
 #[derive(Clone)]
-pub(crate) enum Test {
+pub(crate) enum Test<T = String> {
     Never,
-    Text(CompareOp, String),
+    Text(CompareOp, T),
     Number(CompareOp, f64),
     Bool(bool),
-    Time(CompareOp, String),
+    Time(CompareOp, T),
 }
 
 #[derive(Clone)]
-enum LeafPredicate {
+enum LeafPredicate<T = String> {
     Present,
-    Test(Test),
+    Test(Test<T>),
 }
 
 /// A placeholder, written in the dialect's form.
@@ -476,7 +471,7 @@ struct Writer<'a, 'r> {
     column: &'a str,
     dialect: Dialect,
     out: String,
-    params: Vec<Param>,
+    params: Params,
     aliases: usize,
     /// While a shape is recorded: placeholders are written as marks.
     recording: Option<Recording>,
@@ -496,11 +491,14 @@ struct Recording {
 
 /// A comparison of a filter, resolved.
 #[derive(Clone)]
-enum Leaf {
+enum Leaf<T = String> {
     /// `pr`.
     Present,
     /// A test on the values, or its negation (`ne`, `eq null`).
-    Compare { negate: bool, pred: LeafPredicate },
+    Compare {
+        negate: bool,
+        pred: LeafPredicate<T>,
+    },
 }
 
 /// What a recorded comparison needs to translate new values: what it reads of its
@@ -529,37 +527,112 @@ enum GuardKind {
 }
 
 impl GuardKind {
-    /// The guard of `leaf` (a text test, or none): a prefix without a range (empty,
-    /// or nothing after it) gets none.
+    /// The guard of `leaf` (a text test, or none), its upper bound written to
+    /// `texts`: a prefix without a range (empty, or nothing after it) gets none.
     #[inline]
-    fn apply(&self, leaf: &Leaf) -> Guard {
+    fn apply<X: Texts>(&self, leaf: &Leaf<X::Text>, texts: &mut X) -> Guard<X::Text> {
         let text = match leaf {
             Leaf::Compare {
                 pred: LeafPredicate::Test(Test::Text(_, text)),
                 ..
-            } => text.as_str(),
+            } => text,
             _ => return Guard::None,
         };
         match self {
             GuardKind::None => Guard::None,
             GuardKind::Containment => Guard::Containment,
             GuardKind::Equality => Guard::Equality,
-            GuardKind::Prefix if text.is_empty() => Guard::None,
-            GuardKind::Prefix => after_prefix(text).map_or(Guard::None, Guard::Prefix),
+            GuardKind::Prefix => texts.after_prefix(text).map_or(Guard::None, Guard::Prefix),
         }
     }
 }
 
 /// What a comparison binds before its test: the guard that lets an index answer.
 #[derive(Clone)]
-enum Guard {
+enum Guard<T = String> {
     None,
     /// PostgreSQL: jsonb containment (`@>`) of the text where the place has it.
     Containment,
     /// SQLite: equality on the indexed expression.
     Equality,
     /// A prefix as a range, up to this text.
-    Prefix(String),
+    Prefix(T),
+}
+
+/// Where the texts a comparison compares with are written: owned strings for a
+/// translation written directly ([`Owned`]), the parameters' own buffer for a
+/// replayed one (so that binding them allocates nothing).
+pub(crate) trait Texts {
+    /// A text written.
+    type Text;
+
+    /// The text `write` appends to the buffer it is given; `None` if it answers
+    /// `false` (having appended nothing).
+    fn write(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<Self::Text>;
+
+    /// The first text after every text that starts with `prefix` (see
+    /// [`after_prefix`]).
+    fn after_prefix(&mut self, prefix: &Self::Text) -> Option<Self::Text>;
+}
+
+/// Texts as owned strings.
+pub(crate) struct Owned;
+
+impl Texts for Owned {
+    type Text = String;
+
+    #[inline]
+    fn write(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<String> {
+        let mut text = String::new();
+        write(&mut text).then_some(text)
+    }
+
+    fn after_prefix(&mut self, prefix: &String) -> Option<String> {
+        after_prefix(prefix)
+    }
+}
+
+impl Texts for Params {
+    type Text = Slot;
+
+    #[inline]
+    fn write(&mut self, write: impl FnOnce(&mut String) -> bool) -> Option<Slot> {
+        self.write_slot(write)
+    }
+
+    #[inline]
+    fn after_prefix(&mut self, prefix: &Slot) -> Option<Slot> {
+        let (at, next) = prefix_end(self.slot(prefix))?;
+        Some(self.derive_slot(prefix, at, next))
+    }
+}
+
+/// Appends `s` as the evaluator compares it: folded ([`fold_text`]) unless
+/// `case_exact`; `false`, having appended nothing, if `bindable` and it holds NUL
+/// (which databases cannot bind).
+#[inline]
+fn fold_into(out: &mut String, s: &str, case_exact: bool, bindable: bool) -> bool {
+    // ASCII without NUL, the common case, told in one pass that also tells
+    // whether there is anything to fold.
+    let (plain, upper) = ascii_class(s.as_bytes());
+    if plain {
+        let start = out.len();
+        out.push_str(s);
+        if upper && !case_exact {
+            if let Some(appended) = out.get_mut(start..) {
+                appended.make_ascii_lowercase();
+            }
+        }
+        return true;
+    }
+    if bindable && s.contains('\0') {
+        return false;
+    }
+    match case_exact {
+        true => out.push_str(s),
+        false => out.push_str(&fold_text(s)),
+    }
+    true
 }
 
 impl<'a, 'r> Writer<'a, 'r> {
@@ -580,7 +653,13 @@ impl<'a, 'r> Writer<'a, 'r> {
             Dialect::Postgres => 384,
         };
         let (text, params) = (leaves.clamp(4, 256) * per_leaf, leaves.min(256) * 2);
-        Writer::with_capacity(schema, column, dialect, text, params)
+        Writer::with_capacity(
+            schema,
+            column,
+            dialect,
+            text,
+            Params::with_capacity(params, params * 16),
+        )
     }
 
     /// A writer with room for the parameters of `shape` (its text gets room when it
@@ -592,7 +671,9 @@ impl<'a, 'r> Writer<'a, 'r> {
         dialect: Dialect,
         shape: &Shape,
     ) -> Self {
-        Writer::with_capacity(schema, column, dialect, 0, shape.template.params)
+        // Room for texts somewhat longer than the recorded ones.
+        let params = Params::with_capacity(shape.template.params, shape.texts * 2 + 32);
+        Writer::with_capacity(schema, column, dialect, 0, params)
     }
 
     fn with_capacity(
@@ -600,20 +681,20 @@ impl<'a, 'r> Writer<'a, 'r> {
         column: &'a str,
         dialect: Dialect,
         text: usize,
-        params: usize,
+        params: Params,
     ) -> Self {
         Writer {
             schema,
             column,
             dialect,
             out: String::with_capacity(text),
-            params: Vec::with_capacity(params),
+            params,
             aliases: 0,
             recording: None,
         }
     }
 
-    fn bind(&mut self, p: Param) -> Ph {
+    fn bind(&mut self, p: Param<'_>) -> Ph {
         if let Some(r) = &mut self.recording {
             r.params += 1;
             return Ph {
@@ -760,7 +841,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                 let containment = self.element_containment(&place, inner);
                 let guarded = containment.is_some();
                 if let Some(doc) = containment {
-                    let p = self.bind(Param::Text(doc));
+                    let p = self.bind(Param::Text(&doc));
                     let column = self.column;
                     sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
                 }
@@ -798,7 +879,7 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// Writes a comparison (noting where and what it is, while a shape is recorded).
     fn leaf(&mut self, scope: Scope<'r>, place: &Place<'_, '_>, leaf: Leaf) {
         let kind = self.guard_kind(place, &leaf);
-        let guard = kind.apply(&leaf);
+        let guard = kind.apply(&leaf, &mut Owned);
         if self.recording.is_some() {
             let recipe = match scope {
                 Scope::Resource => Some(Recipe {
@@ -863,18 +944,15 @@ impl<'a, 'r> Writer<'a, 'r> {
         let guarded = match guard {
             Guard::None => false,
             Guard::Containment => {
-                let text = text.to_owned();
                 self.containment(place, text);
                 true
             }
             Guard::Equality => {
-                let text = text.to_owned();
                 self.sqlite_equality(place, text);
                 true
             }
             Guard::Prefix(upper) => {
-                let text = text.to_owned();
-                self.prefix_range(place, text, upper);
+                self.prefix_range(place, text, &upper);
                 true
             }
         };
@@ -893,6 +971,14 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// gives a comparison another form than the recorded one (an empty prefix, a
     /// number that is not one, …).
     fn replay(&mut self, shape: &Shape, filter: &Filter) -> Option<Translation> {
+        let placeholders = self.bind_shape(shape, filter)?;
+        Some(self.finish(shape, &placeholders))
+    }
+
+    /// Binds the parameters of `filter` by the recorded `shape` (see
+    /// [`Writer::replay`]) and answers their placeholder numbers in the order the
+    /// template's holes take them.
+    fn bind_shape(&mut self, shape: &Shape, filter: &Filter) -> Option<Numbers> {
         self.out.clear();
         self.params.clear();
         let mut placeholders = Numbers::new();
@@ -903,16 +989,19 @@ impl<'a, 'r> Writer<'a, 'r> {
                 Some(Outcome::Never) => return true,
                 None => return false,
             };
+            // Its texts go straight to the parameters' buffer.
             let leaf = match f {
                 Filter::Present(_) => Leaf::Present,
-                Filter::Compare(_, op, value) => match comparison_as(recipe.def, *op, value) {
-                    Some(leaf) => leaf,
-                    None => return false,
-                },
+                Filter::Compare(_, op, value) => {
+                    match comparison_as(recipe.def, *op, value, &mut self.params) {
+                        Some(leaf) => leaf,
+                        None => return false,
+                    }
+                }
                 _ => return false,
             };
             // The guard these values get (the shape tells if it is the recorded one).
-            let guard = recipe.guard.apply(&leaf);
+            let guard = recipe.guard.apply(&leaf, &mut self.params);
             if self::shape(&leaf, &guard) != recipe.shape {
                 return false;
             }
@@ -922,65 +1011,58 @@ impl<'a, 'r> Writer<'a, 'r> {
         if !whole || leaves.next().is_some() || placeholders.len() != shape.template.params {
             return None;
         }
-        shape.template.replay(&mut self.out, &placeholders);
-        Some(Translation {
-            sql: std::mem::take(&mut self.out),
+        Some(placeholders)
+    }
+
+    /// The translation of the parameters bound, by `shape`'s template.
+    fn finish(&mut self, shape: &Shape, placeholders: &Numbers) -> Translation {
+        Translation {
+            sql: shape.template.replay(placeholders),
             params: std::mem::take(&mut self.params),
             residual: None,
-        })
+        }
     }
 
     /// Binds a comparison's parameters as [`Writer::write_leaf`] does, adding their
     /// placeholder numbers to `placeholders`.
     #[inline]
-    fn bind_leaf(&mut self, leaf: Leaf, guard: Guard, placeholders: &mut Numbers) {
+    fn bind_leaf(&mut self, leaf: Leaf<Slot>, guard: Guard<Slot>, placeholders: &mut Numbers) {
         let test = match leaf {
             Leaf::Compare {
                 pred: LeafPredicate::Test(test),
                 ..
-            } => Some(test),
-            Leaf::Compare { .. } | Leaf::Present => None,
+            } => test,
+            Leaf::Compare { .. } | Leaf::Present => return,
         };
-        let guarded_text = match (guard, test) {
+        let params = &mut self.params;
+        match (guard, test) {
             // The guard binds the test's text; the test binds it again.
-            (Guard::Containment | Guard::Equality, Some(Test::Text(op, text))) => {
-                let n = self.bind(Param::Text(text)).n;
+            (Guard::Containment | Guard::Equality, Test::Text(op, text)) => {
+                let n = params.bind_slot(text);
                 placeholders.push(n);
                 if TextCond::of(op).is_some() {
-                    placeholders.push(self.bind_again(n));
+                    placeholders.push(params.bind_again(n));
                 }
-                return;
             }
-            (Guard::Prefix(upper), Some(Test::Text(op, text))) => {
-                let n = self.bind(Param::Text(text)).n;
+            (Guard::Prefix(upper), Test::Text(op, text)) => {
+                let n = params.bind_slot(text);
                 placeholders.push(n);
-                placeholders.push(self.bind(Param::Text(upper)).n);
+                placeholders.push(params.bind_slot(upper));
                 if TextCond::of(op).is_some() {
-                    placeholders.push(self.bind_again(n));
+                    placeholders.push(params.bind_again(n));
                 }
-                return;
             }
-            (_, test) => test,
-        };
-        if let Some(p) = guarded_text.and_then(test_param) {
-            placeholders.push(self.bind(p).n);
-        }
-    }
-
-    /// Binds the text of placeholder `n` again, as [`bind`] binds an equal text,
-    /// without building it anew.
-    #[inline]
-    fn bind_again(&mut self, n: usize) -> usize {
-        let Some(Param::Text(text)) = n.checked_sub(1).and_then(|i| self.params.get(i)) else {
-            return n;
-        };
-        match recent(&self.params, text) {
-            Some(found) => found,
-            None => {
-                let copy = Param::Text(text.clone());
-                self.params.push(copy);
-                self.params.len()
+            // What `sqlite_predicate` and `postgres_predicate` bind.
+            (_, Test::Number(op, n)) if ordering(op).is_some() => {
+                placeholders.push(params.bind(Param::Real(n)));
             }
+            (_, Test::Time(op, t)) if ordering(op).is_some() => {
+                placeholders.push(params.bind_slot(t));
+            }
+            (_, Test::Text(op, t)) if TextCond::of(op).is_some() => {
+                placeholders.push(params.bind_slot(t));
+            }
+            _ => {}
         }
     }
 
@@ -1036,7 +1118,7 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// text}]} AND `, the jsonb a resource whose value at `place` equals `text`
     /// contains (built in SQL around the bound text), which a GIN index on the
     /// document answers.
-    fn containment(&mut self, place: &Place<'_, '_>, text: String) {
+    fn containment(&mut self, place: &Place<'_, '_>, text: &str) {
         let p = self.bind(Param::Text(text));
         let (ext, name) = place.keys;
         let column = self.column;
@@ -1071,7 +1153,7 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// `json_extract(doc, '$."attr"')` in SQLite. The path is
     /// written as a literal (from the schema, not the request) so that the planner
     /// can match the index expression.
-    fn prefix_range(&mut self, place: &Place<'_, '_>, prefix: String, upper: String) {
+    fn prefix_range(&mut self, place: &Place<'_, '_>, prefix: &str, upper: &str) {
         let path = self.place_path(place);
         let lo = self.bind(Param::Text(prefix));
         let hi = self.bind(Param::Text(upper));
@@ -1116,7 +1198,7 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// SQLite, a single-valued simple attribute: writes `(json_extract(doc, path) =
     /// value AND `, which an index on that expression answers (implied by the exact
     /// test that follows).
-    fn sqlite_equality(&mut self, place: &Place<'_, '_>, text: String) {
+    fn sqlite_equality(&mut self, place: &Place<'_, '_>, text: &str) {
         let path = self.place_path(place);
         let p = self.bind(Param::Text(text));
         let column = self.column;
@@ -1431,7 +1513,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             },
             Test::Time(op, t) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Text(t));
+                    let p = self.bind(Param::Text(&t));
                     sql!(
                         self.out,
                         "(",
@@ -1452,7 +1534,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                     self.out.push('0');
                     return;
                 };
-                let p = self.bind(Param::Text(s));
+                let p = self.bind(Param::Text(&s));
                 match cond {
                     TextCond::Contains => sql!(
                         self.out,
@@ -1564,7 +1646,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             },
             Test::Time(op, t) => match ordering(op) {
                 Some(sql_op) => {
-                    let p = self.bind(Param::Text(t));
+                    let p = self.bind(Param::Text(&t));
                     sql!(
                         self.out,
                         "(CASE WHEN jsonb_typeof(",
@@ -1585,7 +1667,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                     self.out.push_str("FALSE");
                     return;
                 };
-                let p = self.bind(Param::Text(s));
+                let p = self.bind(Param::Text(&s));
                 sql!(
                     self.out,
                     "(CASE WHEN jsonb_typeof(",
@@ -1627,7 +1709,7 @@ impl<'a, 'r> Writer<'a, 'r> {
 /// Resolves a comparison on `place` as the evaluator reads it; `None` when SQL cannot
 /// answer it (it becomes the residual).
 fn comparison(place: &Place<'_, '_>, op: CompareOp, value: &CompValue) -> Option<Leaf> {
-    comparison_as(Def::of(leaf_def(place)), op, value)
+    comparison_as(Def::of(leaf_def(place)), op, value, &mut Owned)
 }
 
 /// The attribute whose values a comparison at `place` reads: the sub-attribute,
@@ -1640,9 +1722,15 @@ fn leaf_def<'r>(place: &Place<'r, '_>) -> &'r Attribute {
     }
 }
 
-/// [`comparison`] of an attribute as [`Def`] describes it.
+/// [`comparison`] of an attribute as [`Def`] describes it, its texts written to
+/// `texts`.
 #[inline]
-fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
+fn comparison_as<X: Texts>(
+    def: Def,
+    op: CompareOp,
+    value: &CompValue,
+    texts: &mut X,
+) -> Option<Leaf<X::Text>> {
     let (negate, pred) = match (op, value) {
         (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
         (CompareOp::Ne, CompValue::Null) => (false, LeafPredicate::Present),
@@ -1650,29 +1738,20 @@ fn comparison_as(def: Def, op: CompareOp, value: &CompValue) -> Option<Leaf> {
         // memory (a dateTime's instant is written here, without NUL).
         (CompareOp::Ne, _) => (
             true,
-            LeafPredicate::Test(test_with(def, CompareOp::Eq, value, true)?),
+            LeafPredicate::Test(test_with(def, CompareOp::Eq, value, true, texts)?),
         ),
-        (op, _) => (false, LeafPredicate::Test(test_with(def, op, value, true)?)),
+        (op, _) => (
+            false,
+            LeafPredicate::Test(test_with(def, op, value, true, texts)?),
+        ),
     };
     Some(Leaf::Compare { negate, pred })
-}
-
-/// The parameter a leaf test binds, if any (see `sqlite_predicate` and
-/// `postgres_predicate`).
-#[inline]
-fn test_param(test: Test) -> Option<Param> {
-    match test {
-        Test::Number(op, n) => ordering(op).map(|_| Param::Real(n)),
-        Test::Time(op, t) => ordering(op).map(|_| Param::Text(t)),
-        Test::Text(op, s) => TextCond::of(op).map(|_| Param::Text(s)),
-        Test::Never | Test::Bool(_) => None,
-    }
 }
 
 /// What, besides the attribute, decides a comparison's text: the kind of test,
 /// its operator, its negation and its guard.
 #[inline]
-fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
+fn shape<T>(leaf: &Leaf<T>, guard: &Guard<T>) -> u32 {
     let (kind, op, negate) = match leaf {
         Leaf::Present => (0, None, false),
         Leaf::Compare { negate, pred } => {
@@ -1699,7 +1778,7 @@ fn shape(leaf: &Leaf, guard: &Guard) -> u32 {
 
 /// The type cast PostgreSQL's placeholder of `p` carries.
 #[inline]
-fn cast(p: &Param, dialect: Dialect) -> &'static str {
+fn cast(p: &Param<'_>, dialect: Dialect) -> &'static str {
     match (p, dialect) {
         (_, Dialect::Sqlite) => "",
         (Param::Text(_), Dialect::Postgres) => "::text",
@@ -1708,34 +1787,14 @@ fn cast(p: &Param, dialect: Dialect) -> &'static str {
     }
 }
 
-/// Adds `p` to `params` and answers its placeholder. A text just bound already (an
-/// index guard and the exact test after it compare with the same text) is not bound
-/// again: its placeholder is used twice, and every placeholder up to `params.len()`
-/// stays in use.
+/// Binds `p` (see [`Params::bind`]) and answers its placeholder.
 #[inline]
-pub(crate) fn bind(params: &mut Vec<Param>, dialect: Dialect, p: Param) -> Ph {
-    let cast = cast(&p, dialect);
-    let reused = match &p {
-        Param::Text(text) => recent(params, text),
-        _ => None,
-    };
-    let n = reused.unwrap_or_else(|| {
-        params.push(p);
-        params.len()
-    });
-    Ph { n, cast, dialect }
-}
-
-/// The placeholder of a text equal to `text` among the last two bound, if any.
-#[inline]
-fn recent(params: &[Param], text: &str) -> Option<usize> {
-    params
-        .iter()
-        .enumerate()
-        .rev()
-        .take(2)
-        .find(|(_, q)| matches!(q, Param::Text(t) if t == text))
-        .map(|(i, _)| i + 1)
+pub(crate) fn bind(params: &mut Params, dialect: Dialect, p: Param<'_>) -> Ph {
+    Ph {
+        n: params.bind(p),
+        cast: cast(&p, dialect),
+        dialect,
+    }
 }
 
 /// Appends `s` as an SQL string literal (`'it''s'`).
@@ -1779,17 +1838,66 @@ fn push_json_string(out: &mut String, s: &str) {
 /// the prefix with its last character moved to the next one (carrying past the
 /// highest); `None` when there is none.
 pub(crate) fn after_prefix(prefix: &str) -> Option<String> {
+    let (at, next) = prefix_end(prefix)?;
+    let kept = prefix.get(..at).unwrap_or_default();
+    let mut upper = String::with_capacity(kept.len() + next.len_utf8());
+    upper.push_str(kept);
+    upper.push(next);
+    Some(upper)
+}
+
+/// Whether `s` is ASCII without NUL, and if so whether it has an uppercase
+/// letter: eight bytes at a time.
+#[inline]
+fn ascii_class(s: &[u8]) -> (bool, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (mut other, mut upper) = (0, 0);
+    let mut classify = |w: u64| {
+        // A high bit: a byte past ASCII, or (the classic test) a zero byte.
+        other |= (w | (w.wrapping_sub(ONES) & !w)) & HIGH;
+        // Bytes below 0x80 (no carry between them): + 0x3F sets the high bit of
+        // those from `A` on, + 0x25 of those past `Z`.
+        upper |= w.wrapping_add(0x3F * ONES) & !w.wrapping_add(0x25 * ONES) & HIGH;
+    };
+    let word = |at: usize| {
+        s.get(at..at.saturating_add(8))
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    if s.len() >= 8 {
+        let mut at = 0;
+        while let Some(w) = word(at) {
+            classify(w);
+            at += 8;
+        }
+        // The last bytes, in the word that ends with them (some seen twice).
+        if at != s.len() {
+            if let Some(w) = word(s.len() - 8) {
+                classify(w);
+            }
+        }
+    } else {
+        let mut w = [b' '; 8];
+        for (to, &b) in w.iter_mut().zip(s) {
+            *to = b;
+        }
+        classify(u64::from_le_bytes(w));
+    }
+    (other == 0, upper != 0)
+}
+
+/// [`after_prefix`] as where the prefix is cut (a byte offset) and the character
+/// put there.
+#[inline]
+fn prefix_end(prefix: &str) -> Option<(usize, char)> {
     for (at, last) in prefix.char_indices().rev() {
         let mut next = u32::from(last) + 1;
         if (0xD800..=0xDFFF).contains(&next) {
             next = 0xE000;
         }
         if let Some(c) = char::from_u32(next) {
-            let kept = prefix.get(..at).unwrap_or_default();
-            let mut upper = String::with_capacity(kept.len() + c.len_utf8());
-            upper.push_str(kept);
-            upper.push(c);
-            return Some(upper);
+            return Some((at, c));
         }
     }
     None
@@ -1853,29 +1961,20 @@ impl Def {
 /// [`test`] of an attribute as [`Def`] describes it.
 #[inline]
 fn test_as(def: Def, op: CompareOp, expected: &CompValue) -> Option<Test> {
-    test_with(def, op, expected, false)
+    test_with(def, op, expected, false, &mut Owned)
 }
 
-/// [`test_as`]; with `bindable`, `None` for text holding NUL too (databases cannot
-/// bind it), found in the same pass that folds it.
+/// [`test_as`], its texts written to `texts`; with `bindable`, `None` for text
+/// holding NUL too (databases cannot bind it), found in the same pass that folds
+/// it.
 #[inline]
-fn test_with(def: Def, op: CompareOp, expected: &CompValue, bindable: bool) -> Option<Test> {
-    let fold = |s: &str| {
-        // ASCII without NUL, the common case, in one pass.
-        if s.bytes().all(|b| b.wrapping_sub(1) < 0x7F) {
-            return Some(match def.case_exact {
-                true => s.to_owned(),
-                false => s.to_ascii_lowercase(),
-            });
-        }
-        if bindable && s.contains('\0') {
-            return None;
-        }
-        Some(match def.case_exact {
-            true => s.to_owned(),
-            false => fold_text(s),
-        })
-    };
+fn test_with<X: Texts>(
+    def: Def,
+    op: CompareOp,
+    expected: &CompValue,
+    bindable: bool,
+    texts: &mut X,
+) -> Option<Test<X::Text>> {
     Some(match def.kind {
         AttributeType::Boolean => match comp_bool(expected) {
             Some(b) if op == CompareOp::Eq => Test::Bool(b),
@@ -1886,16 +1985,27 @@ fn test_with(def: Def, op: CompareOp, expected: &CompValue, bindable: bool) -> O
             None => Test::Never,
         },
         AttributeType::DateTime if op.is_substring() => return None,
-        AttributeType::DateTime => match expected.as_str().and_then(instant_of) {
+        AttributeType::DateTime => match expected
+            .as_str()
+            .and_then(|s| texts.write(|out| instant_into(out, s)))
+        {
             Some(t) => Test::Time(op, t),
             None => Test::Never,
         },
         AttributeType::Complex => Test::Never,
         _ => {
             let text = match expected {
-                CompValue::String(s) => fold(s)?,
-                CompValue::Number(n) => fold(&n.to_string())?,
-                CompValue::Bool(b) => b.to_string(),
+                CompValue::String(s) => {
+                    texts.write(|out| fold_into(out, s, def.case_exact, bindable))?
+                }
+                CompValue::Number(n) => {
+                    let n = n.to_string();
+                    texts.write(|out| fold_into(out, &n, def.case_exact, bindable))?
+                }
+                CompValue::Bool(b) => texts.write(|out| {
+                    out.push_str(if *b { "true" } else { "false" });
+                    true
+                })?,
                 CompValue::Null => return Some(Test::Never),
             };
             Test::Text(op, text)
@@ -2162,6 +2272,68 @@ mod tests {
                     .find(shape_hash(&value_filter), &value_filter)
                     .is_none()
             );
+        }
+    }
+
+    /// The word-at-a-time test agrees with a byte-at-a-time one, at every length
+    /// and place of the bytes around its boundaries.
+    #[test]
+    fn ascii_class_agrees_with_bytes() {
+        let bytes = [0u8, 1, b' ', b'@', b'A', b'M', b'Z', b'[', b'`', b'a', b'z', 0x7F, 0x80, 0xC3, 0xFF];
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        for len in 0..=40 {
+            for _ in 0..400 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain letters, so that the rare bytes stand alone.
+                        match seed % 8 {
+                            0 => bytes[(seed >> 8) as usize % bytes.len()],
+                            _ => b'a' + (seed >> 8) as u8 % 26,
+                        }
+                    })
+                    .collect();
+                let plain = s.iter().all(|&b| (1..0x80).contains(&b));
+                let upper = plain && s.iter().any(u8::is_ascii_uppercase);
+                let (got_plain, got_upper) = ascii_class(&s);
+                assert_eq!((got_plain, got_plain && got_upper), (plain, upper), "{s:?}");
+            }
+        }
+    }
+
+    /// A replay shares the recorded text when its values get the recorded
+    /// placeholders, and fills the holes when values repeat otherwise (one text
+    /// bound once, used twice).
+    #[test]
+    fn replays_share_or_fill_the_text() {
+        let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").unwrap();
+        let f = |text: &str| text.parse::<Filter>().unwrap();
+        let recorded = f(r#"userName eq "a" and title sw "B" and displayName eq "d""#);
+        let same = f(r#"userName eq "x" and title sw "Y" and displayName eq "w""#);
+        // `title`'s prefix `b`, `displayName`'s `b` is the same text: one placeholder.
+        let repeated = f(r#"userName eq "x" and title sw "b" and displayName eq "B""#);
+        let long = "q".repeat(40);
+        let longer = f(&format!(r#"userName eq "x" and title sw "{long}" and displayName eq "z""#));
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let translator = Translator::new(users.clone(), "cmp", dialect);
+            // The first is written directly, and its shape recorded.
+            assert_eq!(
+                translator.translate(&recorded),
+                translate(&recorded, &users.get(), "cmp", dialect)
+            );
+            let first = translator.translate(&same);
+            let second = translator.translate(&same);
+            assert!(Arc::ptr_eq(&first.sql, &second.sql));
+            for filter in [&same, &repeated, &longer] {
+                let direct = translate(filter, &users.get(), "cmp", dialect);
+                assert_eq!(translator.translate(filter), direct, "{filter}");
+            }
+            let t = translator.translate(&repeated);
+            assert!(t.params.len() < translator.translate(&same).params.len());
+            let t = translator.translate(&longer);
+            assert!(t.params.iter().any(|p| p == Param::Text(&format!("{}r", &long[1..]))));
         }
     }
 

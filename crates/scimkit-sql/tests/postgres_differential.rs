@@ -69,11 +69,11 @@ impl Drop for Scratch {
     }
 }
 
-fn param(p: &Param) -> Box<dyn ToSql + Sync> {
+fn param(p: Param<'_>) -> Box<dyn ToSql + Sync + '_> {
     match p {
-        Param::Text(s) => Box::new(s.clone()),
-        Param::Real(f) => Box::new(*f),
-        Param::Bool(b) => Box::new(*b),
+        Param::Text(s) => Box::new(s),
+        Param::Real(f) => Box::new(f),
+        Param::Bool(b) => Box::new(b),
         other => panic!("a parameter this test cannot bind: {other:?}"),
     }
 }
@@ -101,7 +101,7 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
     load(db, users);
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
     let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
-    let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+    let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
     let rows = db
         .query(&sql, &refs)
@@ -168,7 +168,7 @@ fn ordered(db: &mut Client, filter: &Filter, users: &[Value], sort: &Sort) -> Ve
         "SELECT id, n FROM users WHERE {} ORDER BY {}",
         t.sql, order.sql
     );
-    let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+    let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
     db.query(&sql, &refs)
         .unwrap_or_else(|e| panic!("{e}\n{sql}"))
@@ -261,7 +261,7 @@ fn postgres_plans_use_the_document_index() {
     ] {
         let filter: Filter = text.parse().expect("parses");
         let t = translate(&filter, &users, "cmp", Dialect::Postgres);
-        let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+        let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
         let plan: Vec<String> = db
             .query(
@@ -343,7 +343,7 @@ mod relational {
             "SELECT id, n FROM users WHERE {} ORDER BY {}{limit}",
             t.sql, order.sql
         );
-        let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+        let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
         let ids: Vec<String> = db
             .query(&sql, &refs)
@@ -500,7 +500,7 @@ mod relational {
                 .translate(&filter, &schema, Dialect::Postgres)
                 .expect("translates");
             assert!(t.residual.is_none(), "{text}");
-            let params: Vec<Box<dyn ToSql + Sync>> = t.params.iter().map(param).collect();
+            let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
             let plan: Vec<String> = db
                 .query(

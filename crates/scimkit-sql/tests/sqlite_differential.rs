@@ -9,15 +9,15 @@ use proptest::prelude::*;
 use rusqlite::{Connection, params_from_iter};
 use scimkit::Registry;
 use scimkit::filter::Filter;
-use scimkit_sql::{Dialect, Param, comparison_document, translate};
+use scimkit_sql::{Dialect, Param, Params, comparison_document, translate};
 use serde_json::Value;
 use shared::{FIXED_FILTERS, fixed_users, id, normalized};
 
-fn sql_value(p: &Param) -> rusqlite::types::Value {
+fn sql_value(p: Param<'_>) -> rusqlite::types::Value {
     match p {
-        Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
-        Param::Real(f) => rusqlite::types::Value::Real(*f),
-        Param::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+        Param::Text(s) => rusqlite::types::Value::Text(s.to_owned()),
+        Param::Real(f) => rusqlite::types::Value::Real(f),
+        Param::Bool(b) => rusqlite::types::Value::Integer(i64::from(b)),
         other => panic!("a parameter SQLite cannot take: {other:?}"),
     }
 }
@@ -49,7 +49,7 @@ fn load(users: &[Value]) -> Connection {
 fn select(
     db: &Connection,
     sql: &str,
-    params: &[Param],
+    params: &Params,
     residual: Option<&Filter>,
     users: &[Value],
 ) -> Vec<usize> {
@@ -114,7 +114,7 @@ mod sorting {
     use shared::{expected, expected_page, sort};
 
     /// The translated `WHERE` and `ORDER BY`, with all their parameters.
-    fn query(filter: &Filter, sort: &Sort) -> (Translation, String, Vec<Param>) {
+    fn query(filter: &Filter, sort: &Sort) -> (Translation, String, Params) {
         let registry = Registry::core();
         let schema = registry.resource_type("User").expect("User");
         let t = translate(filter, &schema, "cmp", Dialect::Sqlite);

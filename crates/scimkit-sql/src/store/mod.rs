@@ -73,7 +73,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Transaction};
 
-use crate::{Dialect, Param, Translator, comparison_document, order_by, translate};
+use crate::{Dialect, Param, Params, Translator, comparison_document, order_by, translate};
 use batch::{Arg, Done, Failed, Script};
 
 /// What selects the tenant in a host's request context: every query of a
@@ -538,9 +538,9 @@ macro_rules! read_tx {
 macro_rules! bind_param {
     ($query:expr, $p:expr) => {
         match $p {
-            Param::Text(s) => $query.bind(s.clone()),
-            Param::Real(f) => $query.bind(*f),
-            Param::Bool(b) => $query.bind(*b),
+            Param::Text(s) => $query.bind(s),
+            Param::Real(f) => $query.bind(f),
+            Param::Bool(b) => $query.bind(b),
         }
     };
 }
@@ -2120,7 +2120,7 @@ struct ListPlan {
     /// The keyset position the select starts after, bound last.
     after: Option<String>,
     count_sql: Option<String>,
-    params: Vec<Param>,
+    params: Params,
     member_keys: Vec<String>,
     want_members: bool,
 }
@@ -2149,7 +2149,7 @@ impl<C> SqlStore<C> {
                     Dialect::Sqlite => "1".into(),
                     Dialect::Postgres => "TRUE".into(),
                 },
-                params: Vec::new(),
+                params: Params::new(),
                 residual: None,
             },
         };
@@ -2159,7 +2159,7 @@ impl<C> SqlStore<C> {
         let exact = t.residual.is_none() && !split.in_memory && !sort_in_memory;
         // Member conditions: an index look-up in the member table each.
         let mut member_keys: Vec<String> = Vec::new();
-        let mut conditions = t.sql.clone();
+        let mut conditions = t.sql.to_string();
         for condition in &split.members {
             match condition {
                 None => conditions.push_str(" AND member_count > 0"),
