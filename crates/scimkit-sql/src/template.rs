@@ -48,7 +48,7 @@ pub(crate) struct Template {
     /// The text filled in with the numbers the recorded values got, and those
     /// numbers: replays whose values get the same numbers (all but those where
     /// values repeat differently) copy it whole.
-    usual: Option<(Arc<str>, Box<[usize]>)>,
+    usual: Option<(Arc<str>, Box<[u32]>)>,
 }
 
 impl Template {
@@ -124,7 +124,7 @@ impl Template {
         let usual = self
             .usual
             .as_ref()
-            .map_or(0, |(text, numbers)| text.len() + numbers.len() * 8);
+            .map_or(0, |(text, numbers)| text.len() + numbers.len() * 4);
         self.len + self.holes.len() * 24 + usual
     }
 }
@@ -132,9 +132,12 @@ impl Template {
 /// Placeholder numbers, on the stack up to [`Numbers::INLINE`] of them.
 #[derive(Debug)]
 pub(crate) struct Numbers {
-    inline: [usize; Numbers::INLINE],
+    inline: [u32; Numbers::INLINE],
     len: usize,
-    spill: Vec<usize>,
+    spill: Vec<u32>,
+    /// Whether a number past `u32::MAX` was pushed (none is: databases take
+    /// fewer parameters); such numbers are not kept.
+    overflow: bool,
 }
 
 impl Numbers {
@@ -145,11 +148,16 @@ impl Numbers {
             inline: [0; Numbers::INLINE],
             len: 0,
             spill: Vec::new(),
+            overflow: false,
         }
     }
 
     #[inline]
     pub(crate) fn push(&mut self, n: usize) {
+        let Ok(n) = u32::try_from(n) else {
+            self.overflow = true;
+            return;
+        };
         match self.inline.get_mut(self.len) {
             Some(slot) => *slot = n,
             None => self.spill.push(n),
@@ -157,13 +165,14 @@ impl Numbers {
         self.len += 1;
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    /// How many there are; `None` if one could not be kept.
+    pub(crate) fn len(&self) -> Option<usize> {
+        (!self.overflow).then_some(self.len)
     }
 
     /// Whether these are `numbers`, in order.
     #[inline]
-    fn are(&self, numbers: &[usize]) -> bool {
+    fn are(&self, numbers: &[u32]) -> bool {
         match self.inline.get(..self.len) {
             Some(inline) => inline == numbers,
             None => self.to_vec() == numbers,
@@ -171,21 +180,23 @@ impl Numbers {
     }
 
     /// The numbers, in order.
-    fn to_vec(&self) -> Vec<usize> {
-        (0..self.len).map(|k| self.get(k)).collect()
+    fn to_vec(&self) -> Vec<u32> {
+        let inline = self.inline.get(..self.len).unwrap_or(&self.inline);
+        inline.iter().chain(&self.spill).copied().collect()
     }
 
     /// The `k`-th number (0 past the end).
     #[inline]
     pub(crate) fn get(&self, k: usize) -> usize {
-        match self.inline.get(k) {
+        let n = match self.inline.get(k) {
             Some(&n) => n,
             None => self
                 .spill
                 .get(k - Numbers::INLINE)
                 .copied()
                 .unwrap_or_default(),
-        }
+        };
+        n as usize
     }
 }
 
@@ -550,7 +561,7 @@ mod tests {
         // Past the numbers kept on the stack.
         let many = numbers(&(1..=100).collect::<Vec<_>>());
         let read = (
-            many.len(),
+            many.len().unwrap_or_default(),
             many.get(0),
             many.get(63),
             many.get(64),

@@ -202,7 +202,10 @@ impl Translator {
             leaves: recording.leaves.into_boxed_slice(),
         };
         let mut check = Writer::sized(schema, &self.column, self.dialect, 0);
-        let numbers = check.bind_shape(&shape, filter)?;
+        let mut numbers = Numbers::new();
+        if !check.bind_shape(&shape, filter, &mut numbers) {
+            return None;
+        }
         shape.template.settle(&numbers);
         (check.finish(&shape, &numbers) == *expected).then_some(shape)
     }
@@ -971,17 +974,20 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// gives a comparison another form than the recorded one (an empty prefix, a
     /// number that is not one, …).
     fn replay(&mut self, shape: &Shape, filter: &Filter) -> Option<Translation> {
-        let placeholders = self.bind_shape(shape, filter)?;
+        let mut placeholders = Numbers::new();
+        if !self.bind_shape(shape, filter, &mut placeholders) {
+            return None;
+        }
         Some(self.finish(shape, &placeholders))
     }
 
     /// Binds the parameters of `filter` by the recorded `shape` (see
-    /// [`Writer::replay`]) and answers their placeholder numbers in the order the
-    /// template's holes take them.
-    fn bind_shape(&mut self, shape: &Shape, filter: &Filter) -> Option<Numbers> {
+    /// [`Writer::replay`]), adding their placeholder numbers to `placeholders` in
+    /// the order the template's holes take them; `false` if `filter` does not
+    /// replay by it.
+    fn bind_shape(&mut self, shape: &Shape, filter: &Filter, placeholders: &mut Numbers) -> bool {
         self.out.clear();
         self.params.clear();
-        let mut placeholders = Numbers::new();
         let mut leaves = shape.leaves.iter();
         let whole = each_leaf_pair(&shape.filter, filter, &mut |f| {
             let recipe = match leaves.next() {
@@ -1005,13 +1011,10 @@ impl<'a, 'r> Writer<'a, 'r> {
             if self::shape(&leaf, &guard) != recipe.shape {
                 return false;
             }
-            self.bind_leaf(leaf, guard, &mut placeholders);
+            self.bind_leaf(leaf, guard, placeholders);
             true
         });
-        if !whole || leaves.next().is_some() || placeholders.len() != shape.template.params {
-            return None;
-        }
-        Some(placeholders)
+        whole && leaves.next().is_none() && placeholders.len() == Some(shape.template.params)
     }
 
     /// The translation of the parameters bound, by `shape`'s template.
@@ -2279,7 +2282,9 @@ mod tests {
     /// and place of the bytes around its boundaries.
     #[test]
     fn ascii_class_agrees_with_bytes() {
-        let bytes = [0u8, 1, b' ', b'@', b'A', b'M', b'Z', b'[', b'`', b'a', b'z', 0x7F, 0x80, 0xC3, 0xFF];
+        let bytes = [
+            0u8, 1, b' ', b'@', b'A', b'M', b'Z', b'[', b'`', b'a', b'z', 0x7F, 0x80, 0xC3, 0xFF,
+        ];
         let mut seed = 0x2545_F491_4F6C_DD1D_u64;
         for len in 0..=40 {
             for _ in 0..400 {
@@ -2315,7 +2320,9 @@ mod tests {
         // `title`'s prefix `b`, `displayName`'s `b` is the same text: one placeholder.
         let repeated = f(r#"userName eq "x" and title sw "b" and displayName eq "B""#);
         let long = "q".repeat(40);
-        let longer = f(&format!(r#"userName eq "x" and title sw "{long}" and displayName eq "z""#));
+        let longer = f(&format!(
+            r#"userName eq "x" and title sw "{long}" and displayName eq "z""#
+        ));
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             let translator = Translator::new(users.clone(), "cmp", dialect);
             // The first is written directly, and its shape recorded.
@@ -2333,7 +2340,11 @@ mod tests {
             let t = translator.translate(&repeated);
             assert!(t.params.len() < translator.translate(&same).params.len());
             let t = translator.translate(&longer);
-            assert!(t.params.iter().any(|p| p == Param::Text(&format!("{}r", &long[1..]))));
+            assert!(
+                t.params
+                    .iter()
+                    .any(|p| p == Param::Text(&format!("{}r", &long[1..])))
+            );
         }
     }
 
