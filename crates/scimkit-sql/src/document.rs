@@ -245,8 +245,9 @@ fn instant_of(s: &str) -> Option<String> {
     instant_into(&mut out, s).then_some(out)
 }
 
-/// Appends [`instant_of`] `s` to `out`; `false`, having appended nothing, when it
-/// is not a dateTime.
+/// Appends the instant of `s`, an `xsd:dateTime` (RFC 3339, as [`parse_datetime`]
+/// reads it), to `out` as [`instant_text`] writes it; `false`, having appended
+/// nothing, when it is not one.
 pub(crate) fn instant_into(out: &mut String, s: &str) -> bool {
     if let Some(seconds) = utc_seconds(s.trim()) {
         out.push_str(seconds);

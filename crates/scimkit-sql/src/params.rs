@@ -18,8 +18,8 @@ pub enum Param<'a> {
 }
 
 /// The values of a translation's placeholders, in order: the `i`-th is placeholder
-/// `i + 1` (`?1`, `$1`, …). Their texts share one buffer, so a translation makes
-/// two allocations for its values however many it binds.
+/// `i + 1` (`?1`, `$1`, …). Their texts share one buffer, so that binding a value
+/// allocates nothing of its own.
 ///
 /// ```
 /// use scimkit_sql::{Param, Params};
@@ -53,6 +53,13 @@ enum Item {
     Bool(bool),
 }
 
+/// How many values and text bytes a [`Params`] had (see [`Params::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    items: usize,
+    texts: usize,
+}
+
 /// A text written into a [`Params`]' buffer and not yet bound (see
 /// [`Params::bind_slot`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +72,7 @@ impl Params {
     }
 
     /// No values, with room for `values` of them and `text` bytes of their texts.
-    pub(crate) fn with_capacity(values: usize, text: usize) -> Self {
+    pub fn with_capacity(values: usize, text: usize) -> Self {
         Params {
             texts: String::with_capacity(text),
             items: Vec::with_capacity(values),
@@ -245,19 +252,18 @@ impl Params {
         self.texts.len()
     }
 
-    /// Forgets the values after the first `len` (and their texts).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.items.truncate(len);
-        let end = self
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Text { end, .. } => Some(*end),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        self.texts.truncate(end);
+    /// Where the values end now, to [`Params::rewind`] to.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            items: self.items.len(),
+            texts: self.texts.len(),
+        }
+    }
+
+    /// Forgets the values bound (and the texts written) since `mark`.
+    pub(crate) fn rewind(&mut self, mark: Mark) {
+        self.items.truncate(mark.items);
+        self.texts.truncate(mark.texts);
     }
 
     /// Forgets every value, keeping the room.
@@ -338,6 +344,8 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+impl std::iter::FusedIterator for Iter<'_> {}
+
 impl<'a> DoubleEndedIterator for Iter<'a> {
     fn next_back(&mut self) -> Option<Param<'a>> {
         let item = *self.items.next_back()?;
@@ -413,13 +421,20 @@ mod tests {
         let upper = slot.map(|s| p.derive_slot(&s, long.len() - 2, 'ê'));
         let expected = format!("{}ê", "é".repeat(19));
         assert_eq!(upper.as_ref().map(|u| p.slot(u)), Some(expected.as_str()));
+        let mark = p.mark();
         p.push(Param::Text("tail"));
-        p.truncate(2);
-        assert_eq!(p, [Param::Text("x"), Param::Text("ab")]);
+        p.push(Param::Real(2.5));
+        p.rewind(mark);
+        assert_eq!(p, [Param::Text("x"), Param::Text("ab"), Param::Text("ac")]);
         p.push(Param::Text("y"));
         assert_eq!(
             p,
-            vec![Param::Text("x"), Param::Text("ab"), Param::Text("y")]
+            vec![
+                Param::Text("x"),
+                Param::Text("ab"),
+                Param::Text("ac"),
+                Param::Text("y")
+            ]
         );
         assert_eq!(p.iter().next_back(), Some(Param::Text("y")));
         p.clear();

@@ -198,7 +198,7 @@ struct MappedChild {
 /// let t = mapping.translate(&filter, &users, Dialect::Sqlite)?;
 /// assert!(t.sql.starts_with("EXISTS (SELECT 1 FROM user_emails AS scim_c1 WHERE scim_c1.user_id = users.id AND"));
 /// // Folded as the evaluator folds, and bound, never spliced into the SQL.
-/// assert_eq!(t.params, [Param::Text("work".into()), Param::Text("@example.com".into()), Param::Bool(true)]);
+/// assert_eq!(t.params, [Param::Text("work"), Param::Text("@example.com"), Param::Bool(true)]);
 /// assert!(t.residual.is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -329,7 +329,7 @@ impl Mapping {
         let mut residual = Vec::new();
         let mut written = 0;
         for part in parts {
-            let (text, params) = (w.out.len(), w.params.len());
+            let (text, params) = (w.out.len(), w.params.mark());
             if written > 0 {
                 w.out.push_str(" AND ");
             }
@@ -344,7 +344,7 @@ impl Mapping {
                 )));
             }
             w.out.truncate(text);
-            w.params.truncate(params);
+            w.params.rewind(params);
             residual.push(part.clone());
         }
         if written == 0 {

@@ -175,7 +175,11 @@ impl Numbers {
     fn are(&self, numbers: &[u32]) -> bool {
         match self.inline.get(..self.len) {
             Some(inline) => inline == numbers,
-            None => self.to_vec() == numbers,
+            None => {
+                numbers.len() == self.len
+                    && numbers.get(..Numbers::INLINE) == Some(&self.inline[..])
+                    && numbers.get(Numbers::INLINE..) == Some(&self.spill[..])
+            }
         }
     }
 
@@ -569,6 +573,10 @@ mod tests {
         );
         assert_eq!(read, (100, 1, 64, 65, 100));
         assert_eq!(many.get(100), 0);
+        let listed: Vec<u32> = (1..=100).collect();
+        assert!(many.are(&listed) && many.to_vec() == listed);
+        assert!(!many.are(&listed[..99]) && !many.are(&[&listed[..99], &[7]].concat()));
+        assert!(!many.are(&[&[7], &listed[1..]].concat()));
         assert_eq!(&*out, "(j1.x = ?2::text OR ?1)");
         // A count that does not match what was recorded is refused.
         assert!(Template::parse(&recorded, Dialect::Sqlite, 3).is_none());

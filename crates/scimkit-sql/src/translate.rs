@@ -665,17 +665,19 @@ impl<'a, 'r> Writer<'a, 'r> {
         )
     }
 
-    /// A writer with room for the parameters of `shape` (its text gets room when it
-    /// is written, after the parameters: one large allocation then, while the
-    /// allocator's small free blocks have just been reused).
+    /// A writer with room for the parameters of `shape` (the SQL text is the
+    /// template's: see [`Template::replay`]).
     fn for_shape(
         schema: &'a ResourceSchema<'r>,
         column: &'a str,
         dialect: Dialect,
         shape: &Shape,
     ) -> Self {
-        // Room for texts somewhat longer than the recorded ones.
-        let params = Params::with_capacity(shape.template.params, shape.texts * 2 + 32);
+        // Room for texts somewhat longer than the recorded ones (up to a point: a
+        // shape recorded with a huge value does not make every replay reserve
+        // as much).
+        let texts = shape.texts.min(4096) + 64;
+        let params = Params::with_capacity(shape.template.params, texts);
         Writer::with_capacity(schema, column, dialect, 0, params)
     }
 
@@ -752,7 +754,7 @@ impl<'a, 'r> Writer<'a, 'r> {
         let mut residual = Vec::new();
         let mut written = 0;
         for part in parts {
-            let (text, params) = (self.out.len(), self.params.len());
+            let (text, params) = (self.out.len(), self.params.mark());
             if written > 0 {
                 self.out.push_str(" AND ");
             }
@@ -760,7 +762,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                 written += 1;
             } else {
                 self.out.truncate(text);
-                self.params.truncate(params);
+                self.params.rewind(params);
                 residual.push(part.clone());
             }
         }
