@@ -15,8 +15,7 @@ use scimkit::path::AttrPath;
 use scimkit::schema::{Attribute, AttributeType, ResourceSchema, Returned, SharedResourceSchema};
 
 use crate::document::{fold_text, instant_into, parse_bool};
-use crate::params::Slot;
-use crate::params::{Param, Params};
+use crate::params::{Param, Params, Slot};
 use crate::template::{
     MARK, Numbers, Outcome, Shape, Shapes, Template, each_leaf_pair, has_value_path, op_code,
     push_mark, shape_hash,
