@@ -228,6 +228,15 @@ impl Params {
         self.bind_range(slot.0.start, slot.0.end)
     }
 
+    /// Binds a slot's text as a new value, even if it equals a recent one.
+    pub(crate) fn push_slot(&mut self, slot: Slot) -> usize {
+        self.items.push(Item::Text {
+            start: slot.0.start,
+            end: slot.0.end,
+        });
+        self.items.len()
+    }
+
     /// Binds the text of placeholder `n` again as [`Params::bind`] binds a text,
     /// without copying it; `n` itself if it is not a text.
     #[inline]

@@ -202,11 +202,20 @@ impl Translator {
         };
         let mut check = Writer::sized(schema, &self.column, self.dialect, 0);
         let mut numbers = Numbers::new();
-        if !check.bind_shape(&shape, filter, &mut numbers) {
+        if !check.bind_shape(&shape, filter, &mut numbers)
+            || check.finish(&shape, &numbers) != *expected
+        {
             return None;
         }
-        shape.template.settle(&numbers);
-        (check.finish(&shape, &numbers) == *expected).then_some(shape)
+        // The text to share: filled in with the numbers values get when no two of
+        // different comparisons are equal (these values may have been).
+        let mut usual = Writer::sized(schema, &self.column, self.dialect, 0);
+        usual.distinct = true;
+        let mut numbers = Numbers::new();
+        if usual.bind_shape(&shape, filter, &mut numbers) {
+            shape.template.settle(&numbers);
+        }
+        Some(shape)
     }
 
     /// Orders as [`order_by`] does, on this translator's column.
@@ -477,6 +486,9 @@ struct Writer<'a, 'r> {
     aliases: usize,
     /// While a shape is recorded: placeholders are written as marks.
     recording: Option<Recording>,
+    /// Replaying a shape as if no two values of different comparisons were equal
+    /// (to find the placeholder numbers most values get).
+    distinct: bool,
 }
 
 /// What recording a shape of filter gathers.
@@ -695,6 +707,7 @@ impl<'a, 'r> Writer<'a, 'r> {
             params,
             aliases: 0,
             recording: None,
+            distinct: false,
         }
     }
 
@@ -1039,19 +1052,26 @@ impl<'a, 'r> Writer<'a, 'r> {
             Leaf::Compare { .. } | Leaf::Present => return,
         };
         let params = &mut self.params;
+        let distinct = self.distinct;
+        // A text of its own: the placeholder of an equal one bound just before, if
+        // any (unless values are taken as distinct).
+        let fresh = |params: &mut Params, text: Slot| match distinct {
+            false => params.bind_slot(text),
+            true => params.push_slot(text),
+        };
         match (guard, test) {
             // The guard binds the test's text; the test binds it again.
             (Guard::Containment | Guard::Equality, Test::Text(op, text)) => {
-                let n = params.bind_slot(text);
+                let n = fresh(params, text);
                 placeholders.push(n);
                 if TextCond::of(op).is_some() {
                     placeholders.push(params.bind_again(n));
                 }
             }
             (Guard::Prefix(upper), Test::Text(op, text)) => {
-                let n = params.bind_slot(text);
+                let n = fresh(params, text);
                 placeholders.push(n);
-                placeholders.push(params.bind_slot(upper));
+                placeholders.push(fresh(params, upper));
                 if TextCond::of(op).is_some() {
                     placeholders.push(params.bind_again(n));
                 }
@@ -1061,10 +1081,10 @@ impl<'a, 'r> Writer<'a, 'r> {
                 placeholders.push(params.bind(Param::Real(n)));
             }
             (_, Test::Time(op, t)) if ordering(op).is_some() => {
-                placeholders.push(params.bind_slot(t));
+                placeholders.push(fresh(params, t));
             }
             (_, Test::Text(op, t)) if TextCond::of(op).is_some() => {
-                placeholders.push(params.bind_slot(t));
+                placeholders.push(fresh(params, t));
             }
             _ => {}
         }
@@ -2340,6 +2360,19 @@ mod tests {
             }
             let t = translator.translate(&repeated);
             assert!(t.params.len() < translator.translate(&same).params.len());
+            // Recorded with values that repeat (the prefix's upper bound `c` is
+            // the next comparison's text): the shared text is still the one for
+            // values that do not.
+            let translator = Translator::new(users.clone(), "cmp", dialect);
+            let coincide = f(r#"userName eq "a" and title sw "b" and displayName eq "c""#);
+            translator.translate(&coincide);
+            let first = translator.translate(&same);
+            assert!(Arc::ptr_eq(&first.sql, &translator.translate(&same).sql));
+            assert_eq!(first, translate(&same, &users.get(), "cmp", dialect));
+            assert_eq!(
+                translator.translate(&coincide),
+                translate(&coincide, &users.get(), "cmp", dialect)
+            );
             let t = translator.translate(&longer);
             assert!(
                 t.params
