@@ -247,6 +247,7 @@ impl Params {
         }
     }
 
+    #[inline]
     fn bind_range(&mut self, start: usize, end: usize) -> usize {
         let text = self.texts.as_bytes().get(start..end).unwrap_or_default();
         if let Some(n) = self.recent_bytes(text, start) {

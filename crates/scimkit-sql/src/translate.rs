@@ -1755,19 +1755,17 @@ fn comparison_as<X: Texts>(
     value: &CompValue,
     texts: &mut X,
 ) -> Option<Leaf<X::Text>> {
-    let (negate, pred) = match (op, value) {
-        (CompareOp::Eq, CompValue::Null) => (true, LeafPredicate::Present),
-        (CompareOp::Ne, CompValue::Null) => (false, LeafPredicate::Present),
+    let (negate, op) = match (op, value) {
+        (CompareOp::Eq, CompValue::Null) => (true, None),
+        (CompareOp::Ne, CompValue::Null) => (false, None),
+        (CompareOp::Ne, _) => (true, Some(CompareOp::Eq)),
+        (op, _) => (false, Some(op)),
+    };
+    let pred = match op {
         // Databases cannot bind text holding NUL: such a test is evaluated in
         // memory (a dateTime's instant is written here, without NUL).
-        (CompareOp::Ne, _) => (
-            true,
-            LeafPredicate::Test(test_with(def, CompareOp::Eq, value, true, texts)?),
-        ),
-        (op, _) => (
-            false,
-            LeafPredicate::Test(test_with(def, op, value, true, texts)?),
-        ),
+        Some(op) => LeafPredicate::Test(test_with(def, op, value, true, texts)?),
+        None => LeafPredicate::Present,
     };
     Some(Leaf::Compare { negate, pred })
 }
