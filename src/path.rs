@@ -28,7 +28,7 @@ use crate::filter::{Filter, FilterError, FilterOptions, parser};
 ///
 /// Names keep the spelling they were written in, so `Display` prints what was
 /// parsed; comparisons with a schema are case-insensitive (RFC 7643 §2.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub struct AttrPath {
     /// `[schema ":"] name ["." sub]`, one allocation for the whole path.
     text: String,
@@ -130,6 +130,45 @@ impl AttrPath {
         self.text.truncate(self.name_end);
         (self, sub)
     }
+}
+
+/// Equal when every part is (the text last and, when it is short, a word at a
+/// time).
+impl PartialEq for AttrPath {
+    fn eq(&self, other: &AttrPath) -> bool {
+        self.name_at == other.name_at
+            && self.name_end == other.name_end
+            && same_bytes(self.text.as_bytes(), other.text.as_bytes())
+    }
+}
+
+/// Hashes every part `PartialEq` compares.
+impl std::hash::Hash for AttrPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+        self.name_at.hash(state);
+        self.name_end.hash(state);
+    }
+}
+
+/// `a == b`, without a call to the C library for texts of 8 to 16 bytes, the
+/// length of most attribute paths.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if !(8..=16).contains(&n) {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    // The first eight bytes and the last eight (overlapping): every byte.
+    word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
 }
 
 impl fmt::Display for AttrPath {
@@ -270,6 +309,24 @@ impl From<PathError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Paths are equal exactly when their texts and parts are, at every length
+    /// around the word-at-a-time comparison, whichever byte differs.
+    #[test]
+    fn equality_is_bytewise_at_every_length() {
+        for n in 1..=24 {
+            let text: String = (0..n).map(|i| char::from(b'a' + i as u8)).collect();
+            let path = AttrPath::new(text.clone());
+            assert_eq!(path, AttrPath::new(text.clone()));
+            for at in 0..n {
+                let mut other = text.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert_ne!(path, AttrPath::new(other), "{n} {at}");
+            }
+            assert_ne!(path, AttrPath::new(format!("{text}a")));
+        }
+    }
 
     /// The one-string form keeps each part apart, however the path was built.
     #[test]
