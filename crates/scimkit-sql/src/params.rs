@@ -30,14 +30,14 @@ pub enum Param<'a> {
 /// assert_eq!(params.len(), 2);
 /// assert_eq!(params.get(0), Some(Param::Text("bjensen")));
 /// assert_eq!(params, [Param::Text("bjensen"), Param::Bool(true)]);
-/// for p in &params {
-///     match p {
-///         Param::Text(s) => assert_eq!(s, "bjensen"),
-///         Param::Real(_) => unreachable!(),
-///         Param::Bool(b) => assert!(b),
-///         _ => {}
-///     }
-/// }
+/// let texts: Vec<&str> = params
+///     .iter()
+///     .filter_map(|p| match p {
+///         Param::Text(s) => Some(s),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(texts, ["bjensen"]);
 /// ```
 #[derive(Clone, Default)]
 pub struct Params {
