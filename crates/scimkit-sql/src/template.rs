@@ -45,9 +45,9 @@ pub(crate) struct Template {
     len: usize,
     /// How many parameters the filter binds (before replaying, in order).
     pub(crate) params: usize,
-    /// The text filled in with the numbers the recorded values got, and those
-    /// numbers: replays whose values get the same numbers (all but those where
-    /// values repeat differently) copy it whole.
+    /// The text filled in with the numbers values get when no two of different
+    /// comparisons are equal, and those numbers: replays whose values get the
+    /// same numbers (all but those where values repeat) share it.
     usual: Option<(Arc<str>, Box<[u32]>)>,
 }
 
@@ -106,8 +106,8 @@ impl Template {
         out.push_str(&self.tail);
     }
 
-    /// Keeps the text filled in with `placeholders`, the numbers of the recorded
-    /// values, to copy whole when they come again.
+    /// Keeps the text filled in with `placeholders` (the numbers distinct values
+    /// get, see `Writer::distinct`), to share when they come again.
     pub(crate) fn settle(&mut self, placeholders: &Numbers) {
         let mut text = String::new();
         self.fill(&mut text, placeholders);
