@@ -1310,6 +1310,105 @@ mod taken_ids {
             run(scratch).await;
         }
     }
+
+    /// Writes sent at once, most of them carried to SQLite together in one call:
+    /// each is judged alone. Of eight creations under one id one stands, the other
+    /// seven are conflicts that leave neither their userName nor an event; of 24
+    /// replaces, those that expected a stale version are 412 and write nothing, and
+    /// the others each write exactly one version, whatever their place in the call.
+    async fn run_at_once(scratch: Scratch) {
+        let store = std::sync::Arc::new(scratch.store().await);
+        let t = "t1".to_owned();
+        let mut tasks = Vec::new();
+        for i in 0..24usize {
+            let store = std::sync::Arc::clone(&store);
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = if i % 3 == 0 {
+                    "shared".to_owned()
+                } else {
+                    format!("own-{i}")
+                };
+                let name = format!("name-{i}");
+                let (r, u) = record(&id, &name);
+                let events = created(&format!("{i}"));
+                (i, store.create(&t, "User", r, &u, &events).await)
+            }));
+        }
+        let mut shared_won = None;
+        for task in tasks {
+            let (i, out) = task.await.expect("task");
+            match (i % 3, out) {
+                (0, Ok(_)) => assert!(shared_won.replace(i).is_none(), "two creations of one id"),
+                (0, Err(StoreError::Conflict(m))) => assert!(m.contains("shared"), "{m}"),
+                (_, Ok(r)) => assert_eq!(r.id, format!("own-{i}")),
+                (_, out) => panic!("creation {i}: {out:?}"),
+            }
+        }
+        let winner = shared_won.expect("one creation of the shared id stands");
+        // The losers' names are free; one event per creation that stood.
+        for i in (0..24).step_by(3).filter(|i| *i != winner) {
+            let (r, u) = record(&format!("again-{i}"), &format!("name-{i}"));
+            let again = store.create(&t, "User", r, &u, &[]).await;
+            assert!(again.is_ok(), "name-{i} stayed claimed: {again:?}");
+        }
+        let events = store.read_events("check", 100).await.expect("events");
+        assert_eq!(events.len(), 17, "{events:?}");
+        // Replaces at once: odd ones expect a stale version.
+        let mut tasks = Vec::new();
+        for i in (0..24usize).filter(|i| i % 3 != 0) {
+            let store = std::sync::Arc::clone(&store);
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = format!("own-{i}");
+                let (mut r, u) = record(&id, &format!("renamed-{i}"));
+                r.version = 2;
+                let expected = if i % 2 == 1 { 7 } else { 1 };
+                (i, store.replace(&t, "User", r, expected, &u, &[]).await)
+            }));
+        }
+        for task in tasks {
+            let (i, out) = task.await.expect("task");
+            let stored = store
+                .get(
+                    &t,
+                    "User",
+                    &format!("own-{i}"),
+                    &scimkit::store::Projection::all(),
+                )
+                .await
+                .expect("get");
+            if i % 2 == 1 {
+                assert!(
+                    matches!(out, Err(StoreError::PreconditionFailed)),
+                    "{i}: {out:?}"
+                );
+                assert_eq!(
+                    (stored.version, &stored.resource["userName"]),
+                    (1, &json!(format!("name-{i}")))
+                );
+            } else {
+                assert!(out.is_ok(), "{i}: {out:?}");
+                assert_eq!(
+                    (stored.version, &stored.resource["userName"]),
+                    (2, &json!(format!("renamed-{i}")))
+                );
+            }
+        }
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_once_on_sqlite() {
+        run_at_once(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_once_on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            run_at_once(scratch).await;
+        }
+    }
 }
 
 mod members_of_deleted_users {

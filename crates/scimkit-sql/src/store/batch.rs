@@ -9,18 +9,24 @@
 //! acknowledged before it is durable, and a write that fails leaves no trace.
 //!
 //! An operation whose statements do not depend on one another's answers runs as a
-//! [`Script`]: its savepoint and all its statements go to SQLite's worker in one
-//! call ([`Writers::run`]), so it holds the write lock for one round trip.
+//! [`Script`] ([`Writers::run`]). Scripts queue, and one task, the leader, runs
+//! what has queued: scripts of the same text go to SQLite's worker together, in one
+//! call, each in its own savepoint, so a call's round trip and thread hops are paid
+//! once for many operations. A script that refuses itself (a [`Script::check`] that
+//! does not hold) stops the call there; it is rolled back to its savepoint alone,
+//! and the scripts after it run again in the next call.
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use futures_core::Stream;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Connection, Either, Executor, Sqlite, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot, watch};
 
 use super::{StoreError, backend, begin_immediate};
 
@@ -54,10 +60,70 @@ impl std::error::Error for CommitFailed {
 /// What became of one batch: `None` while it is open.
 type Outcome = Option<Result<(), CommitFailed>>;
 
+/// At most this many scripts of one text go to SQLite in one call. Calls carry a
+/// power of two of them, so that a script's text makes at most five combined
+/// texts in each connection's statement cache.
+const MAX_CALL: usize = 16;
+
 /// This process's queue of SQLite writers and the transaction they share.
 #[derive(Debug)]
 pub(super) struct Writers {
     batch: Arc<Mutex<Batch>>,
+    scripts: Arc<std::sync::Mutex<Queue>>,
+}
+
+/// The scripts waiting for the leader, and whether there is one.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    leading: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("jobs", &self.jobs.len())
+            .field("leading", &self.leading)
+            .finish()
+    }
+}
+
+/// What an operation answers, its type erased while it queues.
+type Value = Box<dyn Any + Send>;
+
+/// Says whether an operation stands, from its statements' answers and the failure
+/// that stopped them, if one did.
+type Keep = Box<dyn FnOnce(Vec<Done>, Option<Failed>) -> Result<Value, StoreError> + Send>;
+
+/// One queued [`Script`], with what judges its answers and where its outcome goes.
+struct Job {
+    script: Script,
+    keep: Keep,
+    /// Runs once the operation is durable.
+    committed: Box<dyn FnOnce() + Send>,
+    reply: oneshot::Sender<Result<Value, StoreError>>,
+}
+
+/// A job that stands, waiting for the commit that carries it.
+struct Kept {
+    value: Value,
+    committed: Box<dyn FnOnce() + Send>,
+    reply: oneshot::Sender<Result<Value, StoreError>>,
+}
+
+impl Kept {
+    /// Tells the caller how the commit went.
+    fn tell(self, outcome: &Result<(), CommitFailed>) {
+        match outcome {
+            Ok(()) => {
+                (self.committed)();
+                let _ = self.reply.send(Ok(self.value));
+            }
+            Err(e) => {
+                let _ = self.reply.send(Err(StoreError::backend(e.clone())));
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -111,6 +177,7 @@ impl Default for Writers {
                 ops: 0,
                 done: watch::channel(None).0,
             })),
+            scripts: Arc::default(),
         }
     }
 }
@@ -182,23 +249,39 @@ impl Turn {
             .map(|tx| &mut **tx)
     }
 
-    /// The shared transaction cannot be trusted any more (this writer's savepoint
-    /// could not be rolled back): it is rolled back whole, and the writes it carried
-    /// are told that their commit failed.
-    async fn discard(mut self, cause: sqlx::Error) {
+    /// Operations done in the shared transaction so far.
+    fn ops(&self) -> usize {
+        self.guard.as_ref().map_or(0, |batch| batch.ops)
+    }
+
+    /// Commits the shared transaction now, for `n` more operations than those in
+    /// it, and tells the writers waiting for it.
+    async fn commit_with(mut self, n: usize) -> Result<(), CommitFailed> {
+        match self.guard.take() {
+            Some(mut guard) => {
+                guard.ops += n;
+                commit(guard).await
+            }
+            None => Err(CommitFailed {
+                shared: n.saturating_sub(1),
+                cause: Arc::new(sqlx::Error::Protocol("no write transaction is open".into())),
+            }),
+        }
+    }
+
+    /// The shared transaction cannot be trusted any more (a savepoint could not be
+    /// rolled back): it is rolled back whole, and the writes it carried are told
+    /// that their commit failed.
+    async fn discard_for(mut self, failed: CommitFailed) {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
-        let shared = guard.ops;
         guard.ops = 0;
         if let Some(tx) = guard.tx.take() {
             let _ = tx.rollback().await;
         }
         let done = std::mem::replace(&mut guard.done, watch::channel(None).0);
-        done.send_replace(Some(Err(CommitFailed {
-            shared,
-            cause: Arc::new(cause),
-        })));
+        done.send_replace(Some(Err(failed)));
     }
 
     /// This writer's savepoint was rolled back: it leaves the shared transaction as
@@ -290,6 +373,16 @@ impl From<Option<i64>> for Arg {
     }
 }
 
+/// What makes a [`Script::check`] work, run on every SQLite connection when it
+/// opens: a view (temporary, the connection's own) into which inserting a false
+/// value aborts the statement with [`REFUSED`].
+pub(super) const CHECKS: &str = "CREATE TEMP VIEW IF NOT EXISTS scim_check (ok) AS SELECT 1 WHERE 0; \
+     CREATE TEMP TRIGGER IF NOT EXISTS scim_check_refuses INSTEAD OF INSERT ON scim_check \
+     WHEN NOT NEW.ok BEGIN SELECT RAISE(ABORT, 'scimkit: a write refused itself'); END";
+
+/// The message of a [`Script::check`] that did not hold.
+const REFUSED: &str = "scimkit: a write refused itself";
+
 /// The savepoint a [`Script`] opens first; a successful script leaves it open (the
 /// shared transaction's commit commits it), a failed one is rolled back to it.
 const SAVEPOINT: &str = "SAVEPOINT scim_op";
@@ -324,6 +417,13 @@ pub(super) struct Failed {
 }
 
 impl Failed {
+    /// Whether a [`Script::check`] stopped the script, rather than a failure.
+    pub(super) fn is_refusal(&self) -> bool {
+        self.error
+            .as_database_error()
+            .is_some_and(|e| e.message().contains(REFUSED))
+    }
+
     /// The failure as the store reports it, keeping its cause.
     pub(super) fn into_store_error(self) -> StoreError {
         backend(self.error)
@@ -377,6 +477,33 @@ impl Script {
         Ok(first..self.statements)
     }
 
+    /// Appends a check: `condition` (an SQL expression, with numbered parameters
+    /// as in [`push`](Script::push)) must be true, else the script stops here,
+    /// refused ([`Failed::is_refusal`]): no statement after it runs, in this script
+    /// or in those sent with it in one call. Returns the check's index.
+    pub(super) fn check(&mut self, condition: &str, args: &[Arg]) -> Result<usize, StoreError> {
+        let sql = format!("INSERT INTO temp.scim_check (ok) SELECT {condition}");
+        Ok(self.push(&sql, args)?.start)
+    }
+
+    /// The scripts one after another, as one script run in one call.
+    fn joined<'a>(scripts: impl Iterator<Item = &'a Script>) -> Script {
+        let mut joined = Script {
+            sql: String::new(),
+            args: Vec::new(),
+            statements: 0,
+        };
+        for script in scripts {
+            if joined.statements > 0 {
+                joined.sql.push_str("; ");
+            }
+            joined.sql.push_str(&script.sql);
+            joined.args.extend(script.args.iter().cloned());
+            joined.statements += script.statements;
+        }
+        joined
+    }
+
     /// Runs the script on `conn`: the answers of the statements that completed, and
     /// the failure that stopped the rest, if one did.
     async fn execute(&self, conn: &mut SqliteConnection) -> (Vec<Done>, Option<sqlx::Error>) {
@@ -405,23 +532,31 @@ impl Script {
     }
 }
 
-/// Rolls a failed [`Script`] back to its savepoint and releases it.
-async fn undo(conn: &mut SqliteConnection) -> Option<sqlx::Error> {
-    conn.execute(UNDO).await.err()
+/// Rolls the innermost `n` scripts' savepoints back and releases them.
+async fn undo(conn: &mut SqliteConnection, n: usize) -> Option<sqlx::Error> {
+    let mut sql = String::with_capacity(n * (UNDO.len() + 2));
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str("; ");
+        }
+        sql.push_str(UNDO);
+    }
+    conn.execute(sql.as_str()).await.err()
 }
 
 impl Writers {
-    /// Runs `script` as one operation of the shared transaction, in one call to
-    /// SQLite, and hands every statement's answer (or the failure that stopped
-    /// them) to `keep`, which says whether the operation stands. When it does not, or a statement failed, the script is
-    /// rolled back to its savepoint and leaves no trace. An operation that stands is
-    /// answered once the commit that carries it is durable; `committed` runs then,
-    /// in the task, even if the caller is gone.
+    /// Runs `script` as one operation of the shared transaction and hands its
+    /// statements' answers (and the failure that stopped them, if one did) to
+    /// `keep`, which says whether the operation stands. When it does not, the script
+    /// is rolled back to its savepoint and leaves no trace. An operation that stands
+    /// is answered once the commit that carries it is durable; `committed` runs
+    /// then, even if the caller is gone.
     ///
-    /// It runs as a task of its own: a caller dropped halfway (a client that went
+    /// The script queues for the leader (see the [module documentation](self)),
+    /// which runs as a task of its own: a caller dropped halfway (a client that went
     /// away) cannot leave half a script in the transaction other writers share.
-    /// SQLite's busy answer can come only from opening the shared transaction
-    /// (its statements run holding the write lock), which retries by itself.
+    /// SQLite's busy answer can come only from opening the shared transaction (its
+    /// statements run holding the write lock), which retries by itself.
     pub(super) async fn run<T, K>(
         &self,
         pool: &SqlitePool,
@@ -431,52 +566,286 @@ impl Writers {
     ) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        K: FnOnce(Result<Vec<Done>, Failed>) -> Result<T, StoreError> + Send + 'static,
+        K: FnOnce(Vec<Done>, Option<Failed>) -> Result<T, StoreError> + Send + 'static,
     {
-        let writers = Writers {
-            batch: Arc::clone(&self.batch),
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            script,
+            keep: Box::new(move |answers, failed| {
+                keep(answers, failed).map(|v| Box::new(v) as Value)
+            }),
+            committed: Box::new(committed),
+            reply,
         };
-        let pool = pool.clone();
-        let work = async move {
-            let mut turn = writers.turn(&pool).await?;
-            let Some(conn) = turn.connection() else {
-                return Err(StoreError::backend("no write transaction is open"));
+        let lead = {
+            let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.jobs.push_back(job);
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if lead {
+            let leader = Leader {
+                writers: Writers {
+                    batch: Arc::clone(&self.batch),
+                    scripts: Arc::clone(&self.scripts),
+                },
+                pool: pool.clone(),
+                leading: true,
             };
-            let (answers, failed) = script.execute(conn).await;
-            // The savepoint is the first statement: without its answer nothing ran.
-            let started = !answers.is_empty();
-            let kept = match failed {
-                Some(error) => keep(Err(Failed {
-                    statement: answers.len(),
-                    error,
-                })),
-                None if answers.len() != script.statements => Err(StoreError::backend(format!(
-                    "a script of {} statements answered {} times",
-                    script.statements,
-                    answers.len()
-                ))),
-                None => keep(Ok(answers)),
-            };
-            match kept {
-                Ok(v) => {
-                    turn.finish().await?;
-                    committed();
-                    Ok(v)
-                }
-                Err(e) => {
-                    let undone = match turn.connection() {
-                        Some(conn) if started => undo(conn).await,
-                        _ => None,
-                    };
-                    match undone {
-                        None => turn.abandon().await,
-                        Some(cause) => turn.discard(cause).await,
-                    }
-                    Err(e)
+            tokio::spawn(leader.lead());
+        }
+        let value = answer
+            .await
+            .map_err(|_| StoreError::backend("the writer that ran this write stopped"))??;
+        value
+            .downcast::<T>()
+            .map(|v| *v)
+            .map_err(|_| StoreError::backend("a write answered a value of another type"))
+    }
+
+    /// Takes at most `room` of the queued jobs.
+    fn take(&self, room: usize) -> VecDeque<Job> {
+        let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = room.min(queue.jobs.len());
+        queue.jobs.drain(..n).collect()
+    }
+
+    /// Puts jobs that did not run back at the head of the queue.
+    fn requeue(&self, jobs: impl DoubleEndedIterator<Item = Job>) {
+        let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
+        for job in jobs.rev() {
+            queue.jobs.push_front(job);
+        }
+    }
+}
+
+/// The task that runs the queued scripts, while there are any.
+struct Leader {
+    writers: Writers,
+    pool: SqlitePool,
+    /// Whether the queue still counts on this leader; cleared on the way out.
+    leading: bool,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        // Stopped midway (its runtime shut down): the next script to queue finds no
+        // leader and starts one, which runs the scripts left queued.
+        if self.leading {
+            let mut queue = self
+                .writers
+                .scripts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.leading = false;
+        }
+    }
+}
+
+impl Leader {
+    async fn lead(mut self) {
+        loop {
+            {
+                let mut queue = self
+                    .writers
+                    .scripts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if queue.jobs.is_empty() {
+                    queue.leading = false;
+                    self.leading = false;
+                    return;
                 }
             }
+            let mut turn = match self.writers.turn(&self.pool).await {
+                Ok(turn) => turn,
+                Err(e) => {
+                    // The transaction could not be opened: every queued script is
+                    // told, rather than waiting for a turn that may never come.
+                    let shared = Arc::new(e);
+                    for job in self.writers.take(usize::MAX) {
+                        let _ = job
+                            .reply
+                            .send(Err(StoreError::backend(Shared(Arc::clone(&shared)))));
+                    }
+                    continue;
+                }
+            };
+            let mut kept = Vec::new();
+            let mut broken = None;
+            loop {
+                let room = MAX_BATCH.saturating_sub(turn.ops() + kept.len());
+                let jobs = self.writers.take(room);
+                if jobs.is_empty() {
+                    break;
+                }
+                if let Err(cause) = self.run_jobs(&mut turn, jobs, &mut kept).await {
+                    broken = Some(cause);
+                    break;
+                }
+            }
+            match broken {
+                Some(cause) => {
+                    let failed = CommitFailed {
+                        shared: turn.ops() + kept.len(),
+                        cause: Arc::new(cause),
+                    };
+                    turn.discard_for(failed.clone()).await;
+                    for k in kept {
+                        k.tell(&Err(failed.clone()));
+                    }
+                }
+                None if kept.is_empty() => turn.abandon().await,
+                None => {
+                    let outcome = turn.commit_with(kept.len()).await;
+                    for k in kept {
+                        k.tell(&outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `jobs` in the shared transaction: those of one text in calls of a power
+    /// of two. Jobs that stand go to `kept`; the others are told and leave no trace;
+    /// jobs that did not get to run go back to the queue. An error means the
+    /// transaction can no longer be trusted (a savepoint could not be rolled back).
+    async fn run_jobs(
+        &self,
+        turn: &mut Turn,
+        jobs: VecDeque<Job>,
+        kept: &mut Vec<Kept>,
+    ) -> Result<(), sqlx::Error> {
+        let mut todo = Vec::from(jobs);
+        // Scripts of one text side by side; the queue's order is arbitrary anyway
+        // (their callers are concurrent), and a stable sort keeps it otherwise.
+        todo.sort_by(|a, b| a.script.sql.cmp(&b.script.sql));
+        let mut todo = VecDeque::from(todo);
+        while let Some(first) = todo.front() {
+            let same = todo
+                .iter()
+                .take_while(|j| j.script.sql == first.script.sql)
+                .count()
+                .min(MAX_CALL);
+            // The largest power of two not above `same` (at least 1).
+            let n = 1 << (usize::BITS - 1 - same.max(1).leading_zeros());
+            let chunk: Vec<Job> = todo.drain(..n).collect();
+            let Some(conn) = turn.connection() else {
+                self.writers.requeue(chunk.into_iter().chain(todo));
+                return Err(sqlx::Error::Protocol("no write transaction is open".into()));
+            };
+            let (answers, failed) = match chunk.as_slice() {
+                [job] => job.script.execute(conn).await,
+                jobs => {
+                    Script::joined(jobs.iter().map(|j| &j.script))
+                        .execute(conn)
+                        .await
+                }
+            };
+            let after = judge(chunk, answers, failed, kept);
+            if after.undo > 0 {
+                let undone = match turn.connection() {
+                    Some(conn) => undo(conn, after.undo).await,
+                    None => Some(sqlx::Error::Protocol("no write transaction is open".into())),
+                };
+                if let Some(cause) = undone {
+                    self.writers.requeue(after.again.into_iter().chain(todo));
+                    return Err(cause);
+                }
+            }
+            for job in after.again.into_iter().rev() {
+                todo.push_front(job);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What is left to do after a call: savepoints to roll back (the innermost first),
+/// and jobs to run again.
+struct After {
+    undo: usize,
+    again: Vec<Job>,
+}
+
+/// Judges the jobs of one call, in order, from its answers: each job's own answers
+/// are the next `statements` of them. At the first job that does not stand, it and
+/// the jobs after it that ran are to be rolled back, and those after it to run again.
+fn judge(
+    chunk: Vec<Job>,
+    answers: Vec<Done>,
+    failed: Option<sqlx::Error>,
+    kept: &mut Vec<Kept>,
+) -> After {
+    let ran = answers.len();
+    let mut failed = failed;
+    let mut answers = answers.into_iter();
+    let mut offset = 0;
+    let mut chunk = chunk.into_iter();
+    while let Some(job) = chunk.next() {
+        let len = job.script.statements;
+        let got = ran.saturating_sub(offset).min(len);
+        let mine: Vec<Done> = answers.by_ref().take(got).collect();
+        let stopped = if got == len {
+            None
+        } else {
+            Some(Failed {
+                statement: got,
+                error: failed.take().unwrap_or_else(|| {
+                    sqlx::Error::Protocol(format!(
+                        "a script of {len} statements answered {got} times"
+                    ))
+                }),
+            })
         };
-        tokio::spawn(work).await.map_err(StoreError::backend)?
+        let complete = stopped.is_none();
+        let verdict = match (job.keep)(mine, stopped) {
+            Ok(value) if complete => {
+                kept.push(Kept {
+                    value,
+                    committed: job.committed,
+                    reply: job.reply,
+                });
+                offset += len;
+                continue;
+            }
+            Ok(_) => Err(StoreError::backend(
+                "a write was refused by its own check, and its answers did not say why",
+            )),
+            Err(e) => Err(e),
+        };
+        let _ = job.reply.send(verdict);
+        // This job's savepoint, if it was opened, and those of the later jobs that
+        // ran, innermost first.
+        let rest: Vec<Job> = chunk.collect();
+        let mut undo = usize::from(got > 0);
+        let mut at = offset + len;
+        for later in &rest {
+            if ran > at {
+                undo += 1;
+            }
+            at += later.script.statements;
+        }
+        return After { undo, again: rest };
+    }
+    After {
+        undo: 0,
+        again: Vec::new(),
+    }
+}
+
+/// A failure shared by several writes.
+#[derive(Debug, Clone)]
+struct Shared(Arc<StoreError>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the write transaction could not be opened: {}", self.0)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -525,6 +894,125 @@ mod tests {
             texts(&script),
             ["200", "1100", "100", "200", "x", "z", "NULL"]
         );
+    }
+
+    /// A job of `statements` statements (its savepoint included) whose `keep`
+    /// stands unless `refuse`, and the receiver of its answer.
+    fn job(statements: usize, refuse: bool) -> (Job, oneshot::Receiver<Result<Value, StoreError>>) {
+        let mut script = Script::new();
+        for _ in 1..statements {
+            script.push("SELECT 1", &[]).expect("push");
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            script,
+            keep: Box::new(move |answers, failed| match (refuse, failed) {
+                (true, _) => Err(StoreError::PreconditionFailed),
+                (false, Some(f)) => Err(f.into_store_error()),
+                (false, None) => Ok(Box::new(answers.len()) as Value),
+            }),
+            committed: Box::new(|| ()),
+            reply,
+        };
+        (job, answer)
+    }
+
+    fn done(n: usize) -> Vec<Done> {
+        (0..n).map(|_| Done::default()).collect()
+    }
+
+    #[test]
+    fn joined_scripts_keep_their_statements_and_arguments_in_order() {
+        let mut a = Script::new();
+        a.push("SELECT ?1", &[Arg::Int(1)]).expect("push");
+        let mut b = Script::new();
+        b.push("SELECT ?2, ?1", &[Arg::Int(2), Arg::Int(3)])
+            .expect("push");
+        b.check("?1 > 0", &[Arg::Int(4)]).expect("check");
+        let joined = Script::joined([&a, &b].into_iter());
+        assert_eq!(
+            joined.sql,
+            "SAVEPOINT scim_op; SELECT ?; SAVEPOINT scim_op; SELECT ?, ?; \
+             INSERT INTO temp.scim_check (ok) SELECT ? > 0"
+        );
+        assert_eq!(texts(&joined), ["1", "3", "2", "4"]);
+        assert_eq!(joined.statements, 5);
+    }
+
+    #[test]
+    fn a_call_that_ran_whole_keeps_every_job() {
+        let jobs: Vec<_> = (0..3).map(|_| job(3, false)).collect();
+        let (jobs, mut answers): (Vec<Job>, Vec<_>) = jobs.into_iter().unzip();
+        let mut kept = Vec::new();
+        let after = judge(jobs, done(9), None, &mut kept);
+        assert_eq!((after.undo, after.again.len(), kept.len()), (0, 0, 3));
+        // Nobody is told before the commit.
+        assert!(answers.iter_mut().all(|a| a.try_recv().is_err()));
+        for k in kept {
+            k.tell(&Ok(()));
+        }
+        for mut a in answers {
+            let v = a.try_recv().expect("told").expect("stands");
+            assert_eq!(v.downcast::<usize>().map(|v| *v).ok(), Some(3));
+        }
+    }
+
+    #[test]
+    fn a_job_stopped_midway_is_undone_alone_and_the_rest_run_again() {
+        let (a, _) = job(3, false);
+        let (b, mut b_answer) = job(4, false);
+        let (c, _) = job(2, false);
+        let mut kept = Vec::new();
+        // The call stopped at b's third statement: c never ran.
+        let after = judge(
+            vec![a, b, c],
+            done(5),
+            Some(sqlx::Error::Protocol("stop".into())),
+            &mut kept,
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(after.undo, 1, "only b's savepoint is open");
+        assert_eq!(after.again.len(), 1);
+        assert_eq!(after.again[0].script.statements, 2);
+        assert!(matches!(
+            b_answer.try_recv(),
+            Ok(Err(StoreError::Backend(_)))
+        ));
+    }
+
+    #[test]
+    fn a_job_refused_after_a_whole_call_undoes_those_after_it() {
+        let (a, _) = job(2, false);
+        let (b, mut b_answer) = job(2, true);
+        let (c, mut c_answer) = job(2, false);
+        let (d, _) = job(2, false);
+        let mut kept = Vec::new();
+        let after = judge(vec![a, b, c, d], done(8), None, &mut kept);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            after.undo, 3,
+            "b, c and d ran; their savepoints are rolled back"
+        );
+        assert_eq!(after.again.len(), 2, "c and d run again");
+        assert!(matches!(
+            b_answer.try_recv(),
+            Ok(Err(StoreError::PreconditionFailed))
+        ));
+        assert!(c_answer.try_recv().is_err(), "c is not told yet");
+    }
+
+    #[test]
+    fn a_job_whose_savepoint_failed_has_nothing_to_undo() {
+        let (a, _) = job(2, false);
+        let (b, _) = job(2, false);
+        let mut kept = Vec::new();
+        let after = judge(
+            vec![a, b],
+            done(2),
+            Some(sqlx::Error::Protocol("stop".into())),
+            &mut kept,
+        );
+        assert_eq!((kept.len(), after.undo, after.again.len()), (1, 0, 0));
     }
 
     #[test]

@@ -224,7 +224,11 @@ impl<C> SqlStore<C> {
             }
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(SQLITE_BUSY_WAIT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Each write of a shared commit runs in a savepoint, which copies the
+            // pages it changes to a sub-journal first: in memory, not a temp file
+            // written (a system call a page) on every write.
+            .pragma("temp_store", "memory");
             let pool = if memory {
                 // One connection keeps the in-memory database alive and shared.
                 SqlitePoolOptions::new()
@@ -235,6 +239,12 @@ impl<C> SqlStore<C> {
             } else {
                 SqlitePoolOptions::new().max_connections(8)
             };
+            // Every connection can run the checks by which a script refuses itself.
+            let pool = pool.after_connect(|conn, _| {
+                Box::pin(
+                    async move { sqlx::Executor::execute(conn, batch::CHECKS).await.map(drop) },
+                )
+            });
             Pool::Sqlite(pool.connect_with(options).await.map_err(backend)?)
         };
         migrate::migrate(&pool).await?;
@@ -779,6 +789,21 @@ fn claim_script(
         &claim_sql(Dialect::Sqlite, distinct.len(), replacing),
         &args,
     )?;
+    if !distinct.is_empty() {
+        // A value another resource holds: the script stops, refused.
+        let pairs = (0..distinct.len())
+            .map(|i| format!("(?{}, ?{})", 4 + 2 * i, 5 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        script.check(
+            &format!(
+                "count(*) = {} FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
+                 AND id = ?3 AND (attribute, value) IN (VALUES {pairs})",
+                distinct.len()
+            ),
+            &args,
+        )?;
+    }
     // A release answers no rows; the rest name what the resource owns.
     Ok(if replacing { at.start + 1..at.end } else { at })
 }
@@ -1157,13 +1182,17 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 Pool::Sqlite(pool) => {
                     let mut script = Script::new();
                     let update_at = script.push(&update, &head)?;
+                    // No row of that version: the script stops, refused.
+                    script.check("changes() > 0", &[])?;
                     let claims =
                         claim_script(&mut script, tenant, resource_type, &id, unique, true)?;
                     event_script(&mut script, tenant, events)?;
                     let distinct: Vec<UniqueValue> =
                         distinct_unique(unique).into_iter().cloned().collect();
-                    let keep = move |answers: Result<Vec<Done>, Failed>| {
-                        let answers = answers.map_err(Failed::into_store_error)?;
+                    let keep = move |answers: Vec<Done>, failed: Option<Failed>| {
+                        if let Some(f) = failed.filter(|f| !f.is_refusal()) {
+                            return Err(f.into_store_error());
+                        }
                         if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
                             return Err(StoreError::PreconditionFailed);
                         }
@@ -1339,14 +1368,14 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                     event_script(&mut script, tenant, events)?;
                     let distinct: Vec<UniqueValue> =
                         distinct_unique(unique).into_iter().cloned().collect();
-                    let keep = move |answers: Result<Vec<Done>, Failed>| match answers {
-                        Err(f)
+                    let keep = move |answers: Vec<Done>, failed: Option<Failed>| match failed {
+                        Some(f)
                             if f.statement == insert_at.start && is_unique_violation(&f.error) =>
                         {
                             Err(taken())
                         }
-                        Err(f) => Err(f.into_store_error()),
-                        Ok(answers) => claimed(&distinct, &owned_attributes(&answers, claims)?)
+                        Some(f) if !f.is_refusal() => Err(f.into_store_error()),
+                        _ => claimed(&distinct, &owned_attributes(&answers, claims)?)
                             .map(|()| record),
                     };
                     let announce = self.announcer(events);
