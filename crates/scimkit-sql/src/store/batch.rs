@@ -22,13 +22,14 @@ use std::future::poll_fn;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use futures_core::Stream;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Connection, Either, Executor, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot, watch};
 
-use super::{StoreError, backend, begin_immediate};
+use super::{StoreError, backend, begin_immediate, is_busy};
 
 /// At most this many operations share one commit, which bounds how long the write
 /// lock is held and how long the first of them waits for its answer.
@@ -70,6 +71,10 @@ const MAX_CALL: usize = 16;
 pub(super) struct Writers {
     batch: Arc<Mutex<Batch>>,
     scripts: Arc<std::sync::Mutex<Queue>>,
+    /// Whether the leader keeps a connection of its own between transactions
+    /// (not for an in-memory database, whose pool's one connection is the
+    /// database).
+    keep_own: bool,
 }
 
 /// The scripts waiting for the leader, and whether there is one.
@@ -130,6 +135,10 @@ impl Kept {
 struct Batch {
     /// The open transaction, if any.
     tx: Option<Transaction<'static, Sqlite>>,
+    /// The leader's connection, kept between its transactions (see
+    /// [`Leader::cycle`]); out of the pool, so it is neither tested nor handed back
+    /// after each commit.
+    own: Option<SqliteConnection>,
     /// Operations done in it so far.
     ops: usize,
     /// Where its outcome is told.
@@ -169,20 +178,31 @@ async fn commit(mut guard: OwnedMutexGuard<Batch>) -> Result<(), CommitFailed> {
     }
 }
 
-impl Default for Writers {
-    fn default() -> Self {
+impl Writers {
+    /// The writers of one store; see [`Writers::keep_own`].
+    pub(super) fn new(keep_own: bool) -> Self {
         Writers {
             batch: Arc::new(Mutex::new(Batch {
                 tx: None,
+                own: None,
                 ops: 0,
                 done: watch::channel(None).0,
             })),
             scripts: Arc::default(),
+            keep_own,
         }
     }
 }
 
 impl Writers {
+    /// Closes the leader's connection, if it has one.
+    pub(super) async fn close(&self) {
+        let own = self.batch.lock().await.own.take();
+        if let Some(conn) = own {
+            let _ = conn.close().await;
+        }
+    }
+
     /// Waits for this writer's turn and opens a transaction unless one is open
     /// (`BEGIN IMMEDIATE`: the write lock is taken up front).
     pub(super) async fn turn(&self, pool: &SqlitePool) -> Result<Turn, StoreError> {
@@ -241,49 +261,6 @@ impl Turn {
         .map_err(StoreError::backend)
     }
 
-    /// The connection of the shared transaction.
-    fn connection(&mut self) -> Option<&mut SqliteConnection> {
-        self.guard
-            .as_mut()
-            .and_then(|batch| batch.tx.as_mut())
-            .map(|tx| &mut **tx)
-    }
-
-    /// Operations done in the shared transaction so far.
-    fn ops(&self) -> usize {
-        self.guard.as_ref().map_or(0, |batch| batch.ops)
-    }
-
-    /// Commits the shared transaction now, for `n` more operations than those in
-    /// it, and tells the writers waiting for it.
-    async fn commit_with(mut self, n: usize) -> Result<(), CommitFailed> {
-        match self.guard.take() {
-            Some(mut guard) => {
-                guard.ops += n;
-                commit(guard).await
-            }
-            None => Err(CommitFailed {
-                shared: n.saturating_sub(1),
-                cause: Arc::new(sqlx::Error::Protocol("no write transaction is open".into())),
-            }),
-        }
-    }
-
-    /// The shared transaction cannot be trusted any more (a savepoint could not be
-    /// rolled back): it is rolled back whole, and the writes it carried are told
-    /// that their commit failed.
-    async fn discard_for(mut self, failed: CommitFailed) {
-        let Some(mut guard) = self.guard.take() else {
-            return;
-        };
-        guard.ops = 0;
-        if let Some(tx) = guard.tx.take() {
-            let _ = tx.rollback().await;
-        }
-        let done = std::mem::replace(&mut guard.done, watch::channel(None).0);
-        done.send_replace(Some(Err(failed)));
-    }
-
     /// This writer's savepoint was rolled back: it leaves the shared transaction as
     /// it found it and ends it: rolled back if nothing is in it, else committed for
     /// the writes in it, so that a writer that lost a race to one of them (its
@@ -306,8 +283,8 @@ impl Drop for Turn {
     fn drop(&mut self) {
         // A writer stopped in the middle of its turn (its request was dropped): its
         // savepoint is rolled back by sqlx; an empty transaction is closed rather
-        // than kept open with nobody to commit it. (A script's turn is never
-        // stopped midway: it runs in a task of its own to the end.)
+        // than kept open with nobody to commit it. (Scripts take no turn: the
+        // leader runs them in a task of its own, to the end.)
         if let Some(batch) = self.guard.as_mut() {
             if batch.ops == 0 {
                 batch.tx = None;
@@ -587,6 +564,7 @@ impl Writers {
                 writers: Writers {
                     batch: Arc::clone(&self.batch),
                     scripts: Arc::clone(&self.scripts),
+                    keep_own: self.keep_own,
                 },
                 pool: pool.clone(),
                 leading: true,
@@ -656,50 +634,107 @@ impl Leader {
                     return;
                 }
             }
-            let mut turn = match self.writers.turn(&self.pool).await {
-                Ok(turn) => turn,
-                Err(e) => {
-                    // The transaction could not be opened: every queued script is
-                    // told, rather than waiting for a turn that may never come.
-                    let shared = Arc::new(e);
-                    for job in self.writers.take(usize::MAX) {
-                        let _ = job
-                            .reply
-                            .send(Err(StoreError::backend(Shared(Arc::clone(&shared)))));
+            let mut guard = Arc::clone(&self.writers.batch).lock_owned().await;
+            if guard.tx.is_some() {
+                // Other writers' operations wait for their commit: it is made
+                // first (and told to them), then the queued scripts get theirs.
+                let _ = commit(guard).await;
+                continue;
+            }
+            // After an error the connection's state is unknown: it is closed
+            // (which rolls back what is open), and a new one is taken next time.
+            let outcome = match guard.own.take() {
+                Some(mut conn) => {
+                    let outcome = self.cycle(&mut conn).await;
+                    if outcome.is_ok() {
+                        guard.own = Some(conn);
                     }
-                    continue;
+                    outcome
                 }
+                None => match self.pool.acquire().await {
+                    Ok(mut conn) => {
+                        let outcome = self.cycle(&mut conn).await;
+                        match (&outcome, self.writers.keep_own) {
+                            (Ok(()), true) => guard.own = Some(conn.detach()),
+                            (Ok(()), false) => drop(conn),
+                            (Err(_), _) => conn.close_on_drop(),
+                        }
+                        outcome
+                    }
+                    Err(e) => Err(e),
+                },
             };
-            let mut kept = Vec::new();
-            let mut broken = None;
-            loop {
-                let room = MAX_BATCH.saturating_sub(turn.ops() + kept.len());
-                let jobs = self.writers.take(room);
-                if jobs.is_empty() {
-                    break;
-                }
-                if let Err(cause) = self.run_jobs(&mut turn, jobs, &mut kept).await {
-                    broken = Some(cause);
-                    break;
+            drop(guard);
+            if let Err(e) = outcome {
+                // Every queued script is told, rather than waiting for a
+                // transaction that may never open.
+                let shared = Arc::new(backend(e));
+                for job in self.writers.take(usize::MAX) {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::backend(Shared(Arc::clone(&shared)))));
                 }
             }
-            match broken {
-                Some(cause) => {
-                    let failed = CommitFailed {
-                        shared: turn.ops() + kept.len(),
-                        cause: Arc::new(cause),
-                    };
-                    turn.discard_for(failed.clone()).await;
-                    for k in kept {
-                        k.tell(&Err(failed.clone()));
-                    }
+        }
+    }
+
+    /// One transaction on the leader's connection `conn`: it opens it (`BEGIN
+    /// IMMEDIATE`, waiting for the write lock as [`begin_immediate`] does), runs
+    /// the queued scripts (at most [`MAX_BATCH`]) and commits those that stand,
+    /// telling each how it went. An error means `conn` can no longer be trusted;
+    /// the scripts it carried were told.
+    async fn cycle(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            match conn.execute("BEGIN IMMEDIATE").await {
+                Ok(_) => break,
+                Err(e) if attempt < 3 && is_busy(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
-                None if kept.is_empty() => turn.abandon().await,
-                None => {
-                    let outcome = turn.commit_with(kept.len()).await;
-                    for k in kept {
-                        k.tell(&outcome);
-                    }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut kept = Vec::new();
+        let mut broken = None;
+        loop {
+            let jobs = self.writers.take(MAX_BATCH.saturating_sub(kept.len()));
+            if jobs.is_empty() {
+                break;
+            }
+            if let Err(cause) = self.run_jobs(conn, jobs, &mut kept).await {
+                broken = Some(cause);
+                break;
+            }
+        }
+        let shared = kept.len().saturating_sub(1);
+        let outcome = match broken {
+            Some(cause) => Err(cause),
+            None if kept.is_empty() => conn.execute("ROLLBACK").await.map(drop),
+            None => conn.execute("COMMIT").await.map(drop),
+        };
+        match outcome {
+            Ok(()) => {
+                for k in kept {
+                    k.tell(&Ok(()));
+                }
+                Ok(())
+            }
+            Err(cause) => {
+                let cause = Arc::new(cause);
+                let failed = CommitFailed {
+                    shared,
+                    cause: Arc::clone(&cause),
+                };
+                for k in kept {
+                    k.tell(&Err(failed.clone()));
+                }
+                // Rolled back whole, if it can be; else the caller closes `conn`.
+                match conn.execute("ROLLBACK").await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(sqlx::Error::Protocol(format!(
+                        "the write transaction failed ({cause}) and could not be rolled back"
+                    ))),
                 }
             }
         }
@@ -711,7 +746,7 @@ impl Leader {
     /// transaction can no longer be trusted (a savepoint could not be rolled back).
     async fn run_jobs(
         &self,
-        turn: &mut Turn,
+        conn: &mut SqliteConnection,
         jobs: VecDeque<Job>,
         kept: &mut Vec<Kept>,
     ) -> Result<(), sqlx::Error> {
@@ -729,10 +764,6 @@ impl Leader {
             // The largest power of two not above `same` (at least 1).
             let n = 1 << (usize::BITS - 1 - same.max(1).leading_zeros());
             let chunk: Vec<Job> = todo.drain(..n).collect();
-            let Some(conn) = turn.connection() else {
-                self.writers.requeue(chunk.into_iter().chain(todo));
-                return Err(sqlx::Error::Protocol("no write transaction is open".into()));
-            };
             let (answers, failed) = match chunk.as_slice() {
                 [job] => job.script.execute(conn).await,
                 jobs => {
@@ -743,11 +774,7 @@ impl Leader {
             };
             let after = judge(chunk, answers, failed, kept);
             if after.undo > 0 {
-                let undone = match turn.connection() {
-                    Some(conn) => undo(conn, after.undo).await,
-                    None => Some(sqlx::Error::Protocol("no write transaction is open".into())),
-                };
-                if let Some(cause) = undone {
+                if let Some(cause) = undo(conn, after.undo).await {
                     self.writers.requeue(after.again.into_iter().chain(todo));
                     return Err(cause);
                 }

@@ -193,6 +193,7 @@ impl<C> SqlStore<C> {
     /// # Errors
     /// [`StoreError::Backend`] when the database cannot be reached or migrated.
     pub async fn connect(url: &str, registry: Registry) -> Result<Self, StoreError> {
+        let mut in_memory = false;
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // READ COMMITTED whatever the database's default: a write that is one
             // statement re-checks the row version it waited for instead of failing
@@ -214,6 +215,7 @@ impl<C> SqlStore<C> {
                 .or_else(|| url.strip_prefix("sqlite:"))
                 .unwrap_or(url);
             let memory = path == ":memory:" || path.is_empty();
+            in_memory = memory;
             let options = if memory {
                 SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?
             } else {
@@ -237,7 +239,12 @@ impl<C> SqlStore<C> {
                     .idle_timeout(None)
                     .max_lifetime(None)
             } else {
-                SqlitePoolOptions::new().max_connections(8)
+                // A connection to a file in this process cannot have gone away:
+                // testing it before each use (sqlx's default) only costs a round
+                // trip to its thread.
+                SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .test_before_acquire(false)
             };
             // Every connection can run the checks by which a script refuses itself.
             let pool = pool.after_connect(|conn, _| {
@@ -263,7 +270,7 @@ impl<C> SqlStore<C> {
             registry,
             translators,
             members: "members".to_owned(),
-            writers: Arc::new(batch::Writers::default()),
+            writers: Arc::new(batch::Writers::new(!in_memory)),
             new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
             context: PhantomData,
         })
@@ -315,7 +322,10 @@ impl<C> SqlStore<C> {
     pub async fn close(&self) {
         match &self.pool {
             Pool::Postgres(p) => p.close().await,
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p) => {
+                self.writers.close().await;
+                p.close().await;
+            }
         }
     }
 
