@@ -463,12 +463,13 @@ impl Script {
         Ok(self.push(&sql, args)?.start)
     }
 
-    /// The scripts one after another, as one script run in one call.
-    fn joined<'a>(scripts: impl Iterator<Item = &'a Script>) -> Script {
+    /// The scripts one after another, as one script run in one call, after
+    /// `first` (a statement without parameters) if given.
+    fn joined<'a>(first: Option<&str>, scripts: impl Iterator<Item = &'a Script>) -> Script {
         let mut joined = Script {
-            sql: String::new(),
+            sql: first.unwrap_or_default().to_owned(),
             args: Vec::new(),
-            statements: 0,
+            statements: usize::from(first.is_some()),
         };
         for script in scripts {
             if joined.statements > 0 {
@@ -684,28 +685,28 @@ impl Leader {
     /// telling each how it went. An error means `conn` can no longer be trusted;
     /// the scripts it carried were told.
     async fn cycle(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let mut kept = Vec::new();
+        let mut open = false;
         let mut attempt = 0;
-        loop {
-            match conn.execute("BEGIN IMMEDIATE").await {
-                Ok(_) => break,
-                Err(e) if attempt < 3 && is_busy(&e) => {
+        let broken = loop {
+            let jobs = self.writers.take(MAX_BATCH.saturating_sub(kept.len()));
+            if jobs.is_empty() {
+                break None;
+            }
+            match self.run_jobs(conn, jobs, &mut kept, &mut open).await {
+                Ok(()) => {}
+                // The write lock is another process's beyond the busy timeout.
+                Err(Stop::Begin(e)) if attempt < 3 && is_busy(&e) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
-                Err(e) => return Err(e),
+                // Nothing is open, and the scripts went back to the queue.
+                Err(Stop::Begin(e)) => return Err(e),
+                Err(Stop::Broken(e)) => break Some(e),
             }
-        }
-        let mut kept = Vec::new();
-        let mut broken = None;
-        loop {
-            let jobs = self.writers.take(MAX_BATCH.saturating_sub(kept.len()));
-            if jobs.is_empty() {
-                break;
-            }
-            if let Err(cause) = self.run_jobs(conn, jobs, &mut kept).await {
-                broken = Some(cause);
-                break;
-            }
+        };
+        if !open {
+            return Ok(());
         }
         let shared = kept.len().saturating_sub(1);
         let outcome = match broken {
@@ -740,16 +741,17 @@ impl Leader {
         }
     }
 
-    /// Runs `jobs` in the shared transaction: those of one text in calls of a power
-    /// of two. Jobs that stand go to `kept`; the others are told and leave no trace;
-    /// jobs that did not get to run go back to the queue. An error means the
-    /// transaction can no longer be trusted (a savepoint could not be rolled back).
+    /// Runs `jobs` in the leader's transaction: those of one text in calls of a
+    /// power of two, the first call opening the transaction unless it is `open`.
+    /// Jobs that stand go to `kept`; the others are told and leave no trace; jobs
+    /// that did not get to run go back to the queue.
     async fn run_jobs(
         &self,
         conn: &mut SqliteConnection,
         jobs: VecDeque<Job>,
         kept: &mut Vec<Kept>,
-    ) -> Result<(), sqlx::Error> {
+        open: &mut bool,
+    ) -> Result<(), Stop> {
         let mut todo = Vec::from(jobs);
         // Scripts of one text side by side; the queue's order is arbitrary anyway
         // (their callers are concurrent), and a stable sort keeps it otherwise.
@@ -764,19 +766,29 @@ impl Leader {
             // The largest power of two not above `same` (at least 1).
             let n = 1 << (usize::BITS - 1 - same.max(1).leading_zeros());
             let chunk: Vec<Job> = todo.drain(..n).collect();
-            let (answers, failed) = match chunk.as_slice() {
-                [job] => job.script.execute(conn).await,
-                jobs => {
-                    Script::joined(jobs.iter().map(|j| &j.script))
-                        .execute(conn)
-                        .await
-                }
+            let begin = !*open;
+            // The transaction opens in the same call as its first scripts.
+            let joined = (begin || chunk.len() > 1)
+                .then(|| Script::joined(begin.then_some(BEGIN), chunk.iter().map(|j| &j.script)));
+            let Some(script) = joined.as_ref().or(chunk.first().map(|j| &j.script)) else {
+                continue;
             };
+            let (mut answers, failed) = script.execute(conn).await;
+            if begin {
+                if answers.is_empty() {
+                    self.writers.requeue(chunk.into_iter().chain(todo));
+                    return Err(Stop::Begin(failed.unwrap_or_else(|| {
+                        sqlx::Error::Protocol("BEGIN IMMEDIATE did not answer".into())
+                    })));
+                }
+                answers.remove(0);
+                *open = true;
+            }
             let after = judge(chunk, answers, failed, kept);
             if after.undo > 0 {
                 if let Some(cause) = undo(conn, after.undo).await {
                     self.writers.requeue(after.again.into_iter().chain(todo));
-                    return Err(cause);
+                    return Err(Stop::Broken(cause));
                 }
             }
             for job in after.again.into_iter().rev() {
@@ -786,6 +798,18 @@ impl Leader {
         Ok(())
     }
 }
+
+/// Why [`Leader::run_jobs`] stopped.
+enum Stop {
+    /// The transaction could not be opened; nothing ran.
+    Begin(sqlx::Error),
+    /// The transaction can no longer be trusted (a savepoint could not be rolled
+    /// back).
+    Broken(sqlx::Error),
+}
+
+/// What opens the leader's transaction: the write lock is taken up front.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// What is left to do after a call: savepoints to roll back (the innermost first),
 /// and jobs to run again.
@@ -956,7 +980,7 @@ mod tests {
         b.push("SELECT ?2, ?1", &[Arg::Int(2), Arg::Int(3)])
             .expect("push");
         b.check("?1 > 0", &[Arg::Int(4)]).expect("check");
-        let joined = Script::joined([&a, &b].into_iter());
+        let joined = Script::joined(None, [&a, &b].into_iter());
         assert_eq!(
             joined.sql,
             "SAVEPOINT scim_op; SELECT ?; SAVEPOINT scim_op; SELECT ?, ?; \
@@ -964,6 +988,9 @@ mod tests {
         );
         assert_eq!(texts(&joined), ["1", "3", "2", "4"]);
         assert_eq!(joined.statements, 5);
+        let begun = Script::joined(Some(BEGIN), [&a].into_iter());
+        assert_eq!(begun.sql, "BEGIN IMMEDIATE; SAVEPOINT scim_op; SELECT ?");
+        assert_eq!((texts(&begun), begun.statements), (vec!["1".to_owned()], 3));
     }
 
     #[test]
