@@ -1395,12 +1395,37 @@ mod taken_ids {
                 );
             }
         }
+        // Two values of one attribute, one of them another resource's: a conflict,
+        // and nothing of it written.
+        let email = |v: &str| UniqueValue {
+            attribute: "emails".to_owned(),
+            value: v.to_owned(),
+        };
+        let (holder, _) = record("holder", "holder");
+        let held = store
+            .create(&t, "User", holder, &[email("a@example.com")], &[])
+            .await;
+        assert!(held.is_ok(), "{held:?}");
+        let (second, _) = record("second", "second");
+        let both = [email("b@example.com"), email("a@example.com")];
+        let out = store.create(&t, "User", second, &both, &[]).await;
+        assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
+        let (third, _) = record("third", "third");
+        let free = store
+            .create(&t, "User", third, &[email("b@example.com")], &[])
+            .await;
+        assert!(free.is_ok(), "{free:?}");
         store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn at_once_on_sqlite() {
         run_at_once(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_once_on_sqlite_in_memory() {
+        run_at_once(Scratch::Memory).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

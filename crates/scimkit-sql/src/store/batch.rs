@@ -25,6 +25,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures_core::Stream;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Connection, Either, Executor, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot, watch};
@@ -436,7 +437,11 @@ impl Script {
         while let Some(at) = rest.find(['?', ';']) {
             self.sql.push_str(&rest[..at]);
             let (mark, after) = rest[at..].split_at(1);
-            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let digits = if mark == ";" {
+                0
+            } else {
+                after.bytes().take_while(u8::is_ascii_digit).count()
+            };
             if mark == ";" {
                 self.statements += 1;
                 self.sql.push(';');
@@ -464,12 +469,12 @@ impl Script {
     }
 
     /// The scripts one after another, as one script run in one call, after
-    /// `first` (a statement without parameters) if given.
+    /// `first` (statements without parameters, separated by `;`) if given.
     fn joined<'a>(first: Option<&str>, scripts: impl Iterator<Item = &'a Script>) -> Script {
         let mut joined = Script {
             sql: first.unwrap_or_default().to_owned(),
             args: Vec::new(),
-            statements: usize::from(first.is_some()),
+            statements: first.map_or(0, |f| f.matches(';').count() + 1),
         };
         for script in scripts {
             if joined.statements > 0 {
@@ -607,15 +612,23 @@ struct Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        // Stopped midway (its runtime shut down): the next script to queue finds no
-        // leader and starts one, which runs the scripts left queued.
+        // Stopped midway (its runtime shut down): the scripts left queued are told,
+        // rather than waiting for a leader, and the next one to queue starts one.
         if self.leading {
-            let mut queue = self
-                .writers
-                .scripts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.leading = false;
+            let jobs = {
+                let mut queue = self
+                    .writers
+                    .scripts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                queue.leading = false;
+                std::mem::take(&mut queue.jobs)
+            };
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::backend(
+                    "the writer that was to run this write stopped",
+                )));
+            }
         }
     }
 }
@@ -642,34 +655,33 @@ impl Leader {
                 let _ = commit(guard).await;
                 continue;
             }
-            // After an error the connection's state is unknown: it is closed
-            // (which rolls back what is open), and a new one is taken next time.
-            let outcome = match guard.own.take() {
-                Some(mut conn) => {
-                    let outcome = self.cycle(&mut conn).await;
-                    if outcome.is_ok() {
-                        guard.own = Some(conn);
-                    }
-                    outcome
-                }
-                None => match self.pool.acquire().await {
+            let outcome = if self.writers.keep_own {
+                // Out of the pool before it is used: if this task stops midway, the
+                // connection is closed (which rolls back what is open), never handed
+                // back to the pool in a transaction. After an error its state is
+                // unknown: it is closed too, and a new one taken next time.
+                let conn = match guard.own.take() {
+                    Some(conn) => Ok(conn),
+                    None => self.pool.acquire().await.map(PoolConnection::detach),
+                };
+                match conn {
                     Ok(mut conn) => {
                         let outcome = self.cycle(&mut conn).await;
-                        match (&outcome, self.writers.keep_own) {
-                            (Ok(()), true) => guard.own = Some(conn.detach()),
-                            (Ok(()), false) => drop(conn),
-                            (Err(_), _) => conn.close_on_drop(),
+                        if outcome.is_ok() {
+                            guard.own = Some(conn);
                         }
                         outcome
                     }
-                    Err(e) => Err(e),
-                },
+                    Err(e) => Err(backend(e)),
+                }
+            } else {
+                self.pooled_cycle().await
             };
             drop(guard);
             if let Err(e) = outcome {
                 // Every queued script is told, rather than waiting for a
                 // transaction that may never open.
-                let shared = Arc::new(backend(e));
+                let shared = Arc::new(e);
                 for job in self.writers.take(usize::MAX) {
                     let _ = job
                         .reply
@@ -679,78 +691,102 @@ impl Leader {
         }
     }
 
-    /// One transaction on the leader's connection `conn`: it opens it (`BEGIN
-    /// IMMEDIATE`, waiting for the write lock as [`begin_immediate`] does), runs
-    /// the queued scripts (at most [`MAX_BATCH`]) and commits those that stand,
-    /// telling each how it went. An error means `conn` can no longer be trusted;
-    /// the scripts it carried were told.
-    async fn cycle(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    /// One transaction on the leader's own connection `conn`: it opens it (`BEGIN
+    /// IMMEDIATE`, in the call that carries the first scripts, waiting for the
+    /// write lock as [`begin_immediate`] does), runs the queued scripts and commits
+    /// those that stand, telling each how it went. An error means `conn` can no
+    /// longer be trusted; the scripts it carried were told.
+    async fn cycle(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         let mut kept = Vec::new();
         let mut open = false;
         let mut attempt = 0;
         let broken = loop {
-            let jobs = self.writers.take(MAX_BATCH.saturating_sub(kept.len()));
-            if jobs.is_empty() {
-                break None;
-            }
-            match self.run_jobs(conn, jobs, &mut kept, &mut open).await {
-                Ok(()) => {}
+            match self.fill(conn, &mut open, &mut kept).await {
+                Ok(()) => break None,
                 // The write lock is another process's beyond the busy timeout.
                 Err(Stop::Begin(e)) if attempt < 3 && is_busy(&e) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
                 // Nothing is open, and the scripts went back to the queue.
-                Err(Stop::Begin(e)) => return Err(e),
+                Err(Stop::Begin(e)) => return Err(backend(e)),
                 Err(Stop::Broken(e)) => break Some(e),
             }
         };
         if !open {
             return Ok(());
         }
-        let shared = kept.len().saturating_sub(1);
         let outcome = match broken {
             Some(cause) => Err(cause),
             None if kept.is_empty() => conn.execute("ROLLBACK").await.map(drop),
-            None => conn.execute("COMMIT").await.map(drop),
+            None => conn.execute(COMMIT).await.map(drop),
         };
-        match outcome {
-            Ok(()) => {
-                for k in kept {
-                    k.tell(&Ok(()));
-                }
-                Ok(())
-            }
-            Err(cause) => {
-                let cause = Arc::new(cause);
-                let failed = CommitFailed {
-                    shared,
-                    cause: Arc::clone(&cause),
-                };
-                for k in kept {
-                    k.tell(&Err(failed.clone()));
-                }
-                // Rolled back whole, if it can be; else the caller closes `conn`.
-                match conn.execute("ROLLBACK").await {
-                    Ok(_) => Ok(()),
-                    Err(_) => Err(sqlx::Error::Protocol(format!(
-                        "the write transaction failed ({cause}) and could not be rolled back"
-                    ))),
-                }
-            }
+        let failed = outcome.is_err();
+        tell(kept, outcome);
+        if failed {
+            // Rolled back whole, if it can be; else the caller closes `conn`.
+            conn.execute("ROLLBACK").await.map_err(backend)?;
         }
+        Ok(())
+    }
+
+    /// [`cycle`](Leader::cycle) for an in-memory database, whose pool's one
+    /// connection is the database: a pooled transaction, which sqlx rolls back if
+    /// this task stops midway.
+    async fn pooled_cycle(&self) -> Result<(), StoreError> {
+        let mut tx = begin_immediate(&self.pool).await?;
+        let mut open = true;
+        let mut kept = Vec::new();
+        let outcome = match self.fill(&mut tx, &mut open, &mut kept).await {
+            Err(Stop::Begin(e) | Stop::Broken(e)) => Err(e),
+            Ok(()) if kept.is_empty() => tx.rollback().await,
+            Ok(()) => match tx.execute(RELEASE_MARK).await {
+                Ok(_) => tx.commit().await,
+                Err(e) => Err(e),
+            },
+        };
+        tell(kept, outcome);
+        Ok(())
+    }
+
+    /// Runs queued scripts in the leader's transaction until none is queued or
+    /// [`MAX_BATCH`] were taken: those of one text in calls of a power of two,
+    /// the first call opening the transaction unless it is `open`, and marking it.
+    /// Scripts that stand go to `kept`; the others are told and leave no trace;
+    /// scripts that did not get to run go back to the queue.
+    async fn fill(
+        &self,
+        conn: &mut SqliteConnection,
+        open: &mut bool,
+        kept: &mut Vec<Kept>,
+    ) -> Result<(), Stop> {
+        // Refused scripts count as much as those that stand: a cycle ends, and
+        // releases the write lock, however many are refused.
+        let mut taken = 0;
+        let mut marked = false;
+        while taken < MAX_BATCH {
+            let jobs = self.writers.take(MAX_BATCH - taken);
+            if jobs.is_empty() {
+                break;
+            }
+            taken += jobs.len();
+            self.run_jobs(conn, jobs, kept, open, &mut marked).await?;
+        }
+        Ok(())
     }
 
     /// Runs `jobs` in the leader's transaction: those of one text in calls of a
-    /// power of two, the first call opening the transaction unless it is `open`.
-    /// Jobs that stand go to `kept`; the others are told and leave no trace; jobs
-    /// that did not get to run go back to the queue.
+    /// power of two, the first call opening the transaction unless it is `open`,
+    /// and setting its mark unless it is `marked`. Jobs that stand go to `kept`;
+    /// the others are told and leave no trace; jobs that did not get to run go
+    /// back to the queue.
     async fn run_jobs(
         &self,
         conn: &mut SqliteConnection,
         jobs: VecDeque<Job>,
         kept: &mut Vec<Kept>,
         open: &mut bool,
+        marked: &mut bool,
     ) -> Result<(), Stop> {
         let mut todo = Vec::from(jobs);
         // Scripts of one text side by side; the queue's order is arbitrary anyway
@@ -766,24 +802,36 @@ impl Leader {
             // The largest power of two not above `same` (at least 1).
             let n = 1 << (usize::BITS - 1 - same.max(1).leading_zeros());
             let chunk: Vec<Job> = todo.drain(..n).collect();
-            let begin = !*open;
-            // The transaction opens in the same call as its first scripts.
-            let joined = (begin || chunk.len() > 1)
-                .then(|| Script::joined(begin.then_some(BEGIN), chunk.iter().map(|j| &j.script)));
+            // The transaction opens, and is marked, in the call of its first scripts.
+            let (first, before) = match (*open, *marked) {
+                (false, _) => (Some(BEGIN), 2),
+                (true, false) => (Some(MARK), 1),
+                (true, true) => (None, 0),
+            };
+            let joined = (before > 0 || chunk.len() > 1)
+                .then(|| Script::joined(first, chunk.iter().map(|j| &j.script)));
             let Some(script) = joined.as_ref().or(chunk.first().map(|j| &j.script)) else {
                 continue;
             };
             let (mut answers, failed) = script.execute(conn).await;
-            if begin {
-                if answers.is_empty() {
-                    self.writers.requeue(chunk.into_iter().chain(todo));
-                    return Err(Stop::Begin(failed.unwrap_or_else(|| {
-                        sqlx::Error::Protocol("BEGIN IMMEDIATE did not answer".into())
-                    })));
-                }
-                answers.remove(0);
+            if before == 2 && !answers.is_empty() {
                 *open = true;
             }
+            if answers.len() < before {
+                self.writers.requeue(chunk.into_iter().chain(todo));
+                let e = failed.unwrap_or_else(|| {
+                    sqlx::Error::Protocol(
+                        "the transaction's first statements did not answer".into(),
+                    )
+                });
+                return Err(if *open {
+                    Stop::Broken(e)
+                } else {
+                    Stop::Begin(e)
+                });
+            }
+            *marked = true;
+            answers.drain(..before);
             let after = judge(chunk, answers, failed, kept);
             if after.undo > 0 {
                 if let Some(cause) = undo(conn, after.undo).await {
@@ -808,8 +856,21 @@ enum Stop {
     Broken(sqlx::Error),
 }
 
-/// What opens the leader's transaction: the write lock is taken up front.
-const BEGIN: &str = "BEGIN IMMEDIATE";
+/// What opens the leader's transaction: the write lock is taken up front, and the
+/// transaction marked with [`MARK`].
+const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT scim_tx";
+
+/// A savepoint that spans the leader's transaction. SQLite may roll a whole
+/// transaction back by itself when a statement fails (a full disk, an I/O error,
+/// no memory), and the statements after it would then run outside it; the
+/// commit releases the mark first, and fails if it is gone.
+const MARK: &str = "SAVEPOINT scim_tx";
+
+/// Releases [`MARK`]: it fails if the transaction is not the one that set it.
+const RELEASE_MARK: &str = "RELEASE scim_tx";
+
+/// Commits the leader's transaction if it is still the one [`BEGIN`] opened.
+const COMMIT: &str = "RELEASE scim_tx; COMMIT";
 
 /// What is left to do after a call: savepoints to roll back (the innermost first),
 /// and jobs to run again.
@@ -881,6 +942,17 @@ fn judge(
     After {
         undo: 0,
         again: Vec::new(),
+    }
+}
+
+/// Tells the kept scripts of a transaction how its commit went.
+fn tell(kept: Vec<Kept>, outcome: Result<(), sqlx::Error>) {
+    let outcome = outcome.map_err(|cause| CommitFailed {
+        shared: kept.len().saturating_sub(1),
+        cause: Arc::new(cause),
+    });
+    for k in kept {
+        k.tell(&outcome);
     }
 }
 
@@ -989,7 +1061,15 @@ mod tests {
         assert_eq!(texts(&joined), ["1", "3", "2", "4"]);
         assert_eq!(joined.statements, 5);
         let begun = Script::joined(Some(BEGIN), [&a].into_iter());
-        assert_eq!(begun.sql, "BEGIN IMMEDIATE; SAVEPOINT scim_op; SELECT ?");
+        assert_eq!(
+            (begun.statements, begun.sql.as_str()),
+            (
+                4,
+                "BEGIN IMMEDIATE; SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
+            )
+        );
+        let begun = Script::joined(Some(MARK), [&a].into_iter());
+        assert_eq!(begun.sql, "SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?");
         assert_eq!((texts(&begun), begun.statements), (vec!["1".to_owned()], 3));
     }
 

@@ -775,6 +775,17 @@ fn claimed<U: std::borrow::Borrow<UniqueValue>>(
     }
 }
 
+/// The answer to a script refused by its claims check (see [`claim_script`]) whose
+/// answers name no attribute it failed to claim: one of several values of one
+/// attribute is another resource's.
+fn refused_claim(distinct: &[UniqueValue]) -> StoreError {
+    let values: Vec<String> = distinct
+        .iter()
+        .map(|u| format!("{} {:?}", u.attribute, u.value))
+        .collect();
+    StoreError::Conflict(format!("one of {} is already in use", values.join(", ")))
+}
+
 /// Appends to `script` the statements that claim `unique` for `id` in place of
 /// the values it owned (see [`claim_sql`]); returns the indexes of those whose
 /// rows are the attributes it owns afterwards.
@@ -1200,13 +1211,18 @@ impl<C: Tenant + 'static> SqlStore<C> {
                     let distinct: Vec<UniqueValue> =
                         distinct_unique(unique).into_iter().cloned().collect();
                     let keep = move |answers: Vec<Done>, failed: Option<Failed>| {
-                        if let Some(f) = failed.filter(|f| !f.is_refusal()) {
-                            return Err(f.into_store_error());
-                        }
+                        let refused = match failed {
+                            Some(f) if !f.is_refusal() => return Err(f.into_store_error()),
+                            f => f.is_some(),
+                        };
                         if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
                             return Err(StoreError::PreconditionFailed);
                         }
-                        claimed(&distinct, &owned_attributes(&answers, claims)?).map(|()| record)
+                        claimed(&distinct, &owned_attributes(&answers, claims)?)?;
+                        match refused {
+                            true => Err(refused_claim(&distinct)),
+                            false => Ok(record),
+                        }
                     };
                     let announce = self.announcer(events);
                     self.writers.run(pool, script, keep, announce).await
@@ -1385,8 +1401,13 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                             Err(taken())
                         }
                         Some(f) if !f.is_refusal() => Err(f.into_store_error()),
-                        _ => claimed(&distinct, &owned_attributes(&answers, claims)?)
-                            .map(|()| record),
+                        f => {
+                            claimed(&distinct, &owned_attributes(&answers, claims)?)?;
+                            match f {
+                                Some(_) => Err(refused_claim(&distinct)),
+                                None => Ok(record),
+                            }
+                        }
                     };
                     let announce = self.announcer(events);
                     self.writers.run(pool, script, keep, announce).await
