@@ -17,7 +17,9 @@
 //! transaction and is answered once the commit that carries it is on disk, so one
 //! flush serves every write that queued meanwhile. A write with nothing to read in
 //! between (a user's PATCH, PUT or creation, a group's rename) is one statement on
-//! PostgreSQL and one call to SQLite, so it holds no lock across round trips.
+//! PostgreSQL, so it holds no lock across round trips; on SQLite it queues for the
+//! process's one leader, which sends the queued writes of one shape to SQLite
+//! together, in one call, each in a savepoint of its own, on a connection it keeps.
 //!
 //! ```no_run
 //! use scimkit::{Registry, service::{Service, ServiceConfig}};
