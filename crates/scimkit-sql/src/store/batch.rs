@@ -1150,6 +1150,11 @@ mod tests {
     }
 
     #[test]
+    fn a_check_refuses_with_the_message_a_refusal_is_told_by() {
+        assert!(CHECKS.contains(&format!("RAISE(ABORT, '{REFUSED}')")));
+    }
+
+    #[test]
     fn a_parameter_without_a_value_is_an_error() {
         let mut script = Script::new();
         assert!(script.push("SELECT ?3", &[Arg::Int(1)]).is_err());
