@@ -468,51 +468,56 @@ impl Script {
         Ok(self.push(&sql, args)?.start)
     }
 
-    /// The scripts one after another, as one script run in one call, after
-    /// `first` (statements without parameters, separated by `;`) if given.
-    fn joined<'a>(first: Option<&str>, scripts: impl Iterator<Item = &'a Script>) -> Script {
-        let mut joined = Script {
-            sql: first.unwrap_or_default().to_owned(),
-            args: Vec::new(),
-            statements: first.map_or(0, |f| f.matches(';').count() + 1),
-        };
+    /// The text of `scripts` run one after another in one call, after `first`
+    /// (statements without parameters, separated by `;`) if given; their arguments
+    /// are [`arguments`] of the same scripts.
+    fn joined(first: Option<&str>, scripts: &[&Script]) -> String {
+        let mut sql = first.unwrap_or_default().to_owned();
         for script in scripts {
-            if joined.statements > 0 {
-                joined.sql.push_str("; ");
+            if !sql.is_empty() {
+                sql.push_str("; ");
             }
-            joined.sql.push_str(&script.sql);
-            joined.args.extend(script.args.iter().cloned());
-            joined.statements += script.statements;
+            sql.push_str(&script.sql);
         }
-        joined
+        sql
     }
+}
 
-    /// Runs the script on `conn`: the answers of the statements that completed, and
-    /// the failure that stopped the rest, if one did.
-    async fn execute(&self, conn: &mut SqliteConnection) -> (Vec<Done>, Option<sqlx::Error>) {
-        let mut query = sqlx::query(&self.sql);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Text(s) => query.bind(s.as_str()),
-                Arg::Int(i) => query.bind(*i),
-                Arg::Null => query.bind(None::<i64>),
-            };
-        }
-        let mut answers = Vec::with_capacity(self.statements);
-        let mut rows = Vec::new();
-        let mut stream = conn.fetch_many(query);
-        while let Some(step) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-            match step {
-                Ok(Either::Left(done)) => answers.push(Done {
-                    rows: std::mem::take(&mut rows),
-                    changes: done.rows_affected(),
-                }),
-                Ok(Either::Right(row)) => rows.push(row),
-                Err(e) => return (answers, Some(e)),
-            }
-        }
-        (answers, None)
+/// The arguments of `scripts`, in order.
+fn arguments<'a>(scripts: &'a [&'a Script]) -> impl Iterator<Item = &'a Arg> {
+    scripts.iter().flat_map(|s| s.args.iter())
+}
+
+/// Runs `sql`, bound to the [`arguments`] of `scripts` (one script's text, or
+/// their [`joined`](Script::joined) text), on `conn`: the answers of the
+/// statements that completed, and the failure that stopped the rest, if one did.
+async fn execute(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    scripts: &[&Script],
+) -> (Vec<Done>, Option<sqlx::Error>) {
+    let mut query = sqlx::query(sql);
+    for arg in arguments(scripts) {
+        query = match arg {
+            Arg::Text(s) => query.bind(s.as_str()),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Null => query.bind(None::<i64>),
+        };
     }
+    let mut answers = Vec::with_capacity(scripts.iter().map(|s| s.statements).sum());
+    let mut rows = Vec::new();
+    let mut stream = conn.fetch_many(query);
+    while let Some(step) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+        match step {
+            Ok(Either::Left(done)) => answers.push(Done {
+                rows: std::mem::take(&mut rows),
+                changes: done.rows_affected(),
+            }),
+            Ok(Either::Right(row)) => rows.push(row),
+            Err(e) => return (answers, Some(e)),
+        }
+    }
+    (answers, None)
 }
 
 /// Rolls the innermost `n` scripts' savepoints back and releases them.
@@ -808,12 +813,15 @@ impl Leader {
                 (true, false) => (Some(MARK), 1),
                 (true, true) => (None, 0),
             };
-            let joined = (before > 0 || chunk.len() > 1)
-                .then(|| Script::joined(first, chunk.iter().map(|j| &j.script)));
-            let Some(script) = joined.as_ref().or(chunk.first().map(|j| &j.script)) else {
+            let scripts: Vec<&Script> = chunk.iter().map(|j| &j.script).collect();
+            let joined = (before > 0 || scripts.len() > 1).then(|| Script::joined(first, &scripts));
+            let Some(sql) = joined
+                .as_deref()
+                .or(scripts.first().map(|s| s.sql.as_str()))
+            else {
                 continue;
             };
-            let (mut answers, failed) = script.execute(conn).await;
+            let (mut answers, failed) = execute(conn, sql, &scripts).await;
             if before == 2 && !answers.is_empty() {
                 *open = true;
             }
@@ -1052,25 +1060,32 @@ mod tests {
         b.push("SELECT ?2, ?1", &[Arg::Int(2), Arg::Int(3)])
             .expect("push");
         b.check("?1 > 0", &[Arg::Int(4)]).expect("check");
-        let joined = Script::joined(None, [&a, &b].into_iter());
+        let scripts = [&a, &b];
         assert_eq!(
-            joined.sql,
+            Script::joined(None, &scripts),
             "SAVEPOINT scim_op; SELECT ?; SAVEPOINT scim_op; SELECT ?, ?; \
              INSERT INTO temp.scim_check (ok) SELECT ? > 0"
         );
-        assert_eq!(texts(&joined), ["1", "3", "2", "4"]);
-        assert_eq!(joined.statements, 5);
-        let begun = Script::joined(Some(BEGIN), [&a].into_iter());
+        let bound: Vec<String> = arguments(&scripts)
+            .map(|a| match a {
+                Arg::Text(s) => s.clone(),
+                Arg::Int(i) => i.to_string(),
+                Arg::Null => "NULL".to_owned(),
+            })
+            .collect();
+        assert_eq!(bound, ["1", "3", "2", "4"]);
+        assert_eq!((a.statements, b.statements), (2, 3));
         assert_eq!(
-            (begun.statements, begun.sql.as_str()),
-            (
-                4,
-                "BEGIN IMMEDIATE; SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
-            )
+            Script::joined(Some(BEGIN), &[&a]),
+            "BEGIN IMMEDIATE; SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
         );
-        let begun = Script::joined(Some(MARK), [&a].into_iter());
-        assert_eq!(begun.sql, "SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?");
-        assert_eq!((texts(&begun), begun.statements), (vec!["1".to_owned()], 3));
+        assert_eq!(
+            Script::joined(Some(MARK), &[&a]),
+            "SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
+        );
+        // The answers a call strips before the scripts' own (`run_jobs`).
+        assert_eq!(BEGIN.split(';').count(), 2);
+        assert_eq!(MARK.split(';').count(), 1);
     }
 
     #[test]
