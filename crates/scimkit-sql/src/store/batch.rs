@@ -10,27 +10,30 @@
 //!
 //! An operation whose statements do not depend on one another's answers runs as a
 //! [`Script`] ([`Writers::run`]). Scripts queue, and one task, the leader, runs
-//! what has queued: scripts of the same text go to SQLite's worker together, in one
-//! call, each in its own savepoint, so a call's round trip and thread hops are paid
-//! once for many operations. A script that refuses itself (a [`Script::check`] that
-//! does not hold) stops the call there; it is rolled back to its savepoint alone,
-//! and the scripts after it run again in the next call.
+//! what has queued, each script in its own savepoint, on a thread that may block:
+//! for a database file, on a connection of its own that it drives directly
+//! (rusqlite, on the same SQLite library as sqlx's pool), so that a write's
+//! statements cost what SQLite spends on them, not a thread hop and a message
+//! each; for an in-memory database, on the pool's one connection. A script that
+//! refuses itself (a [`Script::check`] that does not hold) or fails is rolled back
+//! to its savepoint alone; the others go on.
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures_core::Stream;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Connection, Either, Executor, Sqlite, SqlitePool, Transaction};
+use rusqlite::types::ValueRef;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Either, Executor, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot, watch};
 
-use super::{StoreError, backend, begin_immediate, is_busy};
+use super::{SQLITE_BUSY_WAIT, StoreError, backend, begin_immediate, is_busy};
 
 /// At most this many operations share one commit, which bounds how long the write
 /// lock is held and how long the first of them waits for its answer.
@@ -40,7 +43,7 @@ const MAX_BATCH: usize = 64;
 #[derive(Debug, Clone)]
 struct CommitFailed {
     shared: usize,
-    cause: Arc<sqlx::Error>,
+    cause: Arc<DbError>,
 }
 
 impl std::fmt::Display for CommitFailed {
@@ -62,20 +65,19 @@ impl std::error::Error for CommitFailed {
 /// What became of one batch: `None` while it is open.
 type Outcome = Option<Result<(), CommitFailed>>;
 
-/// At most this many scripts of one text go to SQLite in one call. Calls carry a
-/// power of two of them, so that a script's text makes at most five combined
-/// texts in each connection's statement cache.
-const MAX_CALL: usize = 16;
+/// How many prepared statements the leader's own connection keeps: every text
+/// the scripts of a busy server use, several times over.
+const STATEMENTS: usize = 256;
 
 /// This process's queue of SQLite writers and the transaction they share.
 #[derive(Debug)]
 pub(super) struct Writers {
     batch: Arc<Mutex<Batch>>,
     scripts: Arc<std::sync::Mutex<Queue>>,
-    /// Whether the leader keeps a connection of its own between transactions
-    /// (not for an in-memory database, whose pool's one connection is the
-    /// database).
-    keep_own: bool,
+    /// The database file, on which the leader opens a connection of its own and
+    /// keeps it between transactions; `None` for an in-memory database, whose
+    /// pool's one connection is the database.
+    file: Option<PathBuf>,
 }
 
 /// The scripts waiting for the leader, and whether there is one.
@@ -136,10 +138,9 @@ impl Kept {
 struct Batch {
     /// The open transaction, if any.
     tx: Option<Transaction<'static, Sqlite>>,
-    /// The leader's connection, kept between its transactions (see
-    /// [`Leader::cycle`]); out of the pool, so it is neither tested nor handed back
-    /// after each commit.
-    own: Option<SqliteConnection>,
+    /// The leader's own connection, kept between its transactions (see
+    /// [`cycle`]).
+    own: Option<rusqlite::Connection>,
     /// Operations done in it so far.
     ops: usize,
     /// Where its outcome is told.
@@ -159,7 +160,7 @@ async fn commit(mut guard: OwnedMutexGuard<Batch>) -> Result<(), CommitFailed> {
         let outcome = match tx {
             Some(tx) => tx.commit().await.map_err(|e| CommitFailed {
                 shared,
-                cause: Arc::new(e),
+                cause: Arc::new(DbError::Pooled(e)),
             }),
             None => Ok(()),
         };
@@ -174,14 +175,14 @@ async fn commit(mut guard: OwnedMutexGuard<Batch>) -> Result<(), CommitFailed> {
         Ok(outcome) => outcome.clone().unwrap_or(Ok(())),
         Err(_) => Err(CommitFailed {
             shared,
-            cause: Arc::new(sqlx::Error::WorkerCrashed),
+            cause: Arc::new(DbError::Pooled(sqlx::Error::WorkerCrashed)),
         }),
     }
 }
 
 impl Writers {
-    /// The writers of one store; see [`Writers::keep_own`].
-    pub(super) fn new(keep_own: bool) -> Self {
+    /// The writers of one store on the database `file` (`None`: in memory).
+    pub(super) fn new(file: Option<PathBuf>) -> Self {
         Writers {
             batch: Arc::new(Mutex::new(Batch {
                 tx: None,
@@ -190,7 +191,7 @@ impl Writers {
                 done: watch::channel(None).0,
             })),
             scripts: Arc::default(),
-            keep_own,
+            file,
         }
     }
 }
@@ -200,7 +201,7 @@ impl Writers {
     pub(super) async fn close(&self) {
         let own = self.batch.lock().await.own.take();
         if let Some(conn) = own {
-            let _ = conn.close().await;
+            let _ = tokio::task::spawn_blocking(move || drop(conn.close())).await;
         }
     }
 
@@ -366,20 +367,24 @@ const REFUSED: &str = "scimkit: a write refused itself";
 const SAVEPOINT: &str = "SAVEPOINT scim_op";
 const UNDO: &str = "ROLLBACK TO scim_op; RELEASE scim_op";
 
-/// Statements that run in one call to SQLite: a savepoint, then those
+/// Statements that run one after another: a savepoint, then those
 /// [`push`](Script::push)ed, in order.
 #[derive(Debug)]
 pub(super) struct Script {
+    /// The statements' text, separated by `; `, with unnamed parameters.
     sql: String,
+    /// The values of the parameters, in the order they appear in `sql`.
     args: Vec<Arg>,
-    statements: usize,
+    /// Each statement: where its text is in `sql`, and how many of `args` it binds.
+    parts: Vec<(Range<usize>, usize)>,
 }
 
 /// What one statement of a [`Script`] answered.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Done {
-    /// The rows it returned.
-    pub(super) rows: Vec<SqliteRow>,
+    /// The first column of each row it returned, when that is text (the
+    /// statements whose rows matter return one text column).
+    pub(super) rows: Vec<Option<String>>,
     /// The rows it inserted, updated or deleted.
     pub(super) changes: u64,
 }
@@ -391,20 +396,79 @@ pub(super) struct Failed {
     /// Its index among the script's statements.
     pub(super) statement: usize,
     /// What SQLite answered.
-    pub(super) error: sqlx::Error,
+    pub(super) error: DbError,
 }
 
 impl Failed {
     /// Whether a [`Script::check`] stopped the script, rather than a failure.
     pub(super) fn is_refusal(&self) -> bool {
-        self.error
-            .as_database_error()
-            .is_some_and(|e| e.message().contains(REFUSED))
+        self.error.message().is_some_and(|m| m.contains(REFUSED))
     }
 
     /// The failure as the store reports it, keeping its cause.
     pub(super) fn into_store_error(self) -> StoreError {
-        backend(self.error)
+        StoreError::backend(self.error)
+    }
+}
+
+/// An error of the connection the leader writes on: the pool's (an in-memory
+/// database) or its own.
+#[derive(Debug)]
+pub(super) enum DbError {
+    Pooled(sqlx::Error),
+    Own(rusqlite::Error),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Pooled(e) => e.fmt(f),
+            DbError::Own(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Pooled(e) => Some(e),
+            DbError::Own(e) => Some(e),
+        }
+    }
+}
+
+impl DbError {
+    /// SQLite's message, when SQLite answered one.
+    fn message(&self) -> Option<&str> {
+        match self {
+            DbError::Pooled(e) => e.as_database_error().map(|d| d.message()),
+            DbError::Own(rusqlite::Error::SqliteFailure(_, message)) => message.as_deref(),
+            DbError::Own(_) => None,
+        }
+    }
+
+    /// Whether SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED`.
+    fn is_busy(&self) -> bool {
+        match self {
+            DbError::Pooled(e) => is_busy(e),
+            DbError::Own(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+        }
+    }
+
+    /// Whether a unique index refused the statement.
+    pub(super) fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Pooled(e) => super::is_unique_violation(e),
+            DbError::Own(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            DbError::Own(_) => false,
+        }
     }
 }
 
@@ -414,25 +478,31 @@ impl Script {
         Script {
             sql: SAVEPOINT.to_owned(),
             args: Vec::new(),
-            statements: 1,
+            parts: vec![(0..SAVEPOINT.len(), 0)],
         }
     }
 
+    /// How many statements it has, its savepoint included.
+    fn statements(&self) -> usize {
+        self.parts.len()
+    }
+
     /// Appends `sql`, one statement or several separated by `;` (neither `;` nor
-    /// `?` appears inside a literal), whose numbered parameters (`?1`, `?2` …) refer to `args`; returns
-    /// the indexes of its statements among the script's answers.
+    /// `?` appears inside a literal), whose numbered parameters (`?1`, `?2` …) refer
+    /// to `args`; returns the indexes of its statements among the script's answers.
     ///
     /// The parameters are rewritten as unnamed ones, each bound to its value in the
-    /// order they appear: in one call, sqlx numbers parameters across the whole
-    /// script, so each statement's own `?1` would not be its first argument.
+    /// order they appear, so that the script's whole text (which an in-memory
+    /// database runs in one call) binds its arguments in turn.
     ///
     /// # Errors
     /// A backend error if `sql` names a parameter beyond `args` (a bug).
     pub(super) fn push(&mut self, sql: &str, args: &[Arg]) -> Result<Range<usize>, StoreError> {
-        let first = self.statements;
-        self.statements += 1;
+        let first = self.statements();
         self.sql.reserve(sql.len() + 2);
         self.sql.push_str("; ");
+        let mut from = self.sql.len();
+        let mut bound = 0;
         let mut rest = sql;
         while let Some(at) = rest.find(['?', ';']) {
             self.sql.push_str(&rest[..at]);
@@ -443,68 +513,171 @@ impl Script {
                 after.bytes().take_while(u8::is_ascii_digit).count()
             };
             if mark == ";" {
-                self.statements += 1;
+                self.parts.push((from..self.sql.len(), bound));
                 self.sql.push(';');
-            } else {
-                let n: usize = after[..digits].parse().unwrap_or(0);
-                let arg = n.checked_sub(1).and_then(|i| args.get(i)).ok_or_else(|| {
-                    StoreError::backend(format!("parameter ?{n} of a script has no value"))
-                })?;
-                self.args.push(arg.clone());
-                self.sql.push('?');
+                let skipped = after.len() - after.trim_start().len();
+                self.sql.push_str(&after[..skipped]);
+                from = self.sql.len();
+                bound = 0;
+                rest = &after[skipped..];
+                continue;
             }
+            let n: usize = after[..digits].parse().unwrap_or(0);
+            let arg = n.checked_sub(1).and_then(|i| args.get(i)).ok_or_else(|| {
+                StoreError::backend(format!("parameter ?{n} of a script has no value"))
+            })?;
+            self.args.push(arg.clone());
+            bound += 1;
+            self.sql.push('?');
             rest = &after[digits..];
         }
         self.sql.push_str(rest);
-        Ok(first..self.statements)
+        self.parts.push((from..self.sql.len(), bound));
+        Ok(first..self.statements())
     }
 
     /// Appends a check: `condition` (an SQL expression, with numbered parameters
     /// as in [`push`](Script::push)) must be true, else the script stops here,
-    /// refused ([`Failed::is_refusal`]): no statement after it runs, in this script
-    /// or in those sent with it in one call. Returns the check's index.
+    /// refused ([`Failed::is_refusal`]). Returns the check's index.
     pub(super) fn check(&mut self, condition: &str, args: &[Arg]) -> Result<usize, StoreError> {
         let sql = format!("INSERT INTO temp.scim_check (ok) SELECT {condition}");
         Ok(self.push(&sql, args)?.start)
     }
 
-    /// The text of `scripts` run one after another in one call, after `first`
-    /// (statements without parameters, separated by `;`) if given; their arguments
-    /// are [`arguments`] of the same scripts.
-    fn joined(first: Option<&str>, scripts: &[&Script]) -> String {
-        let mut sql = first.unwrap_or_default().to_owned();
-        for script in scripts {
-            if !sql.is_empty() {
-                sql.push_str("; ");
-            }
-            sql.push_str(&script.sql);
-        }
-        sql
+    /// Each statement's text and the arguments it binds, in order.
+    fn statement_texts(&self) -> impl Iterator<Item = (&str, &[Arg])> {
+        let mut at = 0;
+        self.parts.iter().map(move |(text, n)| {
+            let args = self.args.get(at..at + n).unwrap_or_default();
+            at += n;
+            (self.sql.get(text.clone()).unwrap_or_default(), args)
+        })
     }
 }
 
-/// The arguments of `scripts`, in order.
-fn arguments<'a>(scripts: &'a [&'a Script]) -> impl Iterator<Item = &'a Arg> {
-    scripts.iter().flat_map(|s| s.args.iter())
+/// A connection the leader runs scripts on, from a thread that may block.
+trait Session {
+    /// Runs `sql`, statements without parameters.
+    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+
+    /// Runs `script`: the answers of its statements that completed, and the
+    /// failure that stopped the rest, if one did.
+    fn run(&mut self, script: &Script) -> (Vec<Done>, Option<DbError>);
 }
 
-/// Runs `sql`, bound to the [`arguments`] of `scripts` (one script's text, or
-/// their [`joined`](Script::joined) text), on `conn`: the answers of the
+/// The leader's own connection, driven directly: each statement prepared once
+/// and kept.
+impl Session for rusqlite::Connection {
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.execute_batch(sql).map_err(DbError::Own)
+    }
+
+    fn run(&mut self, script: &Script) -> (Vec<Done>, Option<DbError>) {
+        let mut answers = Vec::with_capacity(script.statements());
+        for (sql, args) in script.statement_texts() {
+            match statement(self, sql, args) {
+                Ok(done) => answers.push(done),
+                Err(e) => return (answers, Some(DbError::Own(e))),
+            }
+        }
+        (answers, None)
+    }
+}
+
+/// Runs one statement of a script on `conn`.
+fn statement(conn: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<Done> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    if stmt.parameter_count() != args.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            args.len(),
+            stmt.parameter_count(),
+        ));
+    }
+    for (i, arg) in args.iter().enumerate() {
+        match arg {
+            Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str())?,
+            Arg::Int(n) => stmt.raw_bind_parameter(i + 1, *n)?,
+            Arg::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
+        }
+    }
+    let mut rows = Vec::new();
+    let mut cursor = stmt.raw_query();
+    while let Some(row) = cursor.next()? {
+        rows.push(match row.get_ref(0) {
+            Ok(ValueRef::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
+        });
+    }
+    drop(cursor);
+    Ok(Done {
+        rows,
+        changes: conn.changes(),
+    })
+}
+
+/// Opens the leader's own connection to the database file `file`, which the
+/// pool opened (and put in WAL mode) first, set as the pool's connections are.
+fn open(file: &Path) -> Result<rusqlite::Connection, DbError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(DbError::Own)?;
+    conn.busy_timeout(SQLITE_BUSY_WAIT).map_err(DbError::Own)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY",
+    )
+    .map_err(DbError::Own)?;
+    conn.execute_batch(CHECKS).map_err(DbError::Own)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(conn)
+}
+
+/// The pool's connection in the leader's transaction, for an in-memory database:
+/// driven from the leader's thread through the runtime.
+struct Pooled<'c> {
+    conn: &'c mut SqliteConnection,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Session for Pooled<'_> {
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        let conn = &mut *self.conn;
+        self.runtime
+            .block_on(conn.execute(sql))
+            .map(drop)
+            .map_err(DbError::Pooled)
+    }
+
+    fn run(&mut self, script: &Script) -> (Vec<Done>, Option<DbError>) {
+        let conn = &mut *self.conn;
+        let (answers, failed) = self.runtime.block_on(execute(conn, script));
+        let failed = failed.map(DbError::Pooled).or_else(|| {
+            (answers.len() < script.statements()).then(|| {
+                DbError::Pooled(sqlx::Error::Protocol(format!(
+                    "a script of {} statements answered {} times",
+                    script.statements(),
+                    answers.len()
+                )))
+            })
+        });
+        (answers, failed)
+    }
+}
+
+/// Runs `script`'s whole text on `conn`, in one call: the answers of the
 /// statements that completed, and the failure that stopped the rest, if one did.
-async fn execute(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    scripts: &[&Script],
-) -> (Vec<Done>, Option<sqlx::Error>) {
-    let mut query = sqlx::query(sql);
-    for arg in arguments(scripts) {
+async fn execute(conn: &mut SqliteConnection, script: &Script) -> (Vec<Done>, Option<sqlx::Error>) {
+    let mut query = sqlx::query(&script.sql);
+    for arg in &script.args {
         query = match arg {
             Arg::Text(s) => query.bind(s.as_str()),
             Arg::Int(i) => query.bind(*i),
             Arg::Null => query.bind(None::<i64>),
         };
     }
-    let mut answers = Vec::with_capacity(scripts.iter().map(|s| s.statements).sum());
+    let mut answers = Vec::with_capacity(script.statements());
     let mut rows = Vec::new();
     let mut stream = conn.fetch_many(query);
     while let Some(step) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
@@ -513,23 +686,11 @@ async fn execute(
                 rows: std::mem::take(&mut rows),
                 changes: done.rows_affected(),
             }),
-            Ok(Either::Right(row)) => rows.push(row),
+            Ok(Either::Right(row)) => rows.push(row.try_get::<String, _>(0).ok()),
             Err(e) => return (answers, Some(e)),
         }
     }
     (answers, None)
-}
-
-/// Rolls the innermost `n` scripts' savepoints back and releases them.
-async fn undo(conn: &mut SqliteConnection, n: usize) -> Option<sqlx::Error> {
-    let mut sql = String::with_capacity(n * (UNDO.len() + 2));
-    for i in 0..n {
-        if i > 0 {
-            sql.push_str("; ");
-        }
-        sql.push_str(UNDO);
-    }
-    conn.execute(sql.as_str()).await.err()
 }
 
 impl Writers {
@@ -575,7 +736,7 @@ impl Writers {
                 writers: Writers {
                     batch: Arc::clone(&self.batch),
                     scripts: Arc::clone(&self.scripts),
-                    keep_own: self.keep_own,
+                    file: self.file.clone(),
                 },
                 pool: pool.clone(),
                 leading: true,
@@ -590,20 +751,23 @@ impl Writers {
             .map(|v| *v)
             .map_err(|_| StoreError::backend("a write answered a value of another type"))
     }
+}
 
-    /// Takes at most `room` of the queued jobs.
-    fn take(&self, room: usize) -> VecDeque<Job> {
-        let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = room.min(queue.jobs.len());
-        queue.jobs.drain(..n).collect()
-    }
+/// The queue of scripts, as the leader's thread sees it.
+type Scripts = Arc<std::sync::Mutex<Queue>>;
 
-    /// Puts jobs that did not run back at the head of the queue.
-    fn requeue(&self, jobs: impl DoubleEndedIterator<Item = Job>) {
-        let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
-        for job in jobs.rev() {
-            queue.jobs.push_front(job);
-        }
+/// Takes at most `room` of the queued jobs.
+fn take(scripts: &Scripts, room: usize) -> VecDeque<Job> {
+    let mut queue = scripts.lock().unwrap_or_else(PoisonError::into_inner);
+    let n = room.min(queue.jobs.len());
+    queue.jobs.drain(..n).collect()
+}
+
+/// Puts jobs that did not run back at the head of the queue.
+fn requeue(scripts: &Scripts, jobs: impl DoubleEndedIterator<Item = Job>) {
+    let mut queue = scripts.lock().unwrap_or_else(PoisonError::into_inner);
+    for job in jobs.rev() {
+        queue.jobs.push_front(job);
     }
 }
 
@@ -660,34 +824,39 @@ impl Leader {
                 let _ = commit(guard).await;
                 continue;
             }
-            let outcome = if self.writers.keep_own {
-                // Out of the pool before it is used: if this task stops midway, the
-                // connection is closed (which rolls back what is open), never handed
-                // back to the pool in a transaction. After an error its state is
-                // unknown: it is closed too, and a new one taken next time.
-                let conn = match guard.own.take() {
-                    Some(conn) => Ok(conn),
-                    None => self.pool.acquire().await.map(PoolConnection::detach),
-                };
-                match conn {
-                    Ok(mut conn) => {
-                        let outcome = self.cycle(&mut conn).await;
-                        if outcome.is_ok() {
+            let outcome = match &self.writers.file {
+                Some(file) => {
+                    // On a thread that may block, to the end even if this task is
+                    // dropped meanwhile (then the connection is closed, which rolls
+                    // back what is open). After an error the connection's state is
+                    // unknown: it is closed, and a new one opened next time.
+                    let own = guard.own.take();
+                    let file = file.clone();
+                    let scripts = Arc::clone(&self.writers.scripts);
+                    let run = tokio::task::spawn_blocking(move || {
+                        let mut conn = match own {
+                            Some(conn) => conn,
+                            None => open(&file).map_err(StoreError::backend)?,
+                        };
+                        cycle(&mut conn, &scripts).map(|()| conn)
+                    });
+                    match run.await {
+                        Ok(Ok(conn)) => {
                             guard.own = Some(conn);
+                            Ok(())
                         }
-                        outcome
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(StoreError::backend(e)),
                     }
-                    Err(e) => Err(backend(e)),
                 }
-            } else {
-                self.pooled_cycle().await
+                None => self.pooled_cycle().await,
             };
             drop(guard);
             if let Err(e) = outcome {
                 // Every queued script is told, rather than waiting for a
                 // transaction that may never open.
                 let shared = Arc::new(e);
-                for job in self.writers.take(usize::MAX) {
+                for job in take(&self.writers.scripts, usize::MAX) {
                     let _ = job
                         .reply
                         .send(Err(StoreError::backend(Shared(Arc::clone(&shared)))));
@@ -696,176 +865,130 @@ impl Leader {
         }
     }
 
-    /// One transaction on the leader's own connection `conn`: it opens it (`BEGIN
-    /// IMMEDIATE`, in the call that carries the first scripts, waiting for the
-    /// write lock as [`begin_immediate`] does), runs the queued scripts and commits
-    /// those that stand, telling each how it went. An error means `conn` can no
-    /// longer be trusted; the scripts it carried were told.
-    async fn cycle(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        let mut kept = Vec::new();
-        let mut open = false;
-        let mut attempt = 0;
-        let broken = loop {
-            match self.fill(conn, &mut open, &mut kept).await {
-                Ok(()) => break None,
-                // The write lock is another process's beyond the busy timeout.
-                Err(Stop::Begin(e)) if attempt < 3 && is_busy(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
-                // Nothing is open, and the scripts went back to the queue.
-                Err(Stop::Begin(e)) => return Err(backend(e)),
-                Err(Stop::Broken(e)) => break Some(e),
-            }
-        };
-        if !open {
-            return Ok(());
-        }
-        let outcome = match broken {
-            Some(cause) => Err(cause),
-            None if kept.is_empty() => conn.execute("ROLLBACK").await.map(drop),
-            None => conn.execute(COMMIT).await.map(drop),
-        };
-        let failed = outcome.is_err();
-        tell(kept, outcome);
-        if failed {
-            // Rolled back whole, if it can be; else the caller closes `conn`.
-            conn.execute("ROLLBACK").await.map_err(backend)?;
-        }
-        Ok(())
-    }
-
-    /// [`cycle`](Leader::cycle) for an in-memory database, whose pool's one
-    /// connection is the database: a pooled transaction, which sqlx rolls back if
-    /// this task stops midway.
+    /// [`cycle`] for an in-memory database, whose pool's one connection is the
+    /// database: a pooled transaction, which sqlx rolls back if this task stops
+    /// midway, marked before the first script runs in it.
     async fn pooled_cycle(&self) -> Result<(), StoreError> {
-        let mut tx = begin_immediate(&self.pool).await?;
-        let mut open = true;
-        let mut kept = Vec::new();
-        let outcome = match self.fill(&mut tx, &mut open, &mut kept).await {
-            Err(Stop::Begin(e) | Stop::Broken(e)) => Err(e),
-            Ok(()) if kept.is_empty() => tx.rollback().await,
+        let tx = begin_immediate(&self.pool).await?;
+        let scripts = Arc::clone(&self.writers.scripts);
+        let runtime = tokio::runtime::Handle::current();
+        let run = tokio::task::spawn_blocking(move || {
+            let mut tx = tx;
+            let mut session = Pooled {
+                conn: &mut tx,
+                runtime,
+            };
+            let mut open = false;
+            let mut kept = Vec::new();
+            let filled = fill(&mut session, MARK, &scripts, &mut open, &mut kept);
+            (tx, kept, filled)
+        });
+        let (mut tx, kept, filled) = run.await.map_err(StoreError::backend)?;
+        let outcome = match filled {
+            // The mark could not be set: nothing ran.
+            Err(Stop::Begin(e)) => return Err(StoreError::backend(e)),
+            Err(Stop::Broken(e)) => Err(e),
+            Ok(()) if kept.is_empty() => tx.rollback().await.map_err(DbError::Pooled),
             Ok(()) => match tx.execute(RELEASE_MARK).await {
                 Ok(_) => tx.commit().await,
                 Err(e) => Err(e),
-            },
+            }
+            .map_err(DbError::Pooled),
         };
         tell(kept, outcome);
         Ok(())
     }
+}
 
-    /// Runs queued scripts in the leader's transaction until none is queued or
-    /// [`MAX_BATCH`] were taken: those of one text in calls of a power of two,
-    /// the first call opening the transaction unless it is `open`, and marking it.
-    /// Scripts that stand go to `kept`; the others are told and leave no trace;
-    /// scripts that did not get to run go back to the queue.
-    async fn fill(
-        &self,
-        conn: &mut SqliteConnection,
-        open: &mut bool,
-        kept: &mut Vec<Kept>,
-    ) -> Result<(), Stop> {
-        // Refused scripts count as much as those that stand: a cycle ends, and
-        // releases the write lock, however many are refused.
-        let mut taken = 0;
-        let mut marked = false;
-        while taken < MAX_BATCH {
-            let jobs = self.writers.take(MAX_BATCH - taken);
-            if jobs.is_empty() {
-                break;
+/// One transaction on the leader's own connection `conn`: it opens it (`BEGIN
+/// IMMEDIATE`, waiting for the write lock as [`begin_immediate`] does), runs the
+/// queued scripts and commits those that stand, telling each how it went. An
+/// error means `conn` can no longer be trusted; the scripts it carried were told.
+fn cycle(conn: &mut rusqlite::Connection, scripts: &Scripts) -> Result<(), StoreError> {
+    let mut kept = Vec::new();
+    let mut open = false;
+    let mut attempt = 0;
+    let broken = loop {
+        match fill(conn, BEGIN, scripts, &mut open, &mut kept) {
+            Ok(()) => break None,
+            // The write lock is another process's beyond the busy timeout.
+            Err(Stop::Begin(e)) if attempt < 3 && e.is_busy() => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(50 << attempt));
             }
-            taken += jobs.len();
-            self.run_jobs(conn, jobs, kept, open, &mut marked).await?;
+            // Nothing is open, and the scripts went back to the queue.
+            Err(Stop::Begin(e)) => return Err(StoreError::backend(e)),
+            Err(Stop::Broken(e)) => break Some(e),
         }
-        Ok(())
+    };
+    if !open {
+        return Ok(());
     }
+    let outcome = match broken {
+        Some(cause) => Err(cause),
+        None if kept.is_empty() => conn.batch("ROLLBACK"),
+        None => conn.batch(COMMIT),
+    };
+    let failed = outcome.is_err();
+    tell(kept, outcome);
+    if failed && !conn.is_autocommit() {
+        // Rolled back whole, if it can be; else the caller closes `conn`.
+        conn.batch("ROLLBACK").map_err(StoreError::backend)?;
+    }
+    Ok(())
+}
 
-    /// Runs `jobs` in the leader's transaction: those of one text in calls of a
-    /// power of two, the first call opening the transaction unless it is `open`,
-    /// and setting its mark unless it is `marked`. Jobs that stand go to `kept`;
-    /// the others are told and leave no trace; jobs that did not get to run go
-    /// back to the queue.
-    async fn run_jobs(
-        &self,
-        conn: &mut SqliteConnection,
-        jobs: VecDeque<Job>,
-        kept: &mut Vec<Kept>,
-        open: &mut bool,
-        marked: &mut bool,
-    ) -> Result<(), Stop> {
-        let mut todo = Vec::from(jobs);
-        // Scripts of one text side by side; the queue's order is arbitrary anyway
-        // (their callers are concurrent), and a stable sort keeps it otherwise.
-        todo.sort_by(|a, b| a.script.sql.cmp(&b.script.sql));
-        let mut todo = VecDeque::from(todo);
-        while let Some(first) = todo.front() {
-            let same = todo
-                .iter()
-                .take_while(|j| j.script.sql == first.script.sql)
-                .count()
-                .min(MAX_CALL);
-            // The largest power of two not above `same` (at least 1).
-            let n = 1 << (usize::BITS - 1 - same.max(1).leading_zeros());
-            let chunk: Vec<Job> = todo.drain(..n).collect();
-            // The transaction opens, and is marked, in the call of its first scripts.
-            let (first, before) = match (*open, *marked) {
-                (false, _) => (Some(BEGIN), 2),
-                (true, false) => (Some(MARK), 1),
-                (true, true) => (None, 0),
-            };
-            let scripts: Vec<&Script> = chunk.iter().map(|j| &j.script).collect();
-            let joined = (before > 0 || scripts.len() > 1).then(|| Script::joined(first, &scripts));
-            let Some(sql) = joined
-                .as_deref()
-                .or(scripts.first().map(|s| s.sql.as_str()))
-            else {
-                continue;
-            };
-            let (mut answers, failed) = execute(conn, sql, &scripts).await;
-            if before == 2 && !answers.is_empty() {
+/// Runs queued scripts in the leader's transaction on `session` until none is
+/// queued or [`MAX_BATCH`] were taken, opening the transaction with `begin` before
+/// the first unless it is `open`. Scripts that stand go to `kept`; the others are
+/// told and leave no trace; scripts that did not get to run go back to the queue.
+fn fill(
+    session: &mut impl Session,
+    begin: &str,
+    scripts: &Scripts,
+    open: &mut bool,
+    kept: &mut Vec<Kept>,
+) -> Result<(), Stop> {
+    // Refused scripts count as much as those that stand: a cycle ends, and
+    // releases the write lock, however many are refused.
+    let mut taken = 0;
+    while taken < MAX_BATCH {
+        let mut jobs = take(scripts, MAX_BATCH - taken);
+        if jobs.is_empty() {
+            break;
+        }
+        taken += jobs.len();
+        while let Some(job) = jobs.pop_front() {
+            if !*open {
+                if let Err(e) = session.batch(begin) {
+                    requeue(scripts, std::iter::once(job).chain(jobs));
+                    return Err(Stop::Begin(e));
+                }
                 *open = true;
             }
-            if answers.len() < before {
-                self.writers.requeue(chunk.into_iter().chain(todo));
-                let e = failed.unwrap_or_else(|| {
-                    sqlx::Error::Protocol(
-                        "the transaction's first statements did not answer".into(),
-                    )
-                });
-                return Err(if *open {
-                    Stop::Broken(e)
-                } else {
-                    Stop::Begin(e)
-                });
-            }
-            *marked = true;
-            answers.drain(..before);
-            let after = judge(chunk, answers, failed, kept);
-            if after.undo > 0 {
-                if let Some(cause) = undo(conn, after.undo).await {
-                    self.writers.requeue(after.again.into_iter().chain(todo));
-                    return Err(Stop::Broken(cause));
+            let (answers, failed) = session.run(&job.script);
+            if settle(job, answers, failed, kept) {
+                if let Err(e) = session.batch(UNDO) {
+                    requeue(scripts, jobs.into_iter());
+                    return Err(Stop::Broken(e));
                 }
             }
-            for job in after.again.into_iter().rev() {
-                todo.push_front(job);
-            }
         }
-        Ok(())
     }
+    Ok(())
 }
 
-/// Why [`Leader::run_jobs`] stopped.
+/// Why [`fill`] stopped.
 enum Stop {
     /// The transaction could not be opened; nothing ran.
-    Begin(sqlx::Error),
+    Begin(DbError),
     /// The transaction can no longer be trusted (a savepoint could not be rolled
     /// back).
-    Broken(sqlx::Error),
+    Broken(DbError),
 }
 
-/// What opens the leader's transaction: the write lock is taken up front, and the
-/// transaction marked with [`MARK`].
+/// What opens the leader's transaction on its own connection: the write lock is
+/// taken up front, and the transaction marked with [`MARK`].
 const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT scim_tx";
 
 /// A savepoint that spans the leader's transaction. SQLite may roll a whole
@@ -880,81 +1003,37 @@ const RELEASE_MARK: &str = "RELEASE scim_tx";
 /// Commits the leader's transaction if it is still the one [`BEGIN`] opened.
 const COMMIT: &str = "RELEASE scim_tx; COMMIT";
 
-/// What is left to do after a call: savepoints to roll back (the innermost first),
-/// and jobs to run again.
-struct After {
-    undo: usize,
-    again: Vec<Job>,
-}
-
-/// Judges the jobs of one call, in order, from its answers: each job's own answers
-/// are the next `statements` of them. At the first job that does not stand, it and
-/// the jobs after it that ran are to be rolled back, and those after it to run again.
-fn judge(
-    chunk: Vec<Job>,
-    answers: Vec<Done>,
-    failed: Option<sqlx::Error>,
-    kept: &mut Vec<Kept>,
-) -> After {
-    let ran = answers.len();
-    let mut failed = failed;
-    let mut answers = answers.into_iter();
-    let mut offset = 0;
-    let mut chunk = chunk.into_iter();
-    while let Some(job) = chunk.next() {
-        let len = job.script.statements;
-        let got = ran.saturating_sub(offset).min(len);
-        let mine: Vec<Done> = answers.by_ref().take(got).collect();
-        let stopped = if got == len {
-            None
-        } else {
-            Some(Failed {
-                statement: got,
-                error: failed.take().unwrap_or_else(|| {
-                    sqlx::Error::Protocol(format!(
-                        "a script of {len} statements answered {got} times"
-                    ))
-                }),
-            })
-        };
-        let complete = stopped.is_none();
-        let verdict = match (job.keep)(mine, stopped) {
-            Ok(value) if complete => {
-                kept.push(Kept {
-                    value,
-                    committed: job.committed,
-                    reply: job.reply,
-                });
-                offset += len;
-                continue;
-            }
-            Ok(_) => Err(StoreError::backend(
-                "a write was refused by its own check, and its answers did not say why",
-            )),
-            Err(e) => Err(e),
-        };
-        let _ = job.reply.send(verdict);
-        // This job's savepoint, if it was opened, and those of the later jobs that
-        // ran, innermost first.
-        let rest: Vec<Job> = chunk.collect();
-        let mut undo = usize::from(got > 0);
-        let mut at = offset + len;
-        for later in &rest {
-            if ran > at {
-                undo += 1;
-            }
-            at += later.script.statements;
+/// Judges one job from its statements' answers (and the failure that stopped
+/// them): a job that stands goes to `kept`, to be told after the commit; one that
+/// does not is told now. Returns whether its savepoint is to be rolled back (it
+/// does not stand, and its savepoint opened).
+fn settle(job: Job, answers: Vec<Done>, failed: Option<DbError>, kept: &mut Vec<Kept>) -> bool {
+    let opened = !answers.is_empty();
+    let complete = failed.is_none();
+    let stopped = failed.map(|error| Failed {
+        statement: answers.len(),
+        error,
+    });
+    let verdict = match (job.keep)(answers, stopped) {
+        Ok(value) if complete => {
+            kept.push(Kept {
+                value,
+                committed: job.committed,
+                reply: job.reply,
+            });
+            return false;
         }
-        return After { undo, again: rest };
-    }
-    After {
-        undo: 0,
-        again: Vec::new(),
-    }
+        Ok(_) => Err(StoreError::backend(
+            "a write was refused by its own check, and its answers did not say why",
+        )),
+        Err(e) => Err(e),
+    };
+    let _ = job.reply.send(verdict);
+    opened
 }
 
 /// Tells the kept scripts of a transaction how its commit went.
-fn tell(kept: Vec<Kept>, outcome: Result<(), sqlx::Error>) {
+fn tell(kept: Vec<Kept>, outcome: Result<(), DbError>) {
     let outcome = outcome.map_err(|cause| CommitFailed {
         shared: kept.len().saturating_sub(1),
         cause: Arc::new(cause),
@@ -1015,7 +1094,7 @@ mod tests {
             )
             .expect("push");
         assert_eq!(next, 2..5);
-        assert_eq!(script.statements, 5);
+        assert_eq!(script.statements(), 5);
         assert_eq!(
             script.sql,
             "SAVEPOINT scim_op; UPDATE t SET a = ?, b = ? WHERE k = ? AND v = ?; \
@@ -1025,22 +1104,38 @@ mod tests {
             texts(&script),
             ["200", "1100", "100", "200", "x", "z", "NULL"]
         );
+        // Statement by statement, as the leader's own connection runs them.
+        let statements: Vec<(&str, usize)> = script
+            .statement_texts()
+            .map(|(sql, args)| (sql, args.len()))
+            .collect();
+        assert_eq!(
+            statements,
+            [
+                ("SAVEPOINT scim_op", 0),
+                ("UPDATE t SET a = ?, b = ? WHERE k = ? AND v = ?", 4),
+                ("DELETE FROM u WHERE k = ?", 1),
+                ("SELECT ?, 'a' FROM u", 1),
+                ("INSERT INTO u VALUES (?)", 1),
+            ]
+        );
     }
 
-    /// A job of `statements` statements (its savepoint included) whose `keep`
-    /// stands unless `refuse`, and the receiver of its answer.
-    fn job(statements: usize, refuse: bool) -> (Job, oneshot::Receiver<Result<Value, StoreError>>) {
-        let mut script = Script::new();
-        for _ in 1..statements {
-            script.push("SELECT 1", &[]).expect("push");
-        }
+    /// A job whose `keep` stands when its script ran whole, and otherwise says
+    /// how it stopped; and the receiver of its answer.
+    fn job(script: Script) -> (Job, oneshot::Receiver<Result<Value, StoreError>>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             script,
-            keep: Box::new(move |answers, failed| match (refuse, failed) {
-                (true, _) => Err(StoreError::PreconditionFailed),
-                (false, Some(f)) => Err(f.into_store_error()),
-                (false, None) => Ok(Box::new(answers.len()) as Value),
+            keep: Box::new(|answers, failed| match failed {
+                None => Ok(Box::new(answers.len()) as Value),
+                Some(f) if f.is_refusal() => {
+                    Err(StoreError::Conflict(format!("refused at {}", f.statement)))
+                }
+                Some(f) if f.error.is_unique_violation() => {
+                    Err(StoreError::Conflict(format!("taken at {}", f.statement)))
+                }
+                Some(f) => Err(f.into_store_error()),
             }),
             committed: Box::new(|| ()),
             reply,
@@ -1048,120 +1143,106 @@ mod tests {
         (job, answer)
     }
 
-    fn done(n: usize) -> Vec<Done> {
-        (0..n).map(|_| Done::default()).collect()
-    }
-
-    #[test]
-    fn joined_scripts_keep_their_statements_and_arguments_in_order() {
-        let mut a = Script::new();
-        a.push("SELECT ?1", &[Arg::Int(1)]).expect("push");
-        let mut b = Script::new();
-        b.push("SELECT ?2, ?1", &[Arg::Int(2), Arg::Int(3)])
+    fn insert(k: i64, refuse: bool) -> Script {
+        let mut script = Script::new();
+        script
+            .push(
+                "INSERT INTO t (k) VALUES (?1); SELECT 'x' || ?1",
+                &[Arg::Int(k)],
+            )
             .expect("push");
-        b.check("?1 > 0", &[Arg::Int(4)]).expect("check");
-        let scripts = [&a, &b];
-        assert_eq!(
-            Script::joined(None, &scripts),
-            "SAVEPOINT scim_op; SELECT ?; SAVEPOINT scim_op; SELECT ?, ?; \
-             INSERT INTO temp.scim_check (ok) SELECT ? > 0"
-        );
-        let bound: Vec<String> = arguments(&scripts)
-            .map(|a| match a {
-                Arg::Text(s) => s.clone(),
-                Arg::Int(i) => i.to_string(),
-                Arg::Null => "NULL".to_owned(),
-            })
-            .collect();
-        assert_eq!(bound, ["1", "3", "2", "4"]);
-        assert_eq!((a.statements, b.statements), (2, 3));
-        assert_eq!(
-            Script::joined(Some(BEGIN), &[&a]),
-            "BEGIN IMMEDIATE; SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
-        );
-        assert_eq!(
-            Script::joined(Some(MARK), &[&a]),
-            "SAVEPOINT scim_tx; SAVEPOINT scim_op; SELECT ?"
-        );
-        // The answers a call strips before the scripts' own (`run_jobs`).
-        assert_eq!(BEGIN.split(';').count(), 2);
-        assert_eq!(MARK.split(';').count(), 1);
+        if refuse {
+            script.check("?1 < 0", &[Arg::Int(k)]).expect("check");
+        }
+        script
     }
 
-    #[test]
-    fn a_call_that_ran_whole_keeps_every_job() {
-        let jobs: Vec<_> = (0..3).map(|_| job(3, false)).collect();
-        let (jobs, mut answers): (Vec<Job>, Vec<_>) = jobs.into_iter().unzip();
-        let mut kept = Vec::new();
-        let after = judge(jobs, done(9), None, &mut kept);
-        assert_eq!((after.undo, after.again.len(), kept.len()), (0, 0, 3));
-        // Nobody is told before the commit.
-        assert!(answers.iter_mut().all(|a| a.try_recv().is_err()));
-        for k in kept {
-            k.tell(&Ok(()));
-        }
-        for mut a in answers {
-            let v = a.try_recv().expect("told").expect("stands");
-            assert_eq!(v.downcast::<usize>().map(|v| *v).ok(), Some(3));
+    fn connection() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(CHECKS).expect("checks");
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .expect("table");
+        conn
+    }
+
+    fn keys(conn: &rusqlite::Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT k FROM t ORDER BY k").expect("select");
+        stmt.query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    fn told(answer: &mut oneshot::Receiver<Result<Value, StoreError>>) -> Result<usize, String> {
+        match answer.try_recv() {
+            Ok(Ok(v)) => v.downcast::<usize>().map(|v| *v).map_err(|_| "type".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("not told".into()),
         }
     }
 
     #[test]
-    fn a_job_stopped_midway_is_undone_alone_and_the_rest_run_again() {
-        let (a, _) = job(3, false);
-        let (b, mut b_answer) = job(4, false);
-        let (c, _) = job(2, false);
-        let mut kept = Vec::new();
-        // The call stopped at b's third statement: c never ran.
-        let after = judge(
-            vec![a, b, c],
-            done(5),
-            Some(sqlx::Error::Protocol("stop".into())),
-            &mut kept,
-        );
-        assert_eq!(kept.len(), 1);
-        assert_eq!(after.undo, 1, "only b's savepoint is open");
-        assert_eq!(after.again.len(), 1);
-        assert_eq!(after.again[0].script.statements, 2);
-        assert!(matches!(
-            b_answer.try_recv(),
-            Ok(Err(StoreError::Backend(_)))
-        ));
+    fn scripts_that_fail_or_refuse_leave_no_trace_and_the_others_commit_together() {
+        let mut conn = connection();
+        let scripts: Scripts = Arc::default();
+        let mut answers = Vec::new();
+        for script in [
+            insert(1, false),
+            insert(2, true),
+            insert(1, false),
+            insert(3, false),
+        ] {
+            let (job, answer) = job(script);
+            scripts.lock().expect("queue").jobs.push_back(job);
+            answers.push(answer);
+        }
+        let (mut open, mut kept) = (false, Vec::new());
+        assert!(fill(&mut conn, BEGIN, &scripts, &mut open, &mut kept).is_ok());
+        assert!(open && !conn.is_autocommit());
+        assert_eq!(kept.len(), 2);
+        // The refused and the failed are told at once, the others after the commit.
+        assert_eq!(told(&mut answers[1]), Err("refused at 3".into()));
+        assert_eq!(told(&mut answers[2]), Err("taken at 1".into()));
+        assert_eq!(told(&mut answers[0]), Err("not told".into()));
+        conn.batch(COMMIT).expect("commit");
+        tell(kept, Ok(()));
+        assert_eq!(told(&mut answers[0]), Ok(3));
+        assert_eq!(told(&mut answers[3]), Ok(3));
+        assert!(conn.is_autocommit());
+        assert_eq!(keys(&conn), [1, 3]);
     }
 
     #[test]
-    fn a_job_refused_after_a_whole_call_undoes_those_after_it() {
-        let (a, _) = job(2, false);
-        let (b, mut b_answer) = job(2, true);
-        let (c, mut c_answer) = job(2, false);
-        let (d, _) = job(2, false);
-        let mut kept = Vec::new();
-        let after = judge(vec![a, b, c, d], done(8), None, &mut kept);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(
-            after.undo, 3,
-            "b, c and d ran; their savepoints are rolled back"
-        );
-        assert_eq!(after.again.len(), 2, "c and d run again");
-        assert!(matches!(
-            b_answer.try_recv(),
-            Ok(Err(StoreError::PreconditionFailed))
-        ));
-        assert!(c_answer.try_recv().is_err(), "c is not told yet");
+    fn a_statement_answers_its_rows_and_changes() {
+        let mut conn = connection();
+        let mut script = insert(7, false);
+        script
+            .push("UPDATE t SET k = k + 1 WHERE k >= ?1", &[Arg::Int(0)])
+            .expect("push");
+        let (answers, failed) = conn.run(&script);
+        assert!(failed.is_none());
+        let seen: Vec<(usize, u64)> = answers.iter().map(|d| (d.rows.len(), d.changes)).collect();
+        assert_eq!(seen[1..], [(0, 1), (1, 1), (0, 1)]);
+        assert_eq!(answers[2].rows, [Some("x7".to_owned())]);
+        assert_eq!(keys(&conn), [8]);
+    }
+
+    #[test]
+    fn a_commit_fails_when_sqlite_rolled_the_transaction_back() {
+        let mut conn = connection();
+        conn.batch(BEGIN).expect("begin");
+        conn.batch("ROLLBACK").expect("rolled back by itself");
+        assert!(conn.batch(COMMIT).is_err());
     }
 
     #[test]
     fn a_job_whose_savepoint_failed_has_nothing_to_undo() {
-        let (a, _) = job(2, false);
-        let (b, _) = job(2, false);
+        let (j, mut answer) = job(insert(1, false));
         let mut kept = Vec::new();
-        let after = judge(
-            vec![a, b],
-            done(2),
-            Some(sqlx::Error::Protocol("stop".into())),
-            &mut kept,
-        );
-        assert_eq!((kept.len(), after.undo, after.again.len()), (1, 0, 0));
+        let error = DbError::Pooled(sqlx::Error::Protocol("stop".into()));
+        assert!(!settle(j, Vec::new(), Some(error), &mut kept));
+        assert!(kept.is_empty());
+        assert!(told(&mut answer).is_err());
     }
 
     #[test]

@@ -18,8 +18,8 @@
 //! flush serves every write that queued meanwhile. A write with nothing to read in
 //! between (a user's PATCH, PUT or creation, a group's rename) is one statement on
 //! PostgreSQL, so it holds no lock across round trips; on SQLite it queues for the
-//! process's one leader, which sends the queued writes of one shape to SQLite
-//! together, in one call, each in a savepoint of its own, on a connection it keeps.
+//! process's one leader, which runs the queued writes, each in a savepoint of its
+//! own, on a connection it keeps and drives directly.
 //!
 //! ```no_run
 //! use scimkit::{Registry, service::{Service, ServiceConfig}};
@@ -195,7 +195,8 @@ impl<C> SqlStore<C> {
     /// # Errors
     /// [`StoreError::Backend`] when the database cannot be reached or migrated.
     pub async fn connect(url: &str, registry: Registry) -> Result<Self, StoreError> {
-        let mut in_memory = false;
+        // The database file, for the SQLite leader's own connection.
+        let mut file = None;
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // READ COMMITTED whatever the database's default: a write that is one
             // statement re-checks the row version it waited for instead of failing
@@ -217,7 +218,9 @@ impl<C> SqlStore<C> {
                 .or_else(|| url.strip_prefix("sqlite:"))
                 .unwrap_or(url);
             let memory = path == ":memory:" || path.is_empty();
-            in_memory = memory;
+            if !memory {
+                file = Some(std::path::PathBuf::from(path));
+            }
             let options = if memory {
                 SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?
             } else {
@@ -272,7 +275,7 @@ impl<C> SqlStore<C> {
             registry,
             translators,
             members: "members".to_owned(),
-            writers: Arc::new(batch::Writers::new(!in_memory)),
+            writers: Arc::new(batch::Writers::new(file)),
             new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
             context: PhantomData,
         })
@@ -676,7 +679,7 @@ macro_rules! insert_members {
 /// first. A value the resource already owns is left as it is (a write that keeps its
 /// userName rewrites no row of the claims); the statement returns the attribute of
 /// every value the resource owns afterwards, so a value missing from the answer is
-/// one another resource holds (a conflict). One statement on PostgreSQL, one call on
+/// one another resource holds (a conflict). One statement on PostgreSQL, three on
 /// SQLite.
 fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
     let pairs = |row: &dyn Fn(usize, usize) -> String| {
@@ -837,7 +840,10 @@ fn owned_attributes(answers: &[Done], at: Range<usize>) -> Result<Vec<String>, S
     let mut owned = Vec::new();
     for done in answers.get(at).unwrap_or_default() {
         for row in &done.rows {
-            owned.push(row.try_get::<String, _>(0).map_err(backend)?);
+            let attribute = row.clone().ok_or_else(|| {
+                StoreError::backend("a claim answered a row without its attribute")
+            })?;
+            owned.push(attribute);
         }
     }
     Ok(owned)
@@ -1030,7 +1036,7 @@ async fn held_elsewhere(
 const EVENT_CHUNK: usize = 1_000;
 
 /// One statement that appends `n` events: `$1` is `n`, `$2` the tenant, then id,
-/// time and JSON for each event. On SQLite (two statements in one call) it takes
+/// time and JSON for each event. On SQLite (two statements) it takes
 /// their sequences from the head row, which stays locked until the transaction
 /// ends: writers are one at a time there anyway. On PostgreSQL it writes them under
 /// negative placeholders, in order, for readers to number once committed (see
@@ -1187,8 +1193,8 @@ impl<C: Tenant + 'static> SqlStore<C> {
             _ => false,
         };
         if one_call {
-            // Nothing to read in between: the whole write is one call to SQLite, one
-            // statement on PostgreSQL, with the parameters `update` takes ($8: the
+            // Nothing to read in between: the whole write is one script for the SQLite
+            // leader, one statement on PostgreSQL, with the parameters `update` takes ($8: the
             // member count stays).
             let head: [Arg; 8] = [
                 tenant.into(),
@@ -1367,8 +1373,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 Pool::Postgres(_) => events.len() <= EVENT_CHUNK,
             };
         if one_call {
-            // Nothing to read in between: the whole write is one call to SQLite, one
-            // statement on PostgreSQL, with the parameters `insert` takes.
+            // Nothing to read in between: the whole write is one script for the SQLite
+            // leader, one statement on PostgreSQL, with the parameters `insert` takes.
             let head: [Arg; 8] = [
                 tenant.into(),
                 resource_type.into(),
@@ -1398,7 +1404,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         distinct_unique(unique).into_iter().cloned().collect();
                     let keep = move |answers: Vec<Done>, failed: Option<Failed>| match failed {
                         Some(f)
-                            if f.statement == insert_at.start && is_unique_violation(&f.error) =>
+                            if f.statement == insert_at.start && f.error.is_unique_violation() =>
                         {
                             Err(taken())
                         }
