@@ -74,7 +74,20 @@ pub fn translate(
     column: &str,
     dialect: Dialect,
 ) -> Translation {
+    translate_keyed(filter, schema, column, &[], dialect)
+}
+
+/// [`translate`], with the guards on the attributes of `keyed` written on their key
+/// columns (see [`Translator::with_key_column`]).
+fn translate_keyed(
+    filter: &Filter,
+    schema: &ResourceSchema<'_>,
+    column: &str,
+    keyed: &[(String, String)],
+    dialect: Dialect,
+) -> Translation {
     let mut w = Writer::sized(schema, column, dialect, leaves(filter));
+    w.keyed = keyed;
     let residual = w.top(filter);
     Translation {
         sql: w.out.into(),
@@ -108,6 +121,9 @@ pub fn translate(
 pub struct Translator {
     schema: SharedResourceSchema,
     column: String,
+    /// Attributes whose comparison values a column of their own holds, and that
+    /// column (see [`Translator::with_key_column`]).
+    keyed: Vec<(String, String)>,
     dialect: Dialect,
     shapes: RwLock<Shapes>,
 }
@@ -117,6 +133,7 @@ impl fmt::Debug for Translator {
         f.debug_struct("Translator")
             .field("resource_type", &self.schema.get().name())
             .field("column", &self.column)
+            .field("keyed", &self.keyed)
             .field("dialect", &self.dialect)
             .finish_non_exhaustive()
     }
@@ -132,9 +149,39 @@ impl Translator {
         Translator {
             schema,
             column: column.into(),
+            keyed: Vec::new(),
             dialect,
             shapes: RwLock::new(Shapes::default()),
         }
+    }
+
+    /// Says that the column `column` (a trusted identifier) holds, in every row,
+    /// the comparison value of the single-valued, top-level attribute `attribute`
+    /// (as the schema names it): what the document column holds at its path, kept
+    /// in step by the host. The index guards of equality and prefix comparisons on
+    /// that attribute (`userName eq "…"`, `externalId sw "…"`) are then written on
+    /// `column`, which a plain index answers; their exact tests still read the
+    /// document. An index on the column, unlike one on an expression of the
+    /// document, is not rewritten by writes that leave the attribute as it was.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use scimkit::{Registry, filter::Filter, schema::SharedResourceSchema};
+    /// use scimkit_sql::{Dialect, Translator};
+    ///
+    /// let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").ok_or("no User")?;
+    /// let translator = Translator::new(users, "cmp", Dialect::Sqlite)
+    ///     .with_key_column("userName", "k_user_name");
+    /// let filter: Filter = r#"userName eq "bjensen""#.parse()?;
+    /// assert!(translator.translate(&filter).sql.starts_with("(k_user_name = ?1 AND "));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_key_column(mut self, attribute: &str, column: &str) -> Self {
+        self.keyed.retain(|(a, _)| a != attribute);
+        self.keyed.push((attribute.to_owned(), column.to_owned()));
+        // Shapes recorded before wrote the guards on the document.
+        self.shapes = RwLock::new(Shapes::default());
+        self
     }
 
     /// The resource type's schemas.
@@ -148,7 +195,8 @@ impl Translator {
     }
 
     /// Translates `filter`: exactly what [`translate`] answers for this translator's
-    /// schema, column and dialect.
+    /// schema, column and dialect (with the guards its key columns take, if it has
+    /// any: see [`Translator::with_key_column`]).
     pub fn translate(&self, filter: &Filter) -> Translation {
         let schema = self.schema.get();
         let hash = shape_hash(filter);
@@ -156,12 +204,13 @@ impl Translator {
             let shapes = self.shapes.read().unwrap_or_else(PoisonError::into_inner);
             for shape in shapes.candidates(hash) {
                 let mut w = Writer::for_shape(&schema, &self.column, self.dialect, shape);
+                w.keyed = &self.keyed;
                 if let Some(t) = w.replay(shape, filter) {
                     return t;
                 }
             }
         }
-        let translation = translate(filter, &schema, &self.column, self.dialect);
+        let translation = translate_keyed(filter, &schema, &self.column, &self.keyed, self.dialect);
         if let Some(shape) = self.record(&schema, filter, &translation) {
             let forgotten = self
                 .shapes
@@ -185,6 +234,7 @@ impl Translator {
             return None;
         }
         let mut w = Writer::sized(schema, &self.column, self.dialect, leaves(filter));
+        w.keyed = &self.keyed;
         w.recording = Some(Recording {
             replayable: true,
             ..Recording::default()
@@ -201,6 +251,7 @@ impl Translator {
             leaves: recording.leaves.into_boxed_slice(),
         };
         let mut check = Writer::sized(schema, &self.column, self.dialect, 0);
+        check.keyed = &self.keyed;
         let mut numbers = Numbers::new();
         if !check.bind_shape(&shape, filter, &mut numbers)
             || check.finish(&shape, &numbers) != *expected
@@ -210,6 +261,7 @@ impl Translator {
         // The text to share: filled in with the numbers values get when no two of
         // different comparisons are equal (these values may have been).
         let mut usual = Writer::sized(schema, &self.column, self.dialect, 0);
+        usual.keyed = &self.keyed;
         usual.distinct = true;
         let mut numbers = Numbers::new();
         if usual.bind_shape(&shape, filter, &mut numbers) {
@@ -480,6 +532,8 @@ struct Place<'r, 'a> {
 struct Writer<'a, 'r> {
     schema: &'a ResourceSchema<'r>,
     column: &'a str,
+    /// Attributes with a key column of their own, and that column.
+    keyed: &'a [(String, String)],
     dialect: Dialect,
     out: String,
     params: Params,
@@ -702,6 +756,7 @@ impl<'a, 'r> Writer<'a, 'r> {
         Writer {
             schema,
             column,
+            keyed: &[],
             dialect,
             out: String::with_capacity(text),
             params,
@@ -1182,6 +1237,16 @@ impl<'a, 'r> Writer<'a, 'r> {
         let lo = self.bind(Param::Text(prefix));
         let hi = self.bind(Param::Text(upper));
         let column = self.column;
+        if let Some(key) = self.key_column(place) {
+            let collate = match self.dialect {
+                Dialect::Postgres => " COLLATE \"C\"",
+                Dialect::Sqlite => "",
+            };
+            sql!(
+                self.out, "(", key, collate, " >= ", lo, " AND ", key, collate, " < ", hi, " AND "
+            );
+            return;
+        }
         match self.dialect {
             Dialect::Postgres => sql!(
                 self.out,
@@ -1226,6 +1291,10 @@ impl<'a, 'r> Writer<'a, 'r> {
         let path = self.place_path(place);
         let p = self.bind(Param::Text(text));
         let column = self.column;
+        if let Some(key) = self.key_column(place) {
+            sql!(self.out, "(", key, " = ", p, " AND ");
+            return;
+        }
         sql!(
             self.out,
             "(json_extract(",
@@ -1236,6 +1305,18 @@ impl<'a, 'r> Writer<'a, 'r> {
             p,
             " AND "
         );
+    }
+
+    /// The key column holding the value at `place`, if it has one (see
+    /// [`Translator::with_key_column`]).
+    fn key_column(&self, place: &Place<'_, '_>) -> Option<&'a str> {
+        if place.keys.0.is_some() || !self.indexable(place) {
+            return None;
+        }
+        self.keyed
+            .iter()
+            .find(|(attribute, _)| attribute == place.keys.1)
+            .map(|(_, column)| column.as_str())
     }
 
     /// Whether `place` is one value at one path of the document column, which an

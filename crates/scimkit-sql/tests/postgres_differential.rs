@@ -13,10 +13,13 @@ use postgres::{Client, NoTls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use scimkit::Registry;
+use std::sync::Arc;
+
 use scimkit::filter::Filter;
+use scimkit::schema::SharedResourceSchema;
 use scimkit::store::Sort;
 use scimkit_sql::order_by;
-use scimkit_sql::{Dialect, Param, comparison_document, translate};
+use scimkit_sql::{Dialect, Param, Translation, Translator, comparison_document, translate};
 use serde_json::Value;
 use shared::{FIXED_FILTERS, expected, fixed_users, id, normalized, sort};
 
@@ -28,9 +31,29 @@ struct Scratch {
     schema: String,
 }
 
-/// The comparison-document table.
-const DOCUMENTS: &str =
-    "CREATE TABLE users (n integer PRIMARY KEY, id text NOT NULL, cmp jsonb NOT NULL);";
+/// The comparison-document table, with key columns that hold what the document
+/// does at their attributes' paths.
+const DOCUMENTS: &str = "CREATE TABLE users (n integer PRIMARY KEY, id text NOT NULL, cmp jsonb NOT NULL, \
+     k_user_name text GENERATED ALWAYS AS (cmp #>> '{userName}') STORED, \
+     k_external_id text GENERATED ALWAYS AS (cmp #>> '{externalId}') STORED, \
+     k_display_name text GENERATED ALWAYS AS (cmp #>> '{displayName}') STORED, \
+     k_id text GENERATED ALWAYS AS (cmp #>> '{id}') STORED);";
+
+/// A translator that writes the guards of the key columns of [`DOCUMENTS`] on them.
+fn keyed() -> Translator {
+    let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").expect("User");
+    [
+        ("userName", "k_user_name"),
+        ("externalId", "k_external_id"),
+        ("displayName", "k_display_name"),
+        ("id", "k_id"),
+    ]
+    .iter()
+    .fold(
+        Translator::new(users, "cmp", Dialect::Postgres),
+        |t, (a, c)| t.with_key_column(a, c),
+    )
+}
 
 impl Scratch {
     /// A new schema holding the tables `ddl` creates; `None` (after saying so) when
@@ -100,25 +123,39 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
     let schema = registry.resource_type("User").expect("User");
     load(db, users);
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
+    let found = select(db, filter, &t, users);
+    // The guards on key columns select what those on the document do.
+    let k = keyed().translate(filter);
+    assert_eq!(
+        select(db, filter, &k, users),
+        found,
+        "with key columns: {filter}\n{}",
+        k.sql
+    );
+    let expected: Vec<usize> = (0..users.len())
+        .filter(|&n| filter.matches(&schema, &users[n]))
+        .collect();
+    (found, expected)
+}
+
+/// What the translation `t` of `filter` selects (residual applied in memory).
+fn select(db: &mut Client, filter: &Filter, t: &Translation, users: &[Value]) -> Vec<usize> {
+    let registry = Registry::core();
+    let schema = registry.resource_type("User").expect("User");
     let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
     let params: Vec<Box<dyn ToSql + Sync + '_>> = t.params.iter().map(param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
     let rows = db
         .query(&sql, &refs)
         .unwrap_or_else(|e| panic!("{filter}: {e}\n{sql}\n{:?}", t.params));
-    let found: Vec<usize> = rows
-        .iter()
+    rows.iter()
         .map(|r| r.get::<_, i32>(0) as usize)
         .filter(|&n| {
             t.residual
                 .as_ref()
                 .is_none_or(|f| f.matches(&schema, &users[n]))
         })
-        .collect();
-    let expected: Vec<usize> = (0..users.len())
-        .filter(|&n| filter.matches(&schema, &users[n]))
-        .collect();
-    (found, expected)
+        .collect()
 }
 
 #[test]

@@ -5,11 +5,14 @@
 mod arb;
 mod shared;
 
+use std::sync::{Arc, LazyLock};
+
 use proptest::prelude::*;
 use rusqlite::{Connection, params_from_iter};
 use scimkit::Registry;
 use scimkit::filter::Filter;
-use scimkit_sql::{Dialect, Param, Params, comparison_document, translate};
+use scimkit::schema::SharedResourceSchema;
+use scimkit_sql::{Dialect, Param, Params, Translator, comparison_document, translate};
 use serde_json::Value;
 use shared::{FIXED_FILTERS, fixed_users, id, normalized};
 
@@ -22,21 +25,41 @@ fn sql_value(p: Param<'_>) -> rusqlite::types::Value {
     }
 }
 
-/// An in-memory database holding `users`: the `n`th has id `u00n` and its
-/// comparison document.
+/// Attributes with a key column in `users`, as the SQLite store has them.
+const KEYS: [(&str, &str); 4] = [
+    ("userName", "k_user_name"),
+    ("externalId", "k_external_id"),
+    ("displayName", "k_display_name"),
+    ("id", "k_id"),
+];
+
+/// A translator that writes the guards of `KEYS` on their columns.
+static KEYED: LazyLock<Translator> = LazyLock::new(|| {
+    let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").expect("User");
+    KEYS.iter().fold(
+        Translator::new(users, "cmp", Dialect::Sqlite),
+        |t, (a, c)| t.with_key_column(a, c),
+    )
+});
+
+/// An in-memory database holding `users`: the `n`th has id `u00n`, its
+/// comparison document, and the key columns of `KEYS` as json_extract gives them.
 fn load(users: &[Value]) -> Connection {
     let registry = Registry::core();
     let schema = registry.resource_type("User").expect("User");
     let db = Connection::open_in_memory().expect("sqlite");
     db.execute(
-        "CREATE TABLE users (n INTEGER PRIMARY KEY, id TEXT NOT NULL, cmp TEXT NOT NULL)",
+        "CREATE TABLE users (n INTEGER PRIMARY KEY, id TEXT NOT NULL, cmp TEXT NOT NULL, \
+         k_user_name, k_external_id, k_display_name, k_id)",
         [],
     )
     .expect("table");
     for (n, user) in users.iter().enumerate() {
         let cmp = comparison_document(&schema, user).to_string();
         db.execute(
-            "INSERT INTO users VALUES (?1, ?2, ?3)",
+            "INSERT INTO users VALUES (?1, ?2, ?3, json_extract(?3, '$.\"userName\"'), \
+             json_extract(?3, '$.\"externalId\"'), json_extract(?3, '$.\"displayName\"'), \
+             json_extract(?3, '$.\"id\"'))",
             rusqlite::params![n as i64, id(n), cmp],
         )
         .expect("insert");
@@ -74,6 +97,11 @@ fn both(filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<usize>) {
     let t = translate(filter, &schema, "cmp", Dialect::Sqlite);
     let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", t.sql);
     let found = select(&db, &sql, &t.params, t.residual.as_ref(), users);
+    // The guards on key columns select what those on the document do.
+    let k = KEYED.translate(filter);
+    let sql = format!("SELECT n FROM users WHERE {} ORDER BY n", k.sql);
+    let keyed = select(&db, &sql, &k.params, k.residual.as_ref(), users);
+    assert_eq!(keyed, found, "with key columns: {filter}\n{}", k.sql);
     let expected: Vec<usize> = (0..users.len())
         .filter(|&n| filter.matches(&schema, &users[n]))
         .collect();
