@@ -693,6 +693,180 @@ mod member_rows {
     }
 }
 
+mod key_columns {
+    //! On SQLite, the columns that hold the attributes resources are looked up by
+    //! stay equal to the comparison document through every kind of write, and a
+    //! write rewrites only the columns (and so the indexes) whose value changed.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use serde_json::{Value, json};
+
+    const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+    /// Rows whose key columns differ from their documents.
+    fn out_of_step(db: &rusqlite::Connection) -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM scim_resources WHERE \
+             k_user_name IS NOT json_extract(cmp, '$.\"userName\"') \
+             OR k_external_id IS NOT json_extract(cmp, '$.\"externalId\"') \
+             OR k_display_name IS NOT json_extract(cmp, '$.\"displayName\"') \
+             OR k_id IS NOT json_extract(cmp, '$.\"id\"') OR k_id IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count")
+    }
+
+    /// How many times each key column was written, counted by triggers.
+    fn key_writes(db: &rusqlite::Connection) -> Vec<i64> {
+        ["k_user_name", "k_external_id", "k_display_name", "k_id"]
+            .iter()
+            .map(|c| {
+                db.query_row(
+                    &format!("SELECT n FROM key_writes WHERE k = '{c}'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count")
+            })
+            .collect()
+    }
+
+    async fn ids<S: scimkit::store::Store<Context = String>>(
+        svc: &Service<S>,
+        path: &str,
+        filter: &str,
+    ) -> Vec<String> {
+        let path = format!(
+            "{path}?filter={}",
+            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+        );
+        let (status, body, _) = call(svc, Request::new("GET", &path)).await;
+        assert_eq!(status, 200, "{filter}: {body}");
+        body["Resources"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn stay_in_step_and_are_written_only_when_they_change() {
+        let scratch = Scratch::file();
+        let Scratch::File(path) = &scratch else {
+            unreachable!()
+        };
+        let svc = Service::new(scratch.store().await, ServiceConfig::default()).with_clock(clock());
+        let mut users = Vec::new();
+        for i in 0..3 {
+            let (status, u, _) = call(&svc, post("/Users", &json!({"schemas": [USER], "userName": format!("user{i}"), "externalId": format!("ext{i}"), "displayName": format!("User {i}")}))).await;
+            assert_eq!(status, 201, "{u}");
+            users.push(u["id"].as_str().expect("id").to_owned());
+        }
+        let (status, g, _) = call(&svc, post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Staff", "members": [{"value": users[0]}, {"value": users[1]}]}))).await;
+        assert_eq!(status, 201, "{g}");
+        let gid = g["id"].as_str().expect("id").to_owned();
+        let db = rusqlite::Connection::open(path).expect("open");
+        assert_eq!(out_of_step(&db), 0, "after creates");
+        db.execute_batch(
+            "CREATE TABLE key_writes (k TEXT PRIMARY KEY, n INTEGER NOT NULL);
+             INSERT INTO key_writes VALUES ('k_user_name', 0), ('k_external_id', 0), ('k_display_name', 0), ('k_id', 0);
+             CREATE TRIGGER kw_u AFTER UPDATE OF k_user_name ON scim_resources BEGIN UPDATE key_writes SET n = n + 1 WHERE k = 'k_user_name'; END;
+             CREATE TRIGGER kw_e AFTER UPDATE OF k_external_id ON scim_resources BEGIN UPDATE key_writes SET n = n + 1 WHERE k = 'k_external_id'; END;
+             CREATE TRIGGER kw_d AFTER UPDATE OF k_display_name ON scim_resources BEGIN UPDATE key_writes SET n = n + 1 WHERE k = 'k_display_name'; END;
+             CREATE TRIGGER kw_i AFTER UPDATE OF k_id ON scim_resources BEGIN UPDATE key_writes SET n = n + 1 WHERE k = 'k_id'; END;",
+        )
+        .expect("triggers");
+        let patch = |path: String, ops: Value| {
+            Request::new("PATCH", &path).with_json(
+                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+            )
+        };
+        // A change of title leaves every key column alone.
+        let user0 = format!("/Users/{}", users[0]);
+        let (status, body, _) = call(
+            &svc,
+            patch(
+                user0.clone(),
+                json!([{"op": "replace", "path": "title", "value": "Boss"}]),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(key_writes(&db), [0, 0, 0, 0]);
+        // A new displayName writes that column only.
+        let (status, body, _) = call(
+            &svc,
+            patch(
+                user0.clone(),
+                json!([{"op": "replace", "path": "displayName", "value": "Ada"}]),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(key_writes(&db), [0, 0, 1, 0]);
+        // A rename and a new externalId by PUT.
+        let (status, body, _) = call(&svc, Request::new("PUT", &user0).with_json(&json!({"schemas": [USER], "userName": "Ada.Lovelace", "externalId": "EXT-A", "displayName": "Ada"}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(key_writes(&db), [1, 1, 1, 0]);
+        // Member changes and a member's deletion change the group's document
+        // (meta.lastModified), never its key columns.
+        let (status, body, _) = call(
+            &svc,
+            patch(
+                format!("/Groups/{gid}"),
+                json!([{"op": "add", "path": "members", "value": [{"value": users[2]}]}]),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _, _) = call(
+            &svc,
+            Request::new("DELETE", &format!("/Users/{}", users[1])),
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(key_writes(&db), [1, 1, 1, 0]);
+        assert_eq!(out_of_step(&db), 0, "after updates");
+        // Look-ups through the key columns see the new values, not the old.
+        assert_eq!(
+            ids(&svc, "/Users", r#"userName eq "ada.lovelace""#).await,
+            [users[0].clone()]
+        );
+        assert!(
+            ids(&svc, "/Users", r#"userName eq "user0""#)
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            ids(&svc, "/Users", r#"externalId eq "EXT-A""#).await,
+            [users[0].clone()]
+        );
+        assert!(
+            ids(&svc, "/Users", r#"externalId eq "ext-a""#)
+                .await
+                .is_empty(),
+            "externalId is case-exact"
+        );
+        assert_eq!(
+            ids(&svc, "/Users", r#"displayName sw "ad""#).await,
+            [users[0].clone()]
+        );
+        assert_eq!(
+            ids(&svc, "/Users", &format!(r#"id eq "{}""#, users[2])).await,
+            [users[2].clone()]
+        );
+        assert_eq!(
+            ids(&svc, "/Groups", r#"displayName eq "staff""#).await,
+            [gid]
+        );
+    }
+}
+
 mod member_filters {
     //! Group filters naming members, answered from the member table, select what
     //! `MemoryStore` (the evaluator) selects.
@@ -865,13 +1039,13 @@ mod plans {
             "User",
             r#"externalId eq "ext-42""#,
             "scim_resources_cmp",
-            "USING",
+            "scim_resources_external_id",
         ),
         (
             "User",
             r#"id eq "user-00042""#,
             "scim_resources_cmp",
-            "USING",
+            "scim_resources_cmp_id",
         ),
         (
             "User",
@@ -883,7 +1057,7 @@ mod plans {
             "Group",
             r#"displayName eq "Group 42""#,
             "scim_resources_cmp",
-            "USING",
+            "scim_resources_display_name",
         ),
         (
             "Group",

@@ -236,6 +236,69 @@ const MIGRATIONS: &[Migration] = &[
         // SQLite writes one transaction at a time: its writers go on numbering.
         sqlite: "SELECT 1;",
     },
+    Migration {
+        version: 5,
+        description: "SQLite: key columns for the attributes resources are looked up by",
+        // PostgreSQL writes a new entry in every index for each new row version
+        // anyway: its expression indexes stay.
+        postgres: "SELECT 1;",
+        // The expression indexes on the comparison document were rewritten by every
+        // write, since every write changes the document (meta.lastModified at
+        // least). Each attribute now has a column of its own (no type: the value
+        // as json_extract gives it), which the store writes on INSERT and these
+        // triggers keep in step when the document changes; an index on a column
+        // is rewritten only when that column is.
+        sqlite: "
+        ALTER TABLE scim_resources ADD COLUMN k_user_name;
+        ALTER TABLE scim_resources ADD COLUMN k_external_id;
+        ALTER TABLE scim_resources ADD COLUMN k_display_name;
+        ALTER TABLE scim_resources ADD COLUMN k_id;
+        UPDATE scim_resources SET
+            k_user_name = json_extract(cmp, '$.\"userName\"'),
+            k_external_id = json_extract(cmp, '$.\"externalId\"'),
+            k_display_name = json_extract(cmp, '$.\"displayName\"'),
+            k_id = json_extract(cmp, '$.\"id\"');
+        DROP INDEX scim_resources_user_name;
+        DROP INDEX scim_resources_external_id;
+        DROP INDEX scim_resources_display_name;
+        DROP INDEX scim_resources_cmp_id;
+        CREATE INDEX scim_resources_user_name ON scim_resources (tenant, resource_type, k_user_name);
+        CREATE INDEX scim_resources_external_id ON scim_resources (tenant, resource_type, k_external_id);
+        CREATE INDEX scim_resources_display_name ON scim_resources (tenant, resource_type, k_display_name);
+        CREATE INDEX scim_resources_cmp_id ON scim_resources (tenant, resource_type, k_id);
+        CREATE TRIGGER scim_resources_k_user_name AFTER UPDATE OF cmp ON scim_resources
+            WHEN NEW.k_user_name IS NOT json_extract(NEW.cmp, '$.\"userName\"')
+        BEGIN
+            UPDATE scim_resources SET k_user_name = json_extract(NEW.cmp, '$.\"userName\"')
+            WHERE tenant = NEW.tenant AND resource_type = NEW.resource_type AND id = NEW.id;
+        END;
+        CREATE TRIGGER scim_resources_k_external_id AFTER UPDATE OF cmp ON scim_resources
+            WHEN NEW.k_external_id IS NOT json_extract(NEW.cmp, '$.\"externalId\"')
+        BEGIN
+            UPDATE scim_resources SET k_external_id = json_extract(NEW.cmp, '$.\"externalId\"')
+            WHERE tenant = NEW.tenant AND resource_type = NEW.resource_type AND id = NEW.id;
+        END;
+        CREATE TRIGGER scim_resources_k_display_name AFTER UPDATE OF cmp ON scim_resources
+            WHEN NEW.k_display_name IS NOT json_extract(NEW.cmp, '$.\"displayName\"')
+        BEGIN
+            UPDATE scim_resources SET k_display_name = json_extract(NEW.cmp, '$.\"displayName\"')
+            WHERE tenant = NEW.tenant AND resource_type = NEW.resource_type AND id = NEW.id;
+        END;
+        CREATE TRIGGER scim_resources_k_id AFTER UPDATE OF cmp ON scim_resources
+            WHEN NEW.k_id IS NOT json_extract(NEW.cmp, '$.\"id\"')
+        BEGIN
+            UPDATE scim_resources SET k_id = json_extract(NEW.cmp, '$.\"id\"')
+            WHERE tenant = NEW.tenant AND resource_type = NEW.resource_type AND id = NEW.id;
+        END;
+        DELETE FROM sqlite_stat1 WHERE idx IN ('scim_resources_user_name', 'scim_resources_external_id', 'scim_resources_display_name', 'scim_resources_cmp_id');
+        INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+            ('scim_resources', 'scim_resources_user_name', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_external_id', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_display_name', '1000000 100000 50000 1'),
+            ('scim_resources', 'scim_resources_cmp_id', '1000000 100000 50000 1');
+        ANALYZE sqlite_schema;
+    ",
+    },
 ];
 
 /// The bookkeeping table.

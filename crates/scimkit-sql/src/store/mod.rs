@@ -139,6 +139,16 @@ impl<C> Clone for SqlStore<C> {
     }
 }
 
+/// On SQLite, the attributes resources are looked up by, and the columns that hold
+/// their comparison values (migration 5): the store writes them with each new row,
+/// triggers keep them in step with the comparison document, and each has an index.
+const KEY_COLUMNS: [(&str, &str); 4] = [
+    ("userName", "k_user_name"),
+    ("externalId", "k_external_id"),
+    ("displayName", "k_display_name"),
+    ("id", "k_id"),
+];
+
 /// A backend failure that keeps its cause for the host's logs.
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::backend(e)
@@ -268,7 +278,17 @@ impl<C> SqlStore<C> {
         let translators = registry
             .resource_types()
             .filter_map(|t| SharedResourceSchema::new(Arc::clone(&registry), t.name()))
-            .map(|schema| Translator::new(schema, "cmp", dialect))
+            .map(|schema| {
+                let translator = Translator::new(schema, "cmp", dialect);
+                match dialect {
+                    Dialect::Sqlite => KEY_COLUMNS
+                        .iter()
+                        .fold(translator, |t, (attribute, column)| {
+                            t.with_key_column(attribute, column)
+                        }),
+                    Dialect::Postgres => translator,
+                }
+            })
             .collect();
         Ok(SqlStore {
             pool,
@@ -1363,10 +1383,23 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let rows = member_rows(&members, rule.unwrap_or(false), 1);
         let cmp = comparison_document(&schema, &doc).to_string();
         let tenant = ctx.tenant();
-        let insert = self.sql(
-            "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
-        );
+        let insert: Cow<'_, str> = match self.dialect() {
+            Dialect::Postgres => Cow::Borrowed(
+                "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6 + 1, $7::jsonb, $8::jsonb)",
+            ),
+            Dialect::Sqlite => {
+                let (mut columns, mut values) = (String::new(), String::new());
+                for (attribute, column) in KEY_COLUMNS {
+                    columns.push_str(&format!(", {column}"));
+                    values.push_str(&format!(", json_extract(?8, '$.\"{attribute}\"')"));
+                }
+                Cow::Owned(format!(
+                    "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, next_position, resource, cmp{columns}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6 + 1, ?7, ?8{values})"
+                ))
+            }
+        };
         let one_call = rows.is_empty()
             && match &self.pool {
                 Pool::Sqlite(_) => true,
