@@ -1118,7 +1118,7 @@ mod plans {
             .await
             .expect("explain");
         let want = if postgres {
-            "scim_resources_order"
+            "scim_resources_pkey"
         } else {
             "USING PRIMARY KEY (tenant=? AND resource_type=? AND id>?)"
         };
@@ -1147,6 +1147,44 @@ mod plans {
         if let Some(scratch) = Scratch::postgres() {
             check(scratch, true).await;
         }
+    }
+
+    /// A look-up by id is one on the primary key from the first write on, before
+    /// ANALYZE has measured anything: no index that orders ids otherwise can be
+    /// planned instead with the id as a filter (a scan of the tenant).
+    #[tokio::test]
+    async fn ids_are_looked_up_by_key_before_any_analyze_on_postgres() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        let store = scratch.store().await;
+        seed(&store).await;
+        let url = scratch.url();
+        let plan = std::thread::spawn(move || {
+            let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+            // What seeding's ANALYZE measured is forgotten.
+            db.batch_execute(
+                "DELETE FROM pg_statistic WHERE starelid = 'scim_resources'::regclass; \
+                 UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname = 'scim_resources'",
+            )
+            .expect("forget statistics");
+            let rows = db
+                .query(
+                    "EXPLAIN SELECT version, resource FROM scim_resources \
+                     WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+                    &[&"acme", &"User", &"user-00042"],
+                )
+                .expect("explain");
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .join()
+        .expect("thread");
+        assert!(plan.contains("scim_resources_pkey"), "{plan}");
+        assert!(!plan.contains("Filter"), "{plan}");
+        store.close().await;
     }
 }
 

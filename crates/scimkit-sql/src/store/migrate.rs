@@ -299,6 +299,24 @@ const MIGRATIONS: &[Migration] = &[
         ANALYZE sqlite_schema;
     ",
     },
+    Migration {
+        version: 6,
+        description: "PostgreSQL: ids in byte order in the primary key",
+        // A look-up by id (`tenant = $1 AND resource_type = $2 AND id = $3`) could
+        // be planned on scim_resources_order, whose ids compare in byte order
+        // ("C") and so cannot take `id = $3` as a key: a scan of the tenant,
+        // filtered, until ANALYZE had measured the table. The primary key now
+        // orders ids in byte order itself (equality is the same in every
+        // deterministic collation), so one index answers look-ups, lists in id
+        // order and cursor pages; the columns ids are joined with follow.
+        postgres: "
+        ALTER TABLE scim_resources ALTER COLUMN id TYPE text COLLATE \"C\";
+        ALTER TABLE scim_members ALTER COLUMN group_id TYPE text COLLATE \"C\";
+        DROP INDEX scim_resources_order;
+    ",
+        // SQLite compares text in byte order (BINARY) already.
+        sqlite: "SELECT 1;",
+    },
 ];
 
 /// The bookkeeping table.
