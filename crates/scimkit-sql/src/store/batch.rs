@@ -69,6 +69,10 @@ type Outcome = Option<Result<(), CommitFailed>>;
 /// the scripts of a busy server use, several times over.
 const STATEMENTS: usize = 256;
 
+/// At most this many transactions follow one another on the leader's thread while
+/// scripts keep queuing; then the writers that take turns get theirs.
+const CYCLES: usize = 8;
+
 /// This process's queue of SQLite writers and the transaction they share.
 #[derive(Debug)]
 pub(super) struct Writers {
@@ -838,7 +842,20 @@ impl Leader {
                             Some(conn) => conn,
                             None => open(&file).map_err(StoreError::backend)?,
                         };
-                        cycle(&mut conn, &scripts).map(|()| conn)
+                        // Transactions follow one another while scripts queue,
+                        // without a hop back to the runtime in between.
+                        for _ in 0..CYCLES {
+                            cycle(&mut conn, &scripts)?;
+                            if scripts
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .jobs
+                                .is_empty()
+                            {
+                                break;
+                            }
+                        }
+                        Ok(conn)
                     });
                     match run.await {
                         Ok(Ok(conn)) => {
