@@ -63,6 +63,10 @@ enum Command {
     /// Provisioning events: a webhook secret, consumers, dead letters.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Refresh the query planner's statistics on the store's tables: after a bulk
+    /// import, so that look-ups use their indexes at once (PostgreSQL's autovacuum
+    /// does this by itself, when it is on; SQLite never does).
+    Analyze,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Keys(command)) => runtime.block_on(keys::run(&cli.db, command)),
         Some(Command::Events(command)) => runtime.block_on(events(&cli.db, command)),
+        Some(Command::Analyze) => runtime.block_on(analyze(&cli.db)),
         Some(Command::Serve(args)) => runtime.block_on(serve(&cli.db, args)),
         None => runtime.block_on(serve(&cli.db, cli.serve)),
     };
@@ -339,6 +344,16 @@ async fn events(db: &str, command: EventsCommand) -> Result<(), BoxError> {
 }
 
 /// The database, for a command that is not `serve`.
+/// `analyze`: the store's statistics, refreshed.
+async fn analyze(db: &str) -> Result<(), BoxError> {
+    let store = open(db).await?;
+    let analyzed = store.analyze().await;
+    store.close().await;
+    analyzed?;
+    eprintln!("statistics refreshed");
+    Ok(())
+}
+
 async fn open(db: &str) -> Result<SqlStore<String>, BoxError> {
     Ok(SqlStore::connect(db, Registry::core())
         .await

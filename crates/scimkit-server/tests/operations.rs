@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Server, create_key, keys, temp_db};
+use support::{Server, create_key, keys, run_server, temp_db};
 
 fn user(name: &str) -> serde_json::Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
@@ -137,6 +137,33 @@ fn the_first_key_is_made_once() {
     assert!(second.first_key.is_none());
     assert_eq!(second.request_as(&key, "GET", "/Users", None).0, 401);
     second.stop();
+    drop(dir);
+}
+
+#[test]
+fn analyze_measures_the_tables() {
+    let (dir, db) = temp_db("analyze");
+    let path = db.to_str().expect("utf-8");
+    let key = create_key(path, "acme", "okta");
+    let server = Server::start(&db, &[]);
+    for name in ["ada", "grace", "edsger"] {
+        let (status, _, body) = server.request_as(&key, "POST", "/Users", Some(&user(name)));
+        assert_eq!(status, 201, "{body}");
+    }
+    server.stop();
+    let stat = || -> String {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.query_row(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'scim_resources_user_name'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("stat")
+    };
+    // The guess the migrations start from, then what ANALYZE measured.
+    assert!(stat().starts_with("1000000 "), "{}", stat());
+    run_server(&["--db", path, "analyze"]);
+    assert!(stat().starts_with("3 "), "{}", stat());
     drop(dir);
 }
 

@@ -1,7 +1,9 @@
 //! `SqlStore` on SQLite (a WAL file) and PostgreSQL (127.0.0.1:5432, skipped when it
 //! is not reachable): adding and removing one member of groups of 10 and 100,000
 //! members (the target: the same cost at every size), reading a user by id and by
-//! `userName eq`, and renaming a group of 100,000 members.
+//! `userName eq`, renaming a group of 100,000 members, PATCHing a user (read, then a
+//! versioned write), and 32 clients at once reading, then PATCHing, a user each
+//! (write throughput against read throughput).
 
 use std::hint::black_box;
 
@@ -136,6 +138,63 @@ fn bench_database(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, 
         b.iter(|| {
             rt.block_on(store.get(&(), "User", black_box("user-004242"), &Projection::all()))
                 .expect("get")
+        })
+    });
+    // A PATCH as the service writes it: read the user, change it, write it back
+    // under its version (a durable commit).
+    let patch = |store: SqlStore<()>, n: usize| async move {
+        let id = format!("user-{n:06}");
+        let mut current = store
+            .get(&(), "User", &id, &Projection::all())
+            .await
+            .expect("get");
+        current.resource["displayName"] = json!(format!("User {}", current.version));
+        let expected = current.version;
+        current.version += 1;
+        let unique = [UniqueValue {
+            attribute: "userName".into(),
+            value: format!("user{n}@example.com"),
+        }];
+        store
+            .replace(&(), "User", current, expected, &unique, &[])
+            .await
+            .expect("patch")
+    };
+    g.bench_function("patch_user_of_10000", |b| {
+        b.iter(|| rt.block_on(patch(store.clone(), 4242)))
+    });
+    // 32 clients at once, each on a user of its own: GETs, then PATCHes, whose
+    // commits the writers share.
+    let mut round = 0;
+    g.bench_function("get_32_users_at_once", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..32)
+                    .map(|i| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let id = format!("user-{:06}", i * 300);
+                            store.get(&(), "User", &id, &Projection::all()).await
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task").expect("get");
+                }
+            })
+        })
+    });
+    g.bench_function("patch_32_users_at_once", |b| {
+        b.iter(|| {
+            round += 1;
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..32)
+                    .map(|i| tokio::spawn(patch(store.clone(), (i * 300 + round) % 10_000)))
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+            })
         })
     });
     let users = registry.resource_type("User").expect("User");
