@@ -1007,8 +1007,9 @@ impl<'a, 'r> Writer<'a, 'r> {
         }
         // PostgreSQL: string equality also as jsonb containment, which a GIN index
         // on the document answers; SQLite: as equality on the attribute's
-        // expression, which an expression index answers; and a prefix as a range,
-        // which a btree index on the attribute answers. The exact test follows.
+        // expression (or its key column), which an index answers; and a prefix as
+        // a range, which a btree index on the attribute answers. The exact test
+        // follows.
         let text = match &pred {
             LeafPredicate::Test(Test::Text(_, text)) => text.as_str(),
             _ => "",
@@ -1229,7 +1230,8 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// A single-valued simple attribute: writes `(value >= prefix AND value < the
     /// first text after every text with that prefix AND ` (byte order), a range a
     /// btree index answers: on `(doc #>> '{attr}') COLLATE "C"` in PostgreSQL, on
-    /// `json_extract(doc, '$."attr"')` in SQLite. The path is
+    /// `json_extract(doc, '$."attr"')` in SQLite, or on the attribute's key column
+    /// ([`Translator::with_key_column`]). The path is
     /// written as a literal (from the schema, not the request) so that the planner
     /// can match the index expression.
     fn prefix_range(&mut self, place: &Place<'_, '_>, prefix: &str, upper: &str) {
@@ -1285,8 +1287,8 @@ impl<'a, 'r> Writer<'a, 'r> {
     }
 
     /// SQLite, a single-valued simple attribute: writes `(json_extract(doc, path) =
-    /// value AND `, which an index on that expression answers (implied by the exact
-    /// test that follows).
+    /// value AND ` (or `(key_column = value AND `), which an index on that
+    /// expression (or column) answers (implied by the exact test that follows).
     fn sqlite_equality(&mut self, place: &Place<'_, '_>, text: &str) {
         let path = self.place_path(place);
         let p = self.bind(Param::Text(text));

@@ -864,6 +864,21 @@ mod key_columns {
             ids(&svc, "/Groups", r#"displayName eq "staff""#).await,
             [gid]
         );
+        // A row written without its key columns (an older binary, a bulk load)
+        // gets them on insert.
+        db.execute(
+            "INSERT INTO scim_resources (tenant, resource_type, id, id_key, version, member_count, \
+             next_position, resource, cmp) SELECT tenant, resource_type, 'copied', 'copied', version, \
+             member_count, next_position, json_set(resource, '$.id', 'copied', '$.userName', 'Copied'), \
+             json_set(cmp, '$.id', 'copied', '$.userName', 'copied') FROM scim_resources WHERE id = ?1",
+            [&users[2]],
+        )
+        .expect("insert");
+        assert_eq!(out_of_step(&db), 0, "after a plain insert");
+        assert_eq!(
+            ids(&svc, "/Users", r#"userName eq "COPIED""#).await,
+            ["copied"]
+        );
     }
 }
 

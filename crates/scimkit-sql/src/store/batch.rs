@@ -389,7 +389,8 @@ pub(super) struct Done {
     /// The first column of each row it returned, when that is text (the
     /// statements whose rows matter return one text column).
     pub(super) rows: Vec<Option<String>>,
-    /// The rows it inserted, updated or deleted.
+    /// The rows it inserted, updated or deleted (SQLite's `changes()`: for a
+    /// statement that writes no row, what the last one that did wrote).
     pub(super) changes: u64,
 }
 
@@ -919,8 +920,9 @@ impl Leader {
 
 /// One transaction on the leader's own connection `conn`: it opens it (`BEGIN
 /// IMMEDIATE`, waiting for the write lock as [`begin_immediate`] does), runs the
-/// queued scripts and commits those that stand, telling each how it went. An
-/// error means `conn` can no longer be trusted; the scripts it carried were told.
+/// queued scripts and commits those that stand, telling each how it went. After an
+/// error (the transaction broke, or the write lock stayed another process's beyond
+/// the retries) the caller closes `conn`; the scripts it carried were told.
 fn cycle(conn: &mut rusqlite::Connection, scripts: &Scripts) -> Result<(), StoreError> {
     let mut kept = Vec::new();
     let mut open = false;

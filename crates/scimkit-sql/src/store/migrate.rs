@@ -266,6 +266,24 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX scim_resources_external_id ON scim_resources (tenant, resource_type, k_external_id);
         CREATE INDEX scim_resources_display_name ON scim_resources (tenant, resource_type, k_display_name);
         CREATE INDEX scim_resources_cmp_id ON scim_resources (tenant, resource_type, k_id);
+        -- A row inserted without them (by an older binary on the same file, a bulk
+        -- load) gets them at once; the store's own INSERT sets them, and this does
+        -- nothing.
+        CREATE TRIGGER scim_resources_k_insert AFTER INSERT ON scim_resources
+            WHEN NEW.k_user_name IS NOT json_extract(NEW.cmp, '$.\"userName\"')
+                OR NEW.k_external_id IS NOT json_extract(NEW.cmp, '$.\"externalId\"')
+                OR NEW.k_display_name IS NOT json_extract(NEW.cmp, '$.\"displayName\"')
+                OR NEW.k_id IS NOT json_extract(NEW.cmp, '$.\"id\"')
+        BEGIN
+            UPDATE scim_resources SET
+                k_user_name = json_extract(NEW.cmp, '$.\"userName\"'),
+                k_external_id = json_extract(NEW.cmp, '$.\"externalId\"'),
+                k_display_name = json_extract(NEW.cmp, '$.\"displayName\"'),
+                k_id = json_extract(NEW.cmp, '$.\"id\"')
+            WHERE tenant = NEW.tenant AND resource_type = NEW.resource_type AND id = NEW.id;
+        END;
+        -- One trigger a column, so that a write rewrites only the indexes of the
+        -- attributes it changes.
         CREATE TRIGGER scim_resources_k_user_name AFTER UPDATE OF cmp ON scim_resources
             WHEN NEW.k_user_name IS NOT json_extract(NEW.cmp, '$.\"userName\"')
         BEGIN
@@ -308,11 +326,12 @@ const MIGRATIONS: &[Migration] = &[
         // filtered, until ANALYZE had measured the table. The primary key now
         // orders ids in byte order itself (equality is the same in every
         // deterministic collation), so one index answers look-ups, lists in id
-        // order and cursor pages; the columns ids are joined with follow.
+        // order and cursor pages; the columns ids are joined with follow. Both
+        // tables are locked while their keys are rebuilt (once, at start).
         postgres: "
+        DROP INDEX scim_resources_order;
         ALTER TABLE scim_resources ALTER COLUMN id TYPE text COLLATE \"C\";
         ALTER TABLE scim_members ALTER COLUMN group_id TYPE text COLLATE \"C\";
-        DROP INDEX scim_resources_order;
     ",
         // SQLite compares text in byte order (BINARY) already.
         sqlite: "SELECT 1;",

@@ -699,8 +699,8 @@ macro_rules! insert_members {
 /// first. A value the resource already owns is left as it is (a write that keeps its
 /// userName rewrites no row of the claims); the statement returns the attribute of
 /// every value the resource owns afterwards, so a value missing from the answer is
-/// one another resource holds (a conflict). One statement on PostgreSQL, three on
-/// SQLite.
+/// one another resource holds (a conflict). One statement on PostgreSQL; on SQLite,
+/// one, or three when replacing with values.
 fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
     let pairs = |row: &dyn Fn(usize, usize) -> String| {
         (0..k)
