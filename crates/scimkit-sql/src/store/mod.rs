@@ -836,19 +836,20 @@ fn claim_script(
         &args,
     )?;
     if !distinct.is_empty() {
-        // A value another resource holds: the script stops, refused.
-        let pairs = (0..distinct.len())
-            .map(|i| format!("(?{}, ?{})", 4 + 2 * i, 5 + 2 * i))
+        // A value another resource holds: the script stops, refused. Each value is
+        // one look-up of its key.
+        let owned = (0..distinct.len())
+            .map(|i| {
+                format!(
+                    "EXISTS (SELECT 1 FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
+                     AND attribute = ?{} AND value = ?{} AND id = ?3)",
+                    4 + 2 * i,
+                    5 + 2 * i
+                )
+            })
             .collect::<Vec<_>>()
-            .join(", ");
-        script.check(
-            &format!(
-                "count(*) = {} FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
-                 AND id = ?3 AND (attribute, value) IN (VALUES {pairs})",
-                distinct.len()
-            ),
-            &args,
-        )?;
+            .join(" AND ");
+        script.check(&owned, &args)?;
     }
     // A release answers no rows; the rest name what the resource owns.
     Ok(if replacing { at.start + 1..at.end } else { at })
