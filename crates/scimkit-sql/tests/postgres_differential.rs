@@ -13,13 +13,10 @@ use postgres::{Client, NoTls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use scimkit::Registry;
-use std::sync::Arc;
-
 use scimkit::filter::Filter;
-use scimkit::schema::SharedResourceSchema;
 use scimkit::store::Sort;
 use scimkit_sql::order_by;
-use scimkit_sql::{Dialect, Param, Translation, Translator, comparison_document, translate};
+use scimkit_sql::{Dialect, Param, Translation, comparison_document, translate};
 use serde_json::Value;
 use shared::{FIXED_FILTERS, expected, fixed_users, id, normalized, sort};
 
@@ -38,22 +35,6 @@ const DOCUMENTS: &str = "CREATE TABLE users (n integer PRIMARY KEY, id text NOT 
      k_external_id text GENERATED ALWAYS AS (cmp #>> '{externalId}') STORED, \
      k_display_name text GENERATED ALWAYS AS (cmp #>> '{displayName}') STORED, \
      k_id text GENERATED ALWAYS AS (cmp #>> '{id}') STORED);";
-
-/// A translator that writes the guards of the key columns of [`DOCUMENTS`] on them.
-fn keyed() -> Translator {
-    let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").expect("User");
-    [
-        ("userName", "k_user_name"),
-        ("externalId", "k_external_id"),
-        ("displayName", "k_display_name"),
-        ("id", "k_id"),
-    ]
-    .iter()
-    .fold(
-        Translator::new(users, "cmp", Dialect::Postgres),
-        |t, (a, c)| t.with_key_column(a, c),
-    )
-}
 
 impl Scratch {
     /// A new schema holding the tables `ddl` creates; `None` (after saying so) when
@@ -125,7 +106,7 @@ fn both(db: &mut Client, filter: &Filter, users: &[Value]) -> (Vec<usize>, Vec<u
     let t = translate(filter, &schema, "cmp", Dialect::Postgres);
     let found = select(db, filter, &t, users);
     // The guards on key columns select what those on the document do.
-    let k = keyed().translate(filter);
+    let k = shared::keyed(Dialect::Postgres).translate(filter);
     assert_eq!(
         select(db, filter, &k, users),
         found,

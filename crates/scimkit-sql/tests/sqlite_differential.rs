@@ -5,13 +5,12 @@
 mod arb;
 mod shared;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use rusqlite::{Connection, params_from_iter};
 use scimkit::Registry;
 use scimkit::filter::Filter;
-use scimkit::schema::SharedResourceSchema;
 use scimkit_sql::{Dialect, Param, Params, Translator, comparison_document, translate};
 use serde_json::Value;
 use shared::{FIXED_FILTERS, fixed_users, id, normalized};
@@ -25,25 +24,13 @@ fn sql_value(p: Param<'_>) -> rusqlite::types::Value {
     }
 }
 
-/// Attributes with a key column in `users`, as the SQLite store has them.
-const KEYS: [(&str, &str); 4] = [
-    ("userName", "k_user_name"),
-    ("externalId", "k_external_id"),
-    ("displayName", "k_display_name"),
-    ("id", "k_id"),
-];
-
-/// A translator that writes the guards of `KEYS` on their columns.
-static KEYED: LazyLock<Translator> = LazyLock::new(|| {
-    let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").expect("User");
-    KEYS.iter().fold(
-        Translator::new(users, "cmp", Dialect::Sqlite),
-        |t, (a, c)| t.with_key_column(a, c),
-    )
-});
+/// A translator that writes the guards of `shared::KEYS` on their columns (the
+/// columns `load` fills in).
+static KEYED: LazyLock<Translator> = LazyLock::new(|| shared::keyed(Dialect::Sqlite));
 
 /// An in-memory database holding `users`: the `n`th has id `u00n`, its
-/// comparison document, and the key columns of `KEYS` as json_extract gives them.
+/// comparison document, and the key columns of `shared::KEYS` as json_extract gives
+/// them.
 fn load(users: &[Value]) -> Connection {
     let registry = Registry::core();
     let schema = registry.resource_type("User").expect("User");

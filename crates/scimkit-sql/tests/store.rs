@@ -36,6 +36,32 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The `field` of each resource a service lists at `path` (which may carry a query
+/// already) for `filter`, in the order listed.
+async fn listed<S: scimkit::store::Store<Context = String>>(
+    svc: &Service<S>,
+    path: &str,
+    filter: &str,
+    field: &str,
+) -> Vec<String> {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let path = format!(
+        "{path}{join}filter={}",
+        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+    );
+    let (status, body, _) =
+        common::scenarios::call(svc, scimkit::service::Request::new("GET", &path)).await;
+    assert_eq!(status, 200, "{filter}: {body}");
+    body["Resources"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| r[field].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Scratch {
     /// The URL a store connects to.
     fn url(&self) -> String {
@@ -738,20 +764,7 @@ mod key_columns {
         path: &str,
         filter: &str,
     ) -> Vec<String> {
-        let path = format!(
-            "{path}?filter={}",
-            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
-        );
-        let (status, body, _) = call(svc, Request::new("GET", &path)).await;
-        assert_eq!(status, 200, "{filter}: {body}");
-        body["Resources"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|r| r["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        listed(svc, path, filter, "id").await
     }
 
     #[tokio::test]
@@ -887,7 +900,6 @@ mod member_filters {
     //! `MemoryStore` (the evaluator) selects.
     use super::*;
     use common::scenarios::{call, post};
-    use scimkit::service::Request;
     use scimkit::store::{MemoryStore, Store};
     use serde_json::{Value, json};
 
@@ -907,20 +919,7 @@ mod member_filters {
     ];
 
     async fn names<S: Store<Context = String>>(svc: &Service<S>, filter: &str) -> Vec<String> {
-        let path = format!(
-            "/Groups?filter={}&sortBy=displayName",
-            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
-        );
-        let (status, body, _) = call(svc, Request::new("GET", &path)).await;
-        assert_eq!(status, 200, "{filter}: {body}");
-        body["Resources"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|g| g["displayName"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        listed(svc, "/Groups?sortBy=displayName", filter, "displayName").await
     }
 
     async fn load<S: Store<Context = String>>(svc: &Service<S>) {

@@ -5,6 +5,7 @@
 #[allow(dead_code)] // the user generators are for other properties
 #[path = "../../../tests/common/arb.rs"]
 mod arb;
+mod shared;
 
 use std::sync::{Arc, LazyLock};
 
@@ -23,24 +24,9 @@ static TRANSLATORS: LazyLock<[Translator; 2]> = LazyLock::new(|| {
     [Dialect::Sqlite, Dialect::Postgres].map(|d| Translator::new(USERS.clone(), "cmp", d))
 });
 
-/// A translator with key columns for the attributes users are looked up by.
-fn keyed(dialect: Dialect) -> Translator {
-    [
-        ("userName", "k_user_name"),
-        ("externalId", "k_external_id"),
-        ("displayName", "k_display_name"),
-        ("id", "k_id"),
-    ]
-    .iter()
-    .fold(
-        Translator::new(USERS.clone(), "cmp", dialect),
-        |t, (a, c)| t.with_key_column(a, c),
-    )
-}
-
 /// The same, kept for the whole run as `TRANSLATORS` are.
 static KEYED: LazyLock<[Translator; 2]> =
-    LazyLock::new(|| [Dialect::Sqlite, Dialect::Postgres].map(keyed));
+    LazyLock::new(|| [Dialect::Sqlite, Dialect::Postgres].map(shared::keyed));
 
 fn same_as_translate(filter: &Filter) {
     for translator in TRANSLATORS.iter() {
@@ -52,7 +38,7 @@ fn same_as_translate(filter: &Filter) {
     }
     // With key columns: what a new translator writes afresh.
     for translator in KEYED.iter() {
-        let expected = keyed(translator.dialect()).translate(filter);
+        let expected = shared::keyed(translator.dialect()).translate(filter);
         for _ in 0..2 {
             assert_eq!(translator.translate(filter), expected, "{filter}");
         }

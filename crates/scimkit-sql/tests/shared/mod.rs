@@ -1,14 +1,34 @@
-//! What the differential tests share: users as stores keep them, and the order
-//! scimkit's in-memory query gives.
+//! What the differential tests share: users as stores keep them, the order
+//! scimkit's in-memory query gives, and translators with key columns.
 #![allow(dead_code)]
 
 pub mod relational;
 
 use proptest::prelude::*;
 use scimkit::filter::Filter;
+use scimkit::schema::SharedResourceSchema;
 use scimkit::store::{ListQuery, Projection, Record, Sort, apply_query};
 use scimkit::{Registry, SortOrder, path::AttrPath};
+use scimkit_sql::{Dialect, Translator};
 use serde_json::Value;
+
+/// The attributes the SQLite store gives key columns, and those columns.
+pub const KEYS: [(&str, &str); 4] = [
+    ("userName", "k_user_name"),
+    ("externalId", "k_external_id"),
+    ("displayName", "k_display_name"),
+    ("id", "k_id"),
+];
+
+/// A translator for users that writes the guards of [`KEYS`] on their columns.
+pub fn keyed(dialect: Dialect) -> Translator {
+    let users =
+        SharedResourceSchema::new(std::sync::Arc::new(Registry::core()), "User").expect("User");
+    KEYS.iter()
+        .fold(Translator::new(users, "cmp", dialect), |t, (a, c)| {
+            t.with_key_column(a, c)
+        })
+}
 
 /// Users as scimkit's normalisation leaves them (what the stores keep).
 pub fn normalized(users: Vec<Value>) -> Vec<Value> {
