@@ -1660,6 +1660,146 @@ mod taken_ids {
             run_at_once(scratch).await;
         }
     }
+
+    /// Whole-resource writes at once, of two tenants that use the same ids and
+    /// names (on PostgreSQL several share one statement): each is judged as if it
+    /// ran alone. Stale ones are 412, a rename to a name its tenant's other user
+    /// holds is 409, of two writes of one user from one version exactly one
+    /// stands; only those that stand record their event and move their claims, and
+    /// the other tenant's users are not touched.
+    async fn replaces_at_once(scratch: Scratch) {
+        let store = std::sync::Arc::new(scratch.store().await);
+        let tenants = ["t1".to_owned(), "t2".to_owned()];
+        for t in &tenants {
+            for i in 0..32usize {
+                let (r, u) = record(&format!("u-{i}"), &format!("name-{i}"));
+                let stored = store.create(t, "User", r, &u, &[]).await;
+                assert!(stored.is_ok(), "{stored:?}");
+            }
+        }
+        let write = |i: usize, name: String, expected: u64, event: String| {
+            let store = std::sync::Arc::clone(&store);
+            let t = tenants[i % 2].clone();
+            tokio::spawn(async move {
+                let id = format!("u-{i}");
+                let (mut r, u) = record(&id, &name);
+                r.version = 2;
+                r.resource["displayName"] = json!(event);
+                let events = vec![Event {
+                    id: event.clone(),
+                    kind: EventKind::Updated {
+                        attributes: vec!["displayName".to_owned()],
+                    },
+                    resource_type: "User".to_owned(),
+                    resource_id: id.clone(),
+                    version: 2,
+                    time: chrono::Utc::now(),
+                }];
+                (
+                    i,
+                    event,
+                    store.replace(&t, "User", r, expected, &u, &events).await,
+                )
+            })
+        };
+        let mut tasks = Vec::new();
+        for i in 0..32usize {
+            let (name, expected) = match i % 8 {
+                0 | 1 => (format!("name-{i}"), 7),
+                2 | 3 => (format!("name-{}", i - 2), 1),
+                4 | 5 => (format!("fresh-{i}"), 1),
+                _ => (format!("name-{i}"), 1),
+            };
+            tasks.push(write(i, name, expected, format!("r-{i}")));
+            if i % 8 == 4 || i % 8 == 5 {
+                tasks.push(write(i, format!("dup-{i}"), 1, format!("d-{i}")));
+            }
+        }
+        let mut stood = std::collections::BTreeMap::new();
+        for task in tasks {
+            let (i, event, out) = task.await.expect("task");
+            match (i % 8, out) {
+                (0 | 1, Err(StoreError::PreconditionFailed)) => {}
+                (2 | 3, Err(StoreError::Conflict(m))) => assert!(m.contains("name-"), "{m}"),
+                (4 | 5, Err(StoreError::PreconditionFailed)) => {}
+                (4..=7, Ok(r)) => assert!(stood.insert(i, (event, r)).is_none(), "{i} twice"),
+                (_, out) => panic!("write {i} ({event}): {out:?}"),
+            }
+        }
+        assert_eq!(stood.len(), 16, "{:?}", stood.keys());
+        for i in 0..32usize {
+            let (t, other) = (&tenants[i % 2], &tenants[1 - i % 2]);
+            let get = |t: &String| {
+                let store = std::sync::Arc::clone(&store);
+                let (t, id) = (t.clone(), format!("u-{i}"));
+                async move {
+                    let all = scimkit::store::Projection::all();
+                    store.get(&t, "User", &id, &all).await.expect("get")
+                }
+            };
+            let mine = get(t).await;
+            match stood.get(&i) {
+                Some((event, r)) => {
+                    assert_eq!(mine.version, 2, "{i}");
+                    assert_eq!(mine.resource, r.resource, "{i}");
+                    assert_eq!(mine.resource["displayName"], json!(event));
+                }
+                None => assert_eq!(
+                    (mine.version, &mine.resource["userName"]),
+                    (1, &json!(format!("name-{i}"))),
+                    "{i}"
+                ),
+            }
+            let theirs = get(other).await;
+            assert_eq!(
+                (theirs.version, &theirs.resource["userName"]),
+                (1, &json!(format!("name-{i}"))),
+                "{i} in the other tenant"
+            );
+        }
+        // Claims: a name let go is free in its tenant only, the new one is taken.
+        for (i, (_, r)) in &stood {
+            let (t, other) = (&tenants[i % 2], &tenants[1 - i % 2]);
+            let name = r.resource["userName"]
+                .as_str()
+                .expect("userName")
+                .to_owned();
+            let (probe, u) = record(&format!("probe-{i}"), &name);
+            let taken = store.create(t, "User", probe, &u, &[]).await;
+            assert!(
+                matches!(taken, Err(StoreError::Conflict(_))),
+                "{name}: {taken:?}"
+            );
+            if name != format!("name-{i}") {
+                let (probe, u) = record(&format!("free-{i}"), &format!("name-{i}"));
+                let free = store.create(t, "User", probe, &u, &[]).await;
+                assert!(free.is_ok(), "name-{i} stayed claimed: {free:?}");
+                let (probe, u) = record(&format!("free-{i}"), &format!("name-{i}"));
+                let held = store.create(other, "User", probe, &u, &[]).await;
+                assert!(matches!(held, Err(StoreError::Conflict(_))), "{held:?}");
+            }
+        }
+        // The events of the writes that stood, and only theirs.
+        let events = store.read_events("check", 100).await.expect("events");
+        let mut recorded: Vec<String> = events.into_iter().map(|e| e.event.id).collect();
+        recorded.sort();
+        let mut expected: Vec<String> = stood.values().map(|(e, _)| e.clone()).collect();
+        expected.sort();
+        assert_eq!(recorded, expected);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replaces_at_once_on_sqlite() {
+        replaces_at_once(Scratch::file()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replaces_at_once_on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            replaces_at_once(scratch).await;
+        }
+    }
 }
 
 mod members_of_deleted_users {

@@ -20,6 +20,51 @@ use crate::Dialect;
 /// The channel PostgreSQL notifies when events commit.
 const CHANNEL: &str = "scim_events";
 
+/// The longest pause between two attempts to notify when PostgreSQL cannot be
+/// reached.
+const NOTIFY_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// The least time between two notifications of one process: under a stream of
+/// writes, one notification wakes the consumers for every commit of that time.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
+
+/// On PostgreSQL, spawns the task that wakes every instance's listening consumers
+/// after this process commits events: one `pg_notify` after each change of
+/// `commits` (the store's count of commits of events), all the commits made while
+/// one notification was on its way, or in the [`NOTIFY_INTERVAL`] after it, folded
+/// into the next. It ends when the store and all its clones are gone, or when the
+/// pool is closed.
+///
+/// The notification is not part of the writing transaction: PostgreSQL serializes
+/// the commits of the transactions that notify (a database-wide lock, held from
+/// the notification until the commit is durable), so writers of different resources
+/// would wait for each other's disk flushes. Sent after the commit, it can only be
+/// lost with the process itself, between a commit and its notification; waiting
+/// consumers then read on their next timeout, as [`EventWaiter::wait`] documents.
+pub(super) fn notify_commits(pool: sqlx::PgPool, mut commits: tokio::sync::watch::Receiver<u64>) {
+    tokio::spawn(async move {
+        // `changed` marks the count seen: commits made from here on call again.
+        while commits.changed().await.is_ok() {
+            let mut pause = Duration::from_millis(10);
+            loop {
+                let sent = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(CHANNEL)
+                    .execute(&pool)
+                    .await;
+                if pool.is_closed() || commits.has_changed().is_err() {
+                    return;
+                }
+                if sent.is_ok() {
+                    tokio::time::sleep(NOTIFY_INTERVAL).await;
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(NOTIFY_RETRY_MAX);
+            }
+        }
+    });
+}
+
 /// How many events one reader numbers at most (see `SqlStore::number_events`).
 const NUMBERED_AT_ONCE: u64 = 10_000;
 

@@ -48,6 +48,7 @@ mod batch;
 mod events;
 mod keys;
 mod migrate;
+mod shared;
 
 pub use events::{DeadLetter, EventWaiter};
 pub use keys::{KeyTable, StoredKey};
@@ -116,8 +117,12 @@ pub struct SqlStore<C = ()> {
     members: String,
     /// The queue of this process's SQLite writers, who share commits.
     writers: Arc<batch::Writers>,
-    /// Counts this process's commits of events, for its waiting consumers
-    /// (PostgreSQL wakes every process's through `LISTEN`).
+    /// The queue of this process's whole-resource writes on PostgreSQL, which
+    /// share statements when they meet.
+    shared: Arc<shared::SharedWrites>,
+    /// Counts this process's commits of events, for its waiting consumers (on
+    /// PostgreSQL a task turns each change into a notification that wakes every
+    /// process's, see `events::notify_commits`).
     new_events: Arc<tokio::sync::watch::Sender<u64>>,
     /// A filter translator per resource type of `registry`, which keeps the SQL of
     /// the shapes of filter clients send.
@@ -132,6 +137,7 @@ impl<C> Clone for SqlStore<C> {
             registry: Arc::clone(&self.registry),
             members: self.members.clone(),
             writers: Arc::clone(&self.writers),
+            shared: Arc::clone(&self.shared),
             new_events: Arc::clone(&self.new_events),
             translators: Arc::clone(&self.translators),
             context: PhantomData,
@@ -153,6 +159,10 @@ const KEY_COLUMNS: [(&str, &str); 4] = [
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::backend(e)
 }
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is tested
+/// (a round trip) on its next use.
+const PG_IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// How long a SQLite writer waits for the write lock before it reports busy.
 const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(10);
@@ -218,6 +228,19 @@ impl<C> SqlStore<C> {
                 PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx's default tests every connection with a round trip before
+                    // each use: a second round trip for every statement. Only one
+                    // that sat idle is tested now; one that broke since its last
+                    // use fails its statement (a 500) and leaves the pool.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PG_IDLE_BEFORE_PING {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(backend)?,
@@ -290,13 +313,18 @@ impl<C> SqlStore<C> {
                 }
             })
             .collect();
+        let new_events = Arc::new(tokio::sync::watch::Sender::new(0));
+        if let Pool::Postgres(p) = &pool {
+            events::notify_commits(p.clone(), new_events.subscribe());
+        }
         Ok(SqlStore {
             pool,
             registry,
             translators,
             members: "members".to_owned(),
             writers: Arc::new(batch::Writers::new(file)),
-            new_events: Arc::new(tokio::sync::watch::Sender::new(0)),
+            shared: Arc::default(),
+            new_events,
             context: PhantomData,
         })
     }
@@ -381,7 +409,8 @@ impl<C> SqlStore<C> {
         }
     }
 
-    /// Wakes this process's consumers waiting for events, after a commit.
+    /// Wakes the consumers waiting for events, after a commit: this process's at
+    /// once, and on PostgreSQL every process's through a notification.
     fn announce(&self, events: &[Event]) {
         self.announcer(events)();
     }
@@ -938,8 +967,7 @@ fn pg_claims_and_events(k: usize, n: usize, first: usize, replacing: bool) -> St
             ", recorded AS (INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
              SELECT -nextval('scim_event_pending'), $1, v.id, v.ms, v.ev::jsonb \
              FROM (VALUES {values}) AS v (ord, id, ms, ev) \
-             WHERE EXISTS (SELECT 1 FROM written) ORDER BY v.ord \
-             RETURNING pg_notify('scim_events', ''))"
+             WHERE EXISTS (SELECT 1 FROM written) ORDER BY v.ord)"
         ));
     }
     out
@@ -956,12 +984,8 @@ async fn pg_write(
     sql: &str,
     head: &[Arg],
     distinct: &[&UniqueValue],
-    events: &[Event],
+    events: &[EventRow],
 ) -> Result<i64, StoreError> {
-    let mut json = Vec::with_capacity(events.len());
-    for e in events {
-        json.push(serde_json::to_string(e).map_err(StoreError::backend)?);
-    }
     let text = |i: usize| match head.get(i) {
         Some(Arg::Text(s)) => s.as_str(),
         _ => "",
@@ -979,11 +1003,8 @@ async fn pg_write(
         for u in distinct {
             q = q.bind(u.attribute.as_str()).bind(u.value.as_str());
         }
-        for (e, text) in events.iter().zip(&json) {
-            q = q
-                .bind(e.id.as_str())
-                .bind(e.time.timestamp_millis())
-                .bind(text.as_str());
+        for e in events {
+            q = q.bind(e.id.as_str()).bind(e.ms).bind(e.json.as_str());
         }
         let failed = match q.fetch_one(pool).await {
             Ok(written) => return Ok(written),
@@ -1000,6 +1021,30 @@ async fn pg_write(
         }
         return Err(error);
     }
+}
+
+/// An event as the outbox stores it.
+struct EventRow {
+    /// The event's id.
+    id: String,
+    /// Its time, in milliseconds since the Unix epoch.
+    ms: i64,
+    /// The event, serialized.
+    json: String,
+}
+
+/// `events` as the outbox stores them.
+fn event_rows(events: &[Event]) -> Result<Vec<EventRow>, StoreError> {
+    events
+        .iter()
+        .map(|e| {
+            Ok(EventRow {
+                id: e.id.clone(),
+                ms: e.time.timestamp_millis(),
+                json: serde_json::to_string(e).map_err(StoreError::backend)?,
+            })
+        })
+        .collect()
 }
 
 /// The conflict for a claim of `distinct` that another resource beat: names the
@@ -1062,8 +1107,8 @@ const EVENT_CHUNK: usize = 1_000;
 /// ends: writers are one at a time there anyway. On PostgreSQL it writes them under
 /// negative placeholders, in order, for readers to number once committed (see
 /// `number_events`), so that concurrent writers do not queue for the head row
-/// until their commits are durable; its notification wakes listening consumers
-/// when it commits.
+/// until their commits are durable. Consumers are woken after the commit (see
+/// [`SqlStore::announce`]).
 fn events_sql(dialect: Dialect, n: usize) -> String {
     let mut values = String::with_capacity(n * 24);
     for i in 0..n {
@@ -1081,8 +1126,7 @@ fn events_sql(dialect: Dialect, n: usize) -> String {
         Dialect::Postgres => format!(
             "INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
              SELECT -nextval('scim_event_pending'), $2, v.id, v.ms, v.ev::jsonb \
-             FROM (VALUES {values}) AS v (ord, id, ms, ev) ORDER BY v.ord LIMIT $1 \
-             RETURNING pg_notify('scim_events', '')"
+             FROM (VALUES {values}) AS v (ord, id, ms, ev) ORDER BY v.ord LIMIT $1"
         ),
         Dialect::Sqlite => format!(
             "UPDATE scim_event_head SET last = last + ?1; \
@@ -1095,8 +1139,7 @@ fn events_sql(dialect: Dialect, n: usize) -> String {
 
 /// Appends `$events` to the outbox in the transaction `$tx`, as its last
 /// statements (see [`events_sql`]): numbered in commit order, and a rollback
-/// leaves no gap; on PostgreSQL a notification wakes listening consumers when it
-/// commits.
+/// leaves no gap. The caller [announces](SqlStore::announce) them once committed.
 macro_rules! record_events {
     ($store:expr, $tx:expr, $tenant:expr, $events:expr) => {{
         let events: &[Event] = $events;
@@ -1215,21 +1258,22 @@ impl<C: Tenant + 'static> SqlStore<C> {
         };
         if one_call {
             // Nothing to read in between: the whole write is one script for the SQLite
-            // leader, one statement on PostgreSQL, with the parameters `update` takes ($8: the
-            // member count stays).
-            let head: [Arg; 8] = [
-                tenant.into(),
-                resource_type.into(),
-                record.id.as_str().into(),
-                (expected_version as i64).into(),
-                (record.version as i64).into(),
-                doc.to_string().into(),
-                cmp.into(),
-                Arg::Null,
-            ];
+            // leader, one statement on PostgreSQL (shared with the writes that meet it).
+            let resource = doc.to_string();
             let id = record.id.clone();
             let written = match &self.pool {
                 Pool::Sqlite(pool) => {
+                    // The parameters `update` takes ($8: the member count stays).
+                    let head: [Arg; 8] = [
+                        tenant.into(),
+                        resource_type.into(),
+                        record.id.as_str().into(),
+                        (expected_version as i64).into(),
+                        (record.version as i64).into(),
+                        resource.into(),
+                        cmp.into(),
+                        Arg::Null,
+                    ];
                     let mut script = Script::new();
                     let update_at = script.push(&update, &head)?;
                     // No row of that version: the script stops, refused.
@@ -1257,14 +1301,20 @@ impl<C: Tenant + 'static> SqlStore<C> {
                     self.writers.run(pool, script, keep, announce).await
                 }
                 Pool::Postgres(pool) => {
-                    let distinct = distinct_unique(unique);
-                    let sql = format!(
-                        "WITH written AS ({update} RETURNING 1){} SELECT count(*) FROM written",
-                        pg_claims_and_events(distinct.len(), events.len(), 9, true)
-                    );
-                    match pg_write(pool, &sql, &head, &distinct, events).await? {
-                        0 => Err(StoreError::PreconditionFailed),
-                        _ => {
+                    let write = shared::Replace {
+                        tenant: tenant.to_owned(),
+                        resource_type: resource_type.to_owned(),
+                        id: id.clone(),
+                        expected: expected_version as i64,
+                        version: record.version as i64,
+                        resource,
+                        cmp,
+                        unique: distinct_unique(unique).into_iter().cloned().collect(),
+                        events: event_rows(events)?,
+                    };
+                    match self.shared.replace(pool, write).await? {
+                        false => Err(StoreError::PreconditionFailed),
+                        true => {
                             self.announce(events);
                             Ok(record)
                         }
@@ -1460,7 +1510,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         "WITH written AS ({insert} RETURNING 1){} SELECT count(*) FROM written",
                         pg_claims_and_events(distinct.len(), events.len(), 9, false)
                     );
-                    match pg_write(pool, &sql, &head, &distinct, events).await {
+                    match pg_write(pool, &sql, &head, &distinct, &event_rows(events)?).await {
                         // The claims' violations are conflicts already: this is the id's.
                         Err(StoreError::Backend(source))
                             if source

@@ -1,0 +1,350 @@
+//! PostgreSQL: the whole-resource writes (PUT, PATCH) a process has in flight at the
+//! same time share statements, and so commits.
+//!
+//! Each write stays a write of its own: its row is updated only at the version it
+//! read, its unique values are claimed through the unique index and its events are
+//! recorded, each in the statement that writes its row. What the writes share is
+//! the statement, its transaction and the commit's disk flush: a write costs what
+//! PostgreSQL spends on its rows, not a commit (and the wait for the disk, and
+//! the set-up of a many-part statement) of its own. One task of the process, the
+//! runner, sends the statements, one at a time: writes queue while a statement is
+//! on its way, and the next takes what queued meanwhile (so statements grow with
+//! the load, and a commit that takes longer serves more writes); a write that
+//! finds no statement on its way runs at once, alone, in the statement it has
+//! always had. Each instance has its own runner.
+//!
+//! A shared statement that fails was rolled back whole (one statement, its own
+//! transaction): each of its writes then runs alone, so that a conflict, a
+//! deadlock with another instance or any other failure is answered to the write
+//! it belongs to, exactly as without sharing. Every guarantee is the database's,
+//! as before: instances share nothing but the database.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use scimkit::store::{StoreError, UniqueValue};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use super::{EventRow, pg_claims_and_events, pg_write};
+
+/// Writes in one statement at most.
+const SHARED_AT_MOST: usize = 64;
+
+/// The statement of several writes, each an element of its arrays: `$1`–`$7` the
+/// rows (tenant, resource type, id, expected version, new version, document,
+/// comparison document), `$8`–`$10` the unique values (the write's position from
+/// 1, attribute, value), `$11`–`$14` the events (the write's position, id, time in
+/// milliseconds, JSON) in the order they are recorded. It returns the positions of
+/// the writes whose row was at the expected version, and only these claim and
+/// record.
+const SHARED_SQL: &str = "WITH input AS (\
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+    $6::text[], $7::text[]) WITH ORDINALITY \
+    AS i (tenant, resource_type, id, expected, version, resource, cmp, w)), \
+written AS (UPDATE scim_resources AS r \
+    SET version = i.version, resource = i.resource::jsonb, cmp = i.cmp::jsonb \
+    FROM input AS i \
+    WHERE r.tenant = i.tenant AND r.resource_type = i.resource_type \
+    AND r.id = i.id COLLATE \"C\" AND r.version = i.expected \
+    RETURNING i.w, i.tenant, i.resource_type, i.id), \
+wanted AS (SELECT w.tenant, w.resource_type, w.id, c.attribute, c.value \
+    FROM unnest($8::int8[], $9::text[], $10::text[]) AS c (w, attribute, value) \
+    JOIN written AS w ON w.w = c.w), \
+released AS (DELETE FROM scim_unique AS u USING written AS w \
+    WHERE u.tenant = w.tenant AND u.resource_type = w.resource_type AND u.id = w.id \
+    AND NOT EXISTS (SELECT 1 FROM wanted AS c WHERE c.tenant = w.tenant \
+    AND c.resource_type = w.resource_type AND c.id = w.id \
+    AND c.attribute = u.attribute AND c.value = u.value)), \
+claimed AS (INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) \
+    SELECT c.tenant, c.resource_type, c.attribute, c.value, c.id FROM wanted AS c \
+    WHERE NOT EXISTS (SELECT 1 FROM scim_unique AS u WHERE u.tenant = c.tenant \
+    AND u.resource_type = c.resource_type AND u.attribute = c.attribute \
+    AND u.value = c.value AND u.id = c.id)), \
+recorded AS (INSERT INTO scim_events (sequence, tenant, event_id, time_ms, event) \
+    SELECT -nextval('scim_event_pending'), w.tenant, e.id, e.ms, e.ev::jsonb \
+    FROM unnest($11::int8[], $12::text[], $13::int8[], $14::text[]) WITH ORDINALITY \
+    AS e (w, id, ms, ev, ord) JOIN written AS w ON w.w = e.w ORDER BY e.ord) \
+SELECT w FROM written";
+
+/// One write of a whole resource: the row `id` of `tenant` and `resource_type`
+/// becomes `resource` (with its comparison document `cmp`) at `version` if it is at
+/// `expected`; then it holds `unique` (distinct values) and records `events`.
+pub(super) struct Replace {
+    pub tenant: String,
+    pub resource_type: String,
+    pub id: String,
+    pub expected: i64,
+    pub version: i64,
+    pub resource: String,
+    pub cmp: String,
+    pub unique: Vec<UniqueValue>,
+    pub events: Vec<EventRow>,
+}
+
+/// What a write learns: whether its row was at the expected version (and so
+/// written), or why it failed.
+type Answer = Result<bool, StoreError>;
+
+/// A write waiting for a statement.
+struct Job {
+    write: Replace,
+    answer: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Whether the runner is running (it stops when nothing is queued).
+    running: bool,
+}
+
+/// The whole-resource writes of this process that wait for a statement (see the
+/// [module documentation](self)).
+#[derive(Default)]
+pub(super) struct SharedWrites {
+    queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for SharedWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedWrites").finish_non_exhaustive()
+    }
+}
+
+impl SharedWrites {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `write`, alone or with others: `Ok(false)` when its row is not at the
+    /// expected version (or is gone). The statement runs in a task of its own, so
+    /// a caller that goes away does not stop the others' writes.
+    pub(super) async fn replace(self: &Arc<Self>, pool: &PgPool, write: Replace) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue();
+            queue.jobs.push_back(Job { write, answer });
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start {
+            tokio::spawn(drain(Arc::clone(self), pool.clone()));
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(StoreError::backend(
+                "the write was dropped before it ran (the runtime is shutting down)",
+            ))
+        })
+    }
+}
+
+/// The runner's hold on its queue: a runner whose task is dropped midway (by a
+/// runtime shutting down) lets the next write start another.
+struct Runner {
+    writes: Arc<SharedWrites>,
+    stopped: bool,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.writes.queue().running = false;
+        }
+    }
+}
+
+/// The runner: runs what queues until nothing does.
+async fn drain(writes: Arc<SharedWrites>, pool: PgPool) {
+    let mut runner = Runner {
+        writes,
+        stopped: false,
+    };
+    loop {
+        let jobs = {
+            let mut queue = runner.writes.queue();
+            if queue.jobs.is_empty() {
+                queue.running = false;
+                drop(queue);
+                runner.stopped = true;
+                return;
+            }
+            take(&mut queue.jobs)
+        };
+        run(&pool, jobs).await;
+    }
+}
+
+/// The next writes of `queued` to share a statement: up to [`SHARED_AT_MOST`], in
+/// queue order, but at most one per resource (two writes of one row in one
+/// statement would not see each other; the later one waits for the next).
+fn take(queued: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut taken = Vec::with_capacity(queued.len().min(SHARED_AT_MOST));
+    let mut rows = HashSet::new();
+    let mut left = VecDeque::new();
+    while let Some(job) = queued.pop_front() {
+        if taken.len() == SHARED_AT_MOST {
+            queued.push_front(job);
+            break;
+        }
+        let w = &job.write;
+        if rows.insert((w.tenant.clone(), w.resource_type.clone(), w.id.clone())) {
+            taken.push(job);
+        } else {
+            left.push_back(job);
+        }
+    }
+    while let Some(job) = left.pop_back() {
+        queued.push_front(job);
+    }
+    taken
+}
+
+/// Runs `jobs` and answers each.
+async fn run(pool: &PgPool, mut jobs: Vec<Job>) {
+    if jobs.len() > 1 {
+        match together(pool, &jobs).await {
+            Ok(written) => {
+                for (i, job) in jobs.into_iter().enumerate() {
+                    let _ = job.answer.send(Ok(written.contains(&(i as i64 + 1))));
+                }
+                return;
+            }
+            // The database refused the statement, so none of it happened: each
+            // write runs alone and meets its own outcome.
+            Err(e) if e.as_database_error().is_some() => {}
+            // Whether it committed is not known (the connection failed): each
+            // write reports the failure, as it would alone.
+            Err(e) => {
+                let e = Arc::new(e);
+                for job in jobs {
+                    let _ = job.answer.send(Err(StoreError::backend(Arc::clone(&e))));
+                }
+                return;
+            }
+        }
+    }
+    for job in jobs.drain(..) {
+        let answer = alone(pool, &job.write).await;
+        let _ = job.answer.send(answer);
+    }
+}
+
+/// Runs `jobs` in one statement ([`SHARED_SQL`]); returns the positions (from 1) of
+/// the writes it wrote.
+async fn together(pool: &PgPool, jobs: &[Job]) -> Result<Vec<i64>, sqlx::Error> {
+    let n = jobs.len();
+    let column = |f: fn(&Replace) -> &str| jobs.iter().map(|j| f(&j.write)).collect::<Vec<_>>();
+    let (mut claim_at, mut attributes, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut event_at, mut ids, mut times, mut texts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, job) in jobs.iter().enumerate() {
+        let at = i as i64 + 1;
+        for u in &job.write.unique {
+            claim_at.push(at);
+            attributes.push(u.attribute.as_str());
+            values.push(u.value.as_str());
+        }
+        for e in &job.write.events {
+            event_at.push(at);
+            ids.push(e.id.as_str());
+            times.push(e.ms);
+            texts.push(e.json.as_str());
+        }
+    }
+    let mut expected = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    for job in jobs {
+        expected.push(job.write.expected);
+        versions.push(job.write.version);
+    }
+    sqlx::query_scalar::<_, i64>(SHARED_SQL)
+        .bind(column(|w| &w.tenant))
+        .bind(column(|w| &w.resource_type))
+        .bind(column(|w| &w.id))
+        .bind(expected)
+        .bind(versions)
+        .bind(column(|w| &w.resource))
+        .bind(column(|w| &w.cmp))
+        .bind(claim_at)
+        .bind(attributes)
+        .bind(values)
+        .bind(event_at)
+        .bind(ids)
+        .bind(times)
+        .bind(texts)
+        .fetch_all(pool)
+        .await
+}
+
+/// Runs `write` in a statement of its own.
+async fn alone(pool: &PgPool, write: &Replace) -> Answer {
+    let update = "UPDATE scim_resources SET version = $5, resource = $6::jsonb, cmp = $7::jsonb \
+                  WHERE tenant = $1 AND resource_type = $2 AND id = $3 AND version = $4";
+    let sql = format!(
+        "WITH written AS ({update} RETURNING 1){} SELECT count(*) FROM written",
+        pg_claims_and_events(write.unique.len(), write.events.len(), 8, true)
+    );
+    let head = [
+        write.tenant.as_str().into(),
+        write.resource_type.as_str().into(),
+        write.id.as_str().into(),
+        write.expected.into(),
+        write.version.into(),
+        write.resource.as_str().into(),
+        write.cmp.as_str().into(),
+    ];
+    let distinct: Vec<&UniqueValue> = write.unique.iter().collect();
+    pg_write(pool, &sql, &head, &distinct, &write.events)
+        .await
+        .map(|written| written > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> Job {
+        let (answer, _) = oneshot::channel();
+        Job {
+            write: Replace {
+                tenant: "t".into(),
+                resource_type: "User".into(),
+                id: id.into(),
+                expected: 1,
+                version: 2,
+                resource: "{}".into(),
+                cmp: "{}".into(),
+                unique: Vec::new(),
+                events: Vec::new(),
+            },
+            answer,
+        }
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<&str> {
+        jobs.iter().map(|j| j.write.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_statement_takes_one_write_per_resource_and_leaves_the_rest_in_order() {
+        let mut queued: VecDeque<Job> = ["a", "b", "a", "c", "b", "a"].map(job).into();
+        let first = take(&mut queued);
+        assert_eq!(ids(&first), ["a", "b", "c"]);
+        let left: Vec<Job> = queued.drain(..).collect();
+        assert_eq!(ids(&left), ["a", "b", "a"]);
+    }
+
+    #[test]
+    fn a_statement_takes_at_most_its_share() {
+        let mut queued: VecDeque<Job> = (0..SHARED_AT_MOST + 3)
+            .map(|i| job(&i.to_string()))
+            .collect();
+        assert_eq!(take(&mut queued).len(), SHARED_AT_MOST);
+        assert_eq!(queued.len(), 3);
+        let next = SHARED_AT_MOST.to_string();
+        assert_eq!(
+            queued.front().map(|j| j.write.id.as_str()),
+            Some(next.as_str())
+        );
+    }
+}
