@@ -26,6 +26,18 @@ for _ in $(seq 1 100); do
 done
 python3 crates/scimkit-server/scripts/scale.py "$base" "$key" "${REQUESTS:-200}"
 id=00000000-0000-4000-8000-000000500000
+# 10,000 users spread over the million, for the PATCHes of any user.
+ids=$(mktemp)
+python3 -c 'import random, sys
+random.seed(7)
+picked = random.sample(range(1, 1000001), 10000)
+sys.stdout.write("return {" + ",".join("\"00000000-0000-4000-8000-%012d\"" % n for n in picked) + "}\n")' >"$ids"
+trap 'kill -INT $pid 2>/dev/null; wait 2>/dev/null; rm -f "$log" "$ids"' EXIT
 echo "== throughput, 32 connections, 15 s each"
+echo "GET /Users/{id}"
 wrk -t2 -c32 -d15s -H "Authorization: Bearer $key" "$base/Users/$id" | grep -E "Requests/sec"
+echo "PATCH /Users/{id}, any of 10,000 users spread over the million (a change every time)"
+SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
+    "$base/Users" | grep -E "Requests/sec"
+echo "PATCH /Users/{id}, all 32 connections on one user (a change every time)"
 SCIM_TOKEN=$key wrk -t2 -c32 -d15s -s .ci/wrk-patch.lua "$base/Users/$id" | grep -E "Requests/sec"
