@@ -1922,6 +1922,7 @@ mod event_delivery {
             !waiter.wait(Duration::from_millis(200)).await,
             "nothing committed yet"
         );
+        let writer_of_patch = writer.clone();
         let svc = service(writer);
         let handle = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1938,8 +1939,25 @@ mod event_delivery {
         // A commit between a read and the next wait is not missed.
         let svc = service(reader.clone());
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "second"});
-        assert_eq!(call(&svc, post("/Users", &body)).await.0, 201);
+        let (code, second, _) = call(&svc, post("/Users", &body)).await;
+        assert_eq!(code, 201);
         assert!(waiter.wait(Duration::from_secs(10)).await);
+        // A PATCH (on PostgreSQL, announced by the runner of shared writes) wakes
+        // it too, once nothing else is left to wake it.
+        while waiter.wait(Duration::from_millis(100)).await {}
+        let path = format!("/Users/{}", second["id"].as_str().expect("id"));
+        let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Second"}]});
+        let svc = service(writer_of_patch);
+        let patched = call(
+            &svc,
+            scimkit::service::Request::new("PATCH", &path).with_json(&op),
+        )
+        .await;
+        assert_eq!(patched.0, 200, "{}", patched.1);
+        assert!(
+            waiter.wait(Duration::from_secs(10)).await,
+            "woken by the PATCH"
+        );
     }
 
     #[tokio::test]

@@ -32,15 +32,17 @@ const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
 /// after this process commits events: one `pg_notify` after each change of
 /// `commits` (the store's count of commits of events), all the commits made while
 /// one notification was on its way, or in the [`NOTIFY_INTERVAL`] after it, folded
-/// into the next. It ends when the store and all its clones are gone, or when the
-/// pool is closed.
+/// into the next. It ends when the store and all its clones are gone, or at its
+/// next notification after the pool was closed.
 ///
 /// The notification is not part of the writing transaction: PostgreSQL serializes
 /// the commits of the transactions that notify (a database-wide lock, held from
 /// the notification until the commit is durable), so writers of different resources
-/// would wait for each other's disk flushes. Sent after the commit, it can only be
-/// lost with the process itself, between a commit and its notification; waiting
-/// consumers then read on their next timeout, as [`EventWaiter::wait`] documents.
+/// would wait for each other's disk flushes. Sent after the commit, it is missed
+/// when the process stops between a commit and its notification, or when the caller
+/// of a write other than a PATCH or PUT (whose runner announces for it) goes away
+/// at that moment; waiting consumers then read on their next timeout, as
+/// [`EventWaiter::wait`] documents.
 pub(super) fn notify_commits(pool: sqlx::PgPool, mut commits: tokio::sync::watch::Receiver<u64>) {
     tokio::spawn(async move {
         // `changed` marks the count seen: commits made from here on call again.

@@ -323,7 +323,7 @@ impl<C> SqlStore<C> {
             translators,
             members: "members".to_owned(),
             writers: Arc::new(batch::Writers::new(file)),
-            shared: Arc::default(),
+            shared: Arc::new(shared::SharedWrites::new(Arc::clone(&new_events))),
             new_events,
             context: PhantomData,
         })
@@ -1312,12 +1312,10 @@ impl<C: Tenant + 'static> SqlStore<C> {
                         unique: distinct_unique(unique).into_iter().cloned().collect(),
                         events: event_rows(events)?,
                     };
+                    // The runner announces the events once committed.
                     match self.shared.replace(pool, write).await? {
                         false => Err(StoreError::PreconditionFailed),
-                        true => {
-                            self.announce(events);
-                            Ok(record)
-                        }
+                        true => Ok(record),
                     }
                 }
             };

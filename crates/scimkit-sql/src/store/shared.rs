@@ -13,18 +13,24 @@
 //! finds no statement on its way runs at once, alone, in the statement it has
 //! always had. Each instance has its own runner.
 //!
-//! A shared statement that fails was rolled back whole (one statement, its own
-//! transaction): each of its writes then runs alone, so that a conflict, a
-//! deadlock with another instance or any other failure is answered to the write
-//! it belongs to, exactly as without sharing. Every guarantee is the database's,
-//! as before: instances share nothing but the database.
+//! A shared statement the database refuses was rolled back whole (one statement,
+//! its own transaction): each of its writes then runs alone, in a task of its own,
+//! so that a conflict, a deadlock with another instance or any other failure is
+//! answered to the write it belongs to, exactly as without sharing. A statement
+//! whose connection failed may or may not have committed: each of its writes
+//! reports the failure, as it would alone. Every guarantee is the database's, as
+//! before: instances share nothing but the database, and the queue only decides
+//! which writes travel together. Each statement takes its rows in one order
+//! (tenant, type, id), so that two instances' statements lock shared rows in the
+//! same order rather than deadlock. The runner announces the events of the writes
+//! that stood once they are committed, even when their callers went away.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use scimkit::store::{StoreError, UniqueValue};
 use sqlx::PgPool;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{EventRow, pg_claims_and_events, pg_write};
 
@@ -101,9 +107,10 @@ struct Queue {
 
 /// The whole-resource writes of this process that wait for a statement (see the
 /// [module documentation](self)).
-#[derive(Default)]
 pub(super) struct SharedWrites {
     queue: Mutex<Queue>,
+    /// The store's count of commits of events (see `SqlStore::announce`).
+    new_events: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for SharedWrites {
@@ -113,13 +120,27 @@ impl std::fmt::Debug for SharedWrites {
 }
 
 impl SharedWrites {
+    /// The queue of a store whose commits of events `new_events` counts.
+    pub(super) fn new(new_events: Arc<watch::Sender<u64>>) -> Self {
+        SharedWrites {
+            queue: Mutex::default(),
+            new_events,
+        }
+    }
+
+    /// Counts a commit of events, waking the consumers that wait for them.
+    fn announce(&self) {
+        self.new_events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `write`, alone or with others: `Ok(false)` when its row is not at the
     /// expected version (or is gone). The statement runs in a task of its own, so
-    /// a caller that goes away does not stop the others' writes.
+    /// a caller that goes away does not stop the others' writes, and the runner
+    /// announces the write's events once committed.
     pub(super) async fn replace(self: &Arc<Self>, pool: &PgPool, write: Replace) -> Answer {
         let (answer, answered) = oneshot::channel();
         let start = {
@@ -128,18 +149,25 @@ impl SharedWrites {
             !std::mem::replace(&mut queue.running, true)
         };
         if start {
-            tokio::spawn(drain(Arc::clone(self), pool.clone()));
+            // Made before the task: dropped unpolled, it still frees the queue.
+            let runner = Runner {
+                writes: Arc::clone(self),
+                stopped: false,
+            };
+            tokio::spawn(drain(runner, pool.clone()));
         }
         answered.await.unwrap_or_else(|_| {
             Err(StoreError::backend(
-                "the write was dropped before it ran (the runtime is shutting down)",
+                "the task running this write stopped (the runtime is shutting down): \
+                 whether it was written is not known",
             ))
         })
     }
 }
 
-/// The runner's hold on its queue: a runner whose task is dropped midway (by a
-/// runtime shutting down) lets the next write start another.
+/// The runner's hold on its queue: a runner whose task is dropped (by a runtime
+/// shutting down) tells the writes still queued, and lets the next write start
+/// another.
 struct Runner {
     writes: Arc<SharedWrites>,
     stopped: bool,
@@ -148,17 +176,19 @@ struct Runner {
 impl Drop for Runner {
     fn drop(&mut self) {
         if !self.stopped {
-            self.writes.queue().running = false;
+            let left = {
+                let mut queue = self.writes.queue();
+                queue.running = false;
+                std::mem::take(&mut queue.jobs)
+            };
+            // Their callers get an error now, not a wait for a write to come.
+            drop(left);
         }
     }
 }
 
 /// The runner: runs what queues until nothing does.
-async fn drain(writes: Arc<SharedWrites>, pool: PgPool) {
-    let mut runner = Runner {
-        writes,
-        stopped: false,
-    };
+async fn drain(mut runner: Runner, pool: PgPool) {
     loop {
         let jobs = {
             let mut queue = runner.writes.queue();
@@ -170,13 +200,14 @@ async fn drain(writes: Arc<SharedWrites>, pool: PgPool) {
             }
             take(&mut queue.jobs)
         };
-        run(&pool, jobs).await;
+        run(&runner.writes, &pool, jobs).await;
     }
 }
 
-/// The next writes of `queued` to share a statement: up to [`SHARED_AT_MOST`], in
-/// queue order, but at most one per resource (two writes of one row in one
-/// statement would not see each other; the later one waits for the next).
+/// The next writes of `queued` to share a statement: up to [`SHARED_AT_MOST`] of
+/// them, taken in queue order but at most one per resource (two writes of one row
+/// in one statement would not see each other; the later one waits for the next),
+/// and sorted by tenant, type and id, the order their rows are locked in.
 fn take(queued: &mut VecDeque<Job>) -> Vec<Job> {
     let mut taken = Vec::with_capacity(queued.len().min(SHARED_AT_MOST));
     let mut rows = HashSet::new();
@@ -196,37 +227,62 @@ fn take(queued: &mut VecDeque<Job>) -> Vec<Job> {
     while let Some(job) = left.pop_back() {
         queued.push_front(job);
     }
+    taken.sort_by(|a, b| {
+        let (a, b) = (&a.write, &b.write);
+        (&a.tenant, &a.resource_type, &a.id).cmp(&(&b.tenant, &b.resource_type, &b.id))
+    });
     taken
 }
 
-/// Runs `jobs` and answers each.
-async fn run(pool: &PgPool, mut jobs: Vec<Job>) {
-    if jobs.len() > 1 {
-        match together(pool, &jobs).await {
-            Ok(written) => {
-                for (i, job) in jobs.into_iter().enumerate() {
-                    let _ = job.answer.send(Ok(written.contains(&(i as i64 + 1))));
-                }
-                return;
+/// Runs `jobs` and answers each; announces the events of those that stood.
+async fn run(writes: &Arc<SharedWrites>, pool: &PgPool, mut jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        if let Some(job) = jobs.pop() {
+            run_alone(writes, pool, job).await;
+        }
+        return;
+    }
+    match together(pool, &jobs).await {
+        Ok(written) => {
+            let stood = |i: usize| written.contains(&(i as i64 + 1));
+            let recorded = jobs
+                .iter()
+                .enumerate()
+                .any(|(i, j)| stood(i) && !j.write.events.is_empty());
+            if recorded {
+                writes.announce();
             }
-            // The database refused the statement, so none of it happened: each
-            // write runs alone and meets its own outcome.
-            Err(e) if e.as_database_error().is_some() => {}
-            // Whether it committed is not known (the connection failed): each
-            // write reports the failure, as it would alone.
-            Err(e) => {
-                let e = Arc::new(e);
-                for job in jobs {
-                    let _ = job.answer.send(Err(StoreError::backend(Arc::clone(&e))));
-                }
-                return;
+            for (i, job) in jobs.into_iter().enumerate() {
+                let _ = job.answer.send(Ok(stood(i)));
+            }
+        }
+        // The database refused the statement, so none of it happened: each write
+        // runs alone, at once, and meets its own outcome; the runner goes on.
+        Err(e) if e.as_database_error().is_some() => {
+            for job in jobs {
+                let (writes, pool) = (Arc::clone(writes), pool.clone());
+                tokio::spawn(async move { run_alone(&writes, &pool, job).await });
+            }
+        }
+        // Whether it committed is not known (the connection failed): each write
+        // reports the failure, as it would alone.
+        Err(e) => {
+            let e = Arc::new(e);
+            for job in jobs {
+                let _ = job.answer.send(Err(StoreError::backend(Arc::clone(&e))));
             }
         }
     }
-    for job in jobs.drain(..) {
-        let answer = alone(pool, &job.write).await;
-        let _ = job.answer.send(answer);
+}
+
+/// Runs `job` in a statement of its own and answers it; announces its events if
+/// it stood.
+async fn run_alone(writes: &SharedWrites, pool: &PgPool, job: Job) {
+    let answer = alone(pool, &job.write).await;
+    if matches!(answer, Ok(true)) && !job.write.events.is_empty() {
+        writes.announce();
     }
+    let _ = job.answer.send(answer);
 }
 
 /// Runs `jobs` in one statement ([`SHARED_SQL`]); returns the positions (from 1) of
