@@ -231,7 +231,8 @@ impl<C> SqlStore<C> {
                     // sqlx's default tests every connection with a round trip before
                     // each use: a second round trip for every statement. Only one
                     // that sat idle is tested now; one that broke since its last
-                    // use fails its statement (a 500) and leaves the pool.
+                    // use fails its statement (a 500 for each write it carried) and
+                    // leaves the pool.
                     .test_before_acquire(false)
                     .before_acquire(|conn, meta| {
                         Box::pin(async move {
