@@ -73,6 +73,10 @@ const STATEMENTS: usize = 256;
 /// scripts keep queuing; then the writers that take turns get theirs.
 const CYCLES: usize = 8;
 
+/// How long the leader's thread waits for scripts after a commit before it hands
+/// the write lock's turn back (see [`more`]).
+const LINGER: Duration = Duration::from_millis(1);
+
 /// This process's queue of SQLite writers and the transaction they share.
 #[derive(Debug)]
 pub(super) struct Writers {
@@ -89,6 +93,8 @@ pub(super) struct Writers {
 struct Queue {
     jobs: VecDeque<Job>,
     leading: bool,
+    /// The leader's thread while it waits for scripts between transactions.
+    parked: Option<std::thread::Thread>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -381,6 +387,9 @@ pub(super) struct Script {
     args: Vec<Arg>,
     /// Each statement: where its text is in `sql`, and how many of `args` it binds.
     parts: Vec<(Range<usize>, usize)>,
+    /// The statements that are [checks](Script::check), by index, each with where
+    /// its condition's `SELECT` begins in `sql`.
+    checks: Vec<(usize, usize)>,
 }
 
 /// What one statement of a [`Script`] answered.
@@ -484,6 +493,7 @@ impl Script {
             sql: SAVEPOINT.to_owned(),
             args: Vec::new(),
             parts: vec![(0..SAVEPOINT.len(), 0)],
+            checks: Vec::new(),
         }
     }
 
@@ -544,18 +554,34 @@ impl Script {
     /// Appends a check: `condition` (an SQL expression, with numbered parameters
     /// as in [`push`](Script::push)) must be true, else the script stops here,
     /// refused ([`Failed::is_refusal`]). Returns the check's index.
+    ///
+    /// In the script's whole text (which an in-memory database runs in one call)
+    /// the check is an insert into the view [`CHECKS`] makes, which refuses a
+    /// false value; the leader's own connection selects the condition and judges
+    /// it itself, which spares SQLite the temporary table it builds for each
+    /// insert into a view.
     pub(super) fn check(&mut self, condition: &str, args: &[Arg]) -> Result<usize, StoreError> {
-        let sql = format!("INSERT INTO temp.scim_check (ok) SELECT {condition}");
-        Ok(self.push(&sql, args)?.start)
+        const INSERT: &str = "INSERT INTO temp.scim_check (ok) ";
+        let sql = format!("{INSERT}SELECT {condition}");
+        let at = self.push(&sql, args)?.start;
+        let select = self.parts.get(at).map_or(0, |(text, _)| text.start) + INSERT.len();
+        self.checks.push((at, select));
+        Ok(at)
     }
 
-    /// Each statement's text and the arguments it binds, in order.
-    fn statement_texts(&self) -> impl Iterator<Item = (&str, &[Arg])> {
+    /// Each statement's text, the arguments it binds and, for a check, its
+    /// condition's `SELECT`, in order.
+    fn statement_texts(&self) -> impl Iterator<Item = (&str, &[Arg], Option<&str>)> {
         let mut at = 0;
-        self.parts.iter().map(move |(text, n)| {
+        self.parts.iter().enumerate().map(move |(i, (text, n))| {
             let args = self.args.get(at..at + n).unwrap_or_default();
             at += n;
-            (self.sql.get(text.clone()).unwrap_or_default(), args)
+            let check = self
+                .checks
+                .iter()
+                .find(|(c, _)| *c == i)
+                .and_then(|(_, from)| self.sql.get(*from..text.end));
+            (self.sql.get(text.clone()).unwrap_or_default(), args, check)
         })
     }
 }
@@ -579,8 +605,12 @@ impl Session for rusqlite::Connection {
 
     fn run(&mut self, script: &Script) -> (Vec<Done>, Option<DbError>) {
         let mut answers = Vec::with_capacity(script.statements());
-        for (sql, args) in script.statement_texts() {
-            match statement(self, sql, args) {
+        for (sql, args, check) in script.statement_texts() {
+            let done = match check {
+                Some(select) => holds(self, select, args),
+                None => statement(self, sql, args),
+            };
+            match done {
                 Ok(done) => answers.push(done),
                 Err(e) => return (answers, Some(DbError::Own(e))),
             }
@@ -592,19 +622,7 @@ impl Session for rusqlite::Connection {
 /// Runs one statement of a script on `conn`.
 fn statement(conn: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<Done> {
     let mut stmt = conn.prepare_cached(sql)?;
-    if stmt.parameter_count() != args.len() {
-        return Err(rusqlite::Error::InvalidParameterCount(
-            args.len(),
-            stmt.parameter_count(),
-        ));
-    }
-    for (i, arg) in args.iter().enumerate() {
-        match arg {
-            Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str())?,
-            Arg::Int(n) => stmt.raw_bind_parameter(i + 1, *n)?,
-            Arg::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
-        }
-    }
+    bind(&mut stmt, args)?;
     let mut rows = Vec::new();
     let mut cursor = stmt.raw_query();
     while let Some(row) = cursor.next()? {
@@ -618,6 +636,43 @@ fn statement(conn: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rusqlite::
         rows,
         changes: conn.changes(),
     })
+}
+
+/// Runs a check's condition (`SELECT` and an expression) on `conn`: no change,
+/// or the error by which a refusing check stops its script.
+fn holds(conn: &rusqlite::Connection, select: &str, args: &[Arg]) -> rusqlite::Result<Done> {
+    let mut stmt = conn.prepare_cached(select)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    let truth = match rows.next()? {
+        Some(row) => row.get::<_, Option<i64>>(0)?,
+        None => None,
+    };
+    match truth {
+        Some(n) if n != 0 => Ok(Done::default()),
+        _ => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            Some(REFUSED.to_owned()),
+        )),
+    }
+}
+
+/// Binds `args` to `stmt`'s parameters, in order.
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    if stmt.parameter_count() != args.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            args.len(),
+            stmt.parameter_count(),
+        ));
+    }
+    for (i, arg) in args.iter().enumerate() {
+        match arg {
+            Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str())?,
+            Arg::Int(n) => stmt.raw_bind_parameter(i + 1, *n)?,
+            Arg::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
+        }
+    }
+    Ok(())
 }
 
 /// Opens the leader's own connection to the database file `file`, which the
@@ -731,11 +786,17 @@ impl Writers {
             committed: Box::new(committed),
             reply,
         };
-        let lead = {
+        let (lead, parked) = {
             let mut queue = self.scripts.lock().unwrap_or_else(PoisonError::into_inner);
             queue.jobs.push_back(job);
-            !std::mem::replace(&mut queue.leading, true)
+            (
+                !std::mem::replace(&mut queue.leading, true),
+                queue.parked.take(),
+            )
         };
+        if let Some(leader) = parked {
+            leader.unpark();
+        }
         if lead {
             let leader = Leader {
                 writers: Writers {
@@ -766,6 +827,24 @@ fn take(scripts: &Scripts, room: usize) -> VecDeque<Job> {
     let mut queue = scripts.lock().unwrap_or_else(PoisonError::into_inner);
     let n = room.min(queue.jobs.len());
     queue.jobs.drain(..n).collect()
+}
+
+/// Whether scripts are queued, waiting up to [`LINGER`] for one if none is: the
+/// writers answered by the last commit are on their way back with their next
+/// writes, and a leader that waits for them on its thread is woken by the first
+/// (one hop) rather than started again through the runtime (two).
+fn more(scripts: &Scripts) -> bool {
+    {
+        let mut queue = scripts.lock().unwrap_or_else(PoisonError::into_inner);
+        if !queue.jobs.is_empty() {
+            return true;
+        }
+        queue.parked = Some(std::thread::current());
+    }
+    std::thread::park_timeout(LINGER);
+    let mut queue = scripts.lock().unwrap_or_else(PoisonError::into_inner);
+    queue.parked = None;
+    !queue.jobs.is_empty()
 }
 
 /// Puts jobs that did not run back at the head of the queue.
@@ -847,12 +926,7 @@ impl Leader {
                         // without a hop back to the runtime in between.
                         for _ in 0..CYCLES {
                             cycle(&mut conn, &scripts)?;
-                            if scripts
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .jobs
-                                .is_empty()
-                            {
+                            if !more(&scripts) {
                                 break;
                             }
                         }
@@ -1126,7 +1200,7 @@ mod tests {
         // Statement by statement, as the leader's own connection runs them.
         let statements: Vec<(&str, usize)> = script
             .statement_texts()
-            .map(|(sql, args)| (sql, args.len()))
+            .map(|(sql, args, _)| (sql, args.len()))
             .collect();
         assert_eq!(
             statements,
@@ -1267,6 +1341,39 @@ mod tests {
     #[test]
     fn a_check_refuses_with_the_message_a_refusal_is_told_by() {
         assert!(CHECKS.contains(&format!("RAISE(ABORT, '{REFUSED}')")));
+    }
+
+    #[test]
+    fn a_check_judges_alike_in_the_scripts_text_and_on_the_leaders_connection() {
+        for (k, holds) in [(-1, true), (1, false), (0, false)] {
+            let mut script = Script::new();
+            script.push("SELECT ?1", &[Arg::Int(7)]).expect("push");
+            let at = script.check("?1 < 0", &[Arg::Int(k)]).expect("check");
+            assert_eq!(at, 2);
+            let statements: Vec<_> = script.statement_texts().collect();
+            assert_eq!(
+                statements[2].0,
+                "INSERT INTO temp.scim_check (ok) SELECT ? < 0"
+            );
+            assert_eq!(statements[2].2, Some("SELECT ? < 0"));
+            assert_eq!(statements[1].2, None);
+            // The leader's own connection judges the condition itself ...
+            let mut own = connection();
+            let (answers, failed) = own.run(&script);
+            let refused = failed.map(|error| Failed {
+                statement: answers.len(),
+                error,
+            });
+            assert_eq!(answers.len(), if holds { 3 } else { 2 });
+            assert_eq!(refused.as_ref().is_some_and(Failed::is_refusal), !holds);
+            // ... as the script's text does through its view.
+            let text =
+                own.execute_batch(&format!("INSERT INTO temp.scim_check (ok) SELECT {k} < 0"));
+            assert_eq!(text.is_ok(), holds);
+            if let Err(e) = text {
+                assert!(e.to_string().contains(REFUSED));
+            }
+        }
     }
 
     #[test]

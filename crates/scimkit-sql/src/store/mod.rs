@@ -730,47 +730,67 @@ macro_rules! insert_members {
 /// userName rewrites no row of the claims); the statement returns the attribute of
 /// every value the resource owns afterwards, so a value missing from the answer is
 /// one another resource holds (a conflict). One statement on PostgreSQL; on SQLite,
-/// one, or three when replacing with values.
+/// the release (when replacing), then with values their claim and a look-up of
+/// what the resource owns, the last statement's rows.
 fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
-    let pairs = |row: &dyn Fn(usize, usize) -> String| {
+    let pairs = |sep: &str, row: &dyn Fn(usize, usize) -> String| {
         (0..k)
             .map(|i| row(4 + 2 * i, 5 + 2 * i))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(sep)
     };
     let (t, r, id) = (ph(dialect, 1), ph(dialect, 2), ph(dialect, 3));
     let owner = format!("tenant = {t} AND resource_type = {r} AND id = {id}");
     let mut release = format!("DELETE FROM scim_unique WHERE {owner}");
-    if k > 0 {
-        release.push_str(" AND (attribute, value) NOT IN (VALUES ");
-        release.push_str(&pairs(&|a, v| {
-            format!("({}, {})", ph(dialect, a), ph(dialect, v))
-        }));
-        release.push(')');
-    }
-    let claim = format!(
+    let mut claim = format!(
         "INSERT INTO scim_unique (tenant, resource_type, attribute, value, id) VALUES {} \
-         ON CONFLICT (tenant, resource_type, attribute, value) DO NOTHING RETURNING attribute",
-        pairs(&|a, v| format!("({t}, {r}, {}, {}, {id})", ph(dialect, a), ph(dialect, v)))
+         ON CONFLICT (tenant, resource_type, attribute, value) DO NOTHING",
+        pairs(", ", &|a, v| format!(
+            "({t}, {r}, {}, {}, {id})",
+            ph(dialect, a),
+            ph(dialect, v)
+        ))
     );
-    match (dialect, replacing, k) {
-        (_, false, _) => claim,
-        (Dialect::Postgres, true, 0) => {
-            format!("WITH released AS ({release}) SELECT NULL::text WHERE false")
+    match dialect {
+        Dialect::Postgres => {
+            let values = pairs(", ", &|a, v| {
+                format!("({}, {})", ph(dialect, a), ph(dialect, v))
+            });
+            if k > 0 {
+                release.push_str(&format!(" AND (attribute, value) NOT IN (VALUES {values})"));
+            }
+            claim.push_str(" RETURNING attribute");
+            match (replacing, k) {
+                (false, _) => claim,
+                (true, 0) => format!("WITH released AS ({release}) SELECT NULL::text WHERE false"),
+                // The main query sees the claims as they were before the statement:
+                // the values the resource owned already; `claimed` returns those it
+                // took now.
+                (true, _) => format!(
+                    "WITH released AS ({release}), claimed AS ({claim}) \
+                     SELECT attribute FROM claimed UNION ALL \
+                     SELECT attribute FROM scim_unique WHERE {owner} AND (attribute, value) IN (VALUES {values})"
+                ),
+            }
         }
-        (Dialect::Sqlite, true, 0) => release,
-        // The main query sees the claims as they were before the statement: the
-        // values the resource owned already; `claimed` returns those it took now.
-        (Dialect::Postgres, true, _) => format!(
-            "WITH released AS ({release}), claimed AS ({claim}) \
-             SELECT attribute FROM claimed UNION ALL \
-             SELECT attribute FROM scim_unique WHERE {owner} AND (attribute, value) IN (VALUES {})",
-            pairs(&|a, v| format!("({}, {})", ph(dialect, a), ph(dialect, v)))
-        ),
-        // Each statement's parameters run from ?1 without gaps (sqlx binds a
-        // statement's unnamed positions in turn and stops beyond its arguments).
-        (Dialect::Sqlite, true, _) => {
-            format!("{release}; SELECT attribute FROM scim_unique WHERE {owner}; {claim}")
+        // Plain comparisons rather than a list of rows or RETURNING, either of
+        // which SQLite builds a temporary table for on every run. Each statement's
+        // parameters run from ?1 without gaps (sqlx binds a statement's unnamed
+        // positions in turn and stops beyond its arguments).
+        Dialect::Sqlite => {
+            let owned = format!("SELECT attribute FROM scim_unique WHERE {owner}");
+            if k > 0 {
+                release.push_str(" AND NOT (");
+                release.push_str(&pairs(" OR ", &|a, v| {
+                    format!("(attribute = ?{a} AND value = ?{v})")
+                }));
+                release.push(')');
+            }
+            match (replacing, k) {
+                (false, _) => format!("{claim}; {owned}"),
+                (true, 0) => release,
+                (true, _) => format!("{release}; {claim}; {owned}"),
+            }
         }
     }
 }
@@ -881,8 +901,12 @@ fn claim_script(
             .join(" AND ");
         script.check(&owned, &args)?;
     }
-    // A release answers no rows; the rest name what the resource owns.
-    Ok(if replacing { at.start + 1..at.end } else { at })
+    // The last statement names what the resource owns, when it claims values.
+    Ok(if distinct.is_empty() {
+        at.end..at.end
+    } else {
+        at.end - 1..at.end
+    })
 }
 
 /// The attributes the statements at `at` of a script answered (see
@@ -1243,15 +1267,6 @@ impl<C: Tenant + 'static> SqlStore<C> {
         let exists = self.sql(
             "SELECT version FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id = $3",
         );
-        let current_members = self.sql(
-            "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
-        );
-        let renumber = self.sql(
-            "UPDATE scim_resources SET next_position = $4 WHERE tenant = $1 AND resource_type = $2 AND id = $3",
-        );
-        let drop_members = self.sql(
-            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
-        );
         let one_call = match (&self.pool, rule) {
             (Pool::Sqlite(_), None) => true,
             (Pool::Postgres(_), None) => events.len() <= EVENT_CHUNK,
@@ -1340,6 +1355,15 @@ impl<C: Tenant + 'static> SqlStore<C> {
                 written => written,
             };
         }
+        let current_members = self.sql(
+            "SELECT value_key, member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
+        );
+        let renumber = self.sql(
+            "UPDATE scim_resources SET next_position = $4 WHERE tenant = $1 AND resource_type = $2 AND id = $3",
+        );
+        let drop_members = self.sql(
+            "DELETE FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3",
+        );
         let written = write_tx!(self, tx => {
             let updated = sqlx::query(&update)
                 .bind(tenant)
