@@ -11,7 +11,11 @@
 //! on its way, and the next takes what queued meanwhile (so statements grow with
 //! the load, and a commit that takes longer serves more writes); a write that
 //! finds no statement on its way runs at once, alone, in the statement it has
-//! always had. Each instance has its own runner.
+//! always had. Each instance has its own runner. A statement that stalls (its
+//! pages read from disk, a row another transaction holds) does not hold up the
+//! rest: after a few milliseconds a helper runner sends the writes queued behind
+//! it, and so on up to a few statements at once; a runner that ends a statement
+//! while another runs stops, so that statements grow again once none stalls.
 //!
 //! A shared statement the database refuses was rolled back whole (one statement,
 //! its own transaction): each of its writes then runs alone, in a task of its own,
@@ -27,6 +31,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use scimkit::store::{StoreError, UniqueValue};
 use sqlx::PgPool;
@@ -36,6 +41,14 @@ use super::{EventRow, pg_claims_and_events, pg_write};
 
 /// Writes in one statement at most.
 const SHARED_AT_MOST: usize = 64;
+
+/// A statement on its way for longer than this (waiting for pages the database
+/// reads from disk or writes out to make room, or for a row another instance
+/// locked) lets another runner send the writes queued behind it.
+const STALLED: Duration = Duration::from_millis(3);
+
+/// Statements of one process on their way at once, at most.
+const RUNNERS: usize = 4;
 
 /// The statement of several writes, each an element of its arrays: `$1`–`$7` the
 /// rows (tenant, resource type, id, expected version, new version, document,
@@ -101,8 +114,10 @@ struct Job {
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    /// Whether the runner is running (it stops when nothing is queued).
-    running: bool,
+    /// The runners running: one while statements take their usual time, more
+    /// while they stall (see [`STALLED`]). Each stops when nothing is queued, or
+    /// after a statement if another runs.
+    runners: usize,
 }
 
 /// The whole-resource writes of this process that wait for a statement (see the
@@ -146,7 +161,10 @@ impl SharedWrites {
         let start = {
             let mut queue = self.queue();
             queue.jobs.push_back(Job { write, answer });
-            !std::mem::replace(&mut queue.running, true)
+            queue.runners == 0 && {
+                queue.runners = 1;
+                true
+            }
         };
         if start {
             // Made before the task: dropped unpolled, it still frees the queue.
@@ -178,8 +196,11 @@ impl Drop for Runner {
         if !self.stopped {
             let left = {
                 let mut queue = self.writes.queue();
-                queue.running = false;
-                std::mem::take(&mut queue.jobs)
+                queue.runners = queue.runners.saturating_sub(1);
+                match queue.runners {
+                    0 => std::mem::take(&mut queue.jobs),
+                    _ => VecDeque::new(),
+                }
             };
             // Their callers get an error now, not a wait for a write to come.
             drop(left);
@@ -187,21 +208,53 @@ impl Drop for Runner {
     }
 }
 
-/// The runner: runs what queues until nothing does.
+/// A runner: runs what queues until nothing does, or until it ends a statement
+/// while another runner runs.
 async fn drain(mut runner: Runner, pool: PgPool) {
     loop {
         let jobs = {
             let mut queue = runner.writes.queue();
             if queue.jobs.is_empty() {
-                queue.running = false;
+                queue.runners = queue.runners.saturating_sub(1);
                 drop(queue);
                 runner.stopped = true;
                 return;
             }
             take(&mut queue.jobs)
         };
-        run(&runner.writes, &pool, jobs).await;
+        let statement = run(&runner.writes, &pool, jobs);
+        tokio::pin!(statement);
+        // While it stalls, the writes queued behind it go with a helper.
+        loop {
+            tokio::select! {
+                () = &mut statement => break,
+                () = tokio::time::sleep(STALLED) => help(&runner.writes, &pool),
+            }
+        }
+        let mut queue = runner.writes.queue();
+        if queue.runners > 1 {
+            queue.runners -= 1;
+            drop(queue);
+            runner.stopped = true;
+            return;
+        }
     }
+}
+
+/// Starts a helper if writes are queued and fewer than [`RUNNERS`] run.
+fn help(writes: &Arc<SharedWrites>, pool: &PgPool) {
+    {
+        let mut queue = writes.queue();
+        if queue.jobs.is_empty() || queue.runners >= RUNNERS {
+            return;
+        }
+        queue.runners += 1;
+    }
+    let runner = Runner {
+        writes: Arc::clone(writes),
+        stopped: false,
+    };
+    tokio::spawn(drain(runner, pool.clone()));
 }
 
 /// The next writes of `queued` to share a statement: up to [`SHARED_AT_MOST`] of
