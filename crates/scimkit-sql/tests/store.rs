@@ -2263,3 +2263,116 @@ mod group_commit {
         }
     }
 }
+
+mod stalled_statements {
+    //! PostgreSQL: a write whose row another transaction holds waits for it, and
+    //! the process's other writes do not wait with it: once a statement has been on
+    //! its way a few milliseconds, another carries the writes queued behind it.
+    use super::*;
+    use scimkit::store::{Record, Store, UniqueValue};
+    use serde_json::json;
+    use sqlx::Connection;
+    use std::time::Duration;
+
+    fn user(id: &str, version: u64, name: &str) -> (Record, Vec<UniqueValue>) {
+        let record = Record {
+            id: id.to_owned(),
+            version,
+            resource: json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                             "id": id, "userName": id, "displayName": name}),
+        };
+        let unique = vec![UniqueValue {
+            attribute: "userName".to_owned(),
+            value: id.to_owned(),
+        }];
+        (record, unique)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn do_not_hold_up_the_other_writes() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        let store = scratch.store().await;
+        let t = "t".to_owned();
+        for i in 0..9 {
+            let (record, unique) = user(&format!("u{i}"), 1, "first");
+            store
+                .create(&t, "User", record, &unique, &[])
+                .await
+                .expect("create");
+        }
+        // Another transaction holds u0's row.
+        let mut holder = sqlx::PgConnection::connect(&scratch.url())
+            .await
+            .expect("connect");
+        let mut held = holder.begin().await.expect("begin");
+        sqlx::query("SELECT 1 FROM scim_resources WHERE tenant = 't' AND id = 'u0' FOR UPDATE")
+            .execute(&mut *held)
+            .await
+            .expect("lock");
+        let stalled = {
+            let (store, t) = (store.clone(), t.clone());
+            tokio::spawn(async move {
+                let (record, unique) = user("u0", 2, "second");
+                store.replace(&t, "User", record, 1, &unique, &[]).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let others: Vec<_> = (1..9)
+            .map(|i| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move {
+                    let (record, unique) = user(&format!("u{i}"), 2, "second");
+                    store.replace(&t, "User", record, 1, &unique, &[]).await
+                })
+            })
+            .collect();
+        // A bound on a hang, not a measure of speed.
+        for other in others {
+            let written = tokio::time::timeout(Duration::from_secs(20), other)
+                .await
+                .expect("a write waited for a row it does not touch")
+                .expect("task");
+            assert_eq!(written.map(|r| r.version).ok(), Some(2));
+        }
+        assert!(!stalled.is_finished(), "u0's row is still held");
+        held.rollback().await.expect("release");
+        let written = stalled.await.expect("task");
+        assert_eq!(written.map(|r| r.version).ok(), Some(2));
+        for i in 0..9 {
+            let got = store
+                .get(&t, "User", &format!("u{i}"), &Default::default())
+                .await
+                .expect("get");
+            assert_eq!(
+                (got.version, &got.resource["displayName"]),
+                (2, &json!("second"))
+            );
+        }
+        store.close().await;
+    }
+}
+
+/// PostgreSQL: after the migrations the comparison documents' GIN index takes new
+/// entries in a pending list bounded to 512 kB (migration 7).
+#[tokio::test]
+async fn comparison_index_takes_entries_in_a_bounded_pending_list() {
+    use sqlx::Connection;
+    let Some(scratch) = Scratch::postgres() else {
+        return;
+    };
+    let store = scratch.store().await;
+    let mut conn = sqlx::PgConnection::connect(&scratch.url())
+        .await
+        .expect("connect");
+    let options: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(reloptions) FROM pg_class WHERE relname = 'scim_resources_cmp' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("options");
+    assert_eq!(options, ["fastupdate=on", "gin_pending_list_limit=512"]);
+    conn.close().await.expect("close");
+    store.close().await;
+}
