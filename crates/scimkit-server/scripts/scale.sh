@@ -2,7 +2,8 @@
 # The scale benchmark: PostgreSQL with 1,000,000 users, 10,000 groups and one group of
 # 1,000,000 members, served by the release scimkit-server; p50/p99 over HTTP of each
 # look-up and member change (scale.py), then GET and PATCH throughput in one run
-# (wrk). Not part of `cargo test`: seeding takes about a minute, the cursor walk a few.
+# (wrk): GET of one user and of any of 10,000 spread users, and PATCH of those.
+# Not part of `cargo test`: seeding takes about a minute, the cursor walk a few.
 #   crates/scimkit-server/scripts/scale.sh            # database scimkit_scale_http
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), python3 and wrk.
 set -euo pipefail
@@ -36,6 +37,9 @@ trap 'kill -INT $pid 2>/dev/null; wait 2>/dev/null; rm -f "$log" "$ids"' EXIT
 echo "== throughput, 32 connections, 15 s each"
 echo "GET /Users/{id}"
 wrk -t2 -c32 -d15s -H "Authorization: Bearer $key" "$base/Users/$id" | grep -E "Requests/sec"
+echo "GET /Users/{id}, any of 10,000 users spread over the million (those the PATCHes below change)"
+SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-get-any.lua \
+    "$base/Users" | grep -E "Requests/sec"
 echo "PATCH /Users/{id}, any of 10,000 users spread over the million (a change every time)"
 SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
     "$base/Users" | grep -E "Requests/sec"
