@@ -644,13 +644,23 @@ fn holds(conn: &rusqlite::Connection, select: &str, args: &[Arg]) -> rusqlite::R
     let mut stmt = conn.prepare_cached(select)?;
     bind(&mut stmt, args)?;
     let mut rows = stmt.raw_query();
-    let truth = match rows.next()? {
-        Some(row) => row.get::<_, Option<i64>>(0)?,
-        None => None,
+    // As the view's trigger judges (`WHEN NOT NEW.ok`): false refuses, while
+    // unknown (NULL), like a CHECK constraint, does not.
+    let refused = match rows.next()? {
+        Some(row) => match row.get_ref(0)? {
+            ValueRef::Null => false,
+            ValueRef::Integer(n) => n == 0,
+            ValueRef::Real(r) => r == 0.0,
+            ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t)
+                .trim()
+                .parse::<f64>()
+                .map_or(true, |r| r == 0.0),
+        },
+        None => false,
     };
-    match truth {
-        Some(n) if n != 0 => Ok(Done::default()),
-        _ => Err(rusqlite::Error::SqliteFailure(
+    match refused {
+        false => Ok(Done::default()),
+        true => Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
             Some(REFUSED.to_owned()),
         )),
@@ -924,9 +934,9 @@ impl Leader {
                         };
                         // Transactions follow one another while scripts queue,
                         // without a hop back to the runtime in between.
-                        for _ in 0..CYCLES {
+                        for i in 1..=CYCLES {
                             cycle(&mut conn, &scripts)?;
-                            if !more(&scripts) {
+                            if i == CYCLES || !more(&scripts) {
                                 break;
                             }
                         }
@@ -1345,10 +1355,17 @@ mod tests {
 
     #[test]
     fn a_check_judges_alike_in_the_scripts_text_and_on_the_leaders_connection() {
-        for (k, holds) in [(-1, true), (1, false), (0, false)] {
+        for (k, holds) in [
+            (Arg::Int(-1), true),
+            (Arg::Int(1), false),
+            (Arg::Int(0), false),
+            (Arg::Null, true),
+        ] {
             let mut script = Script::new();
             script.push("SELECT ?1", &[Arg::Int(7)]).expect("push");
-            let at = script.check("?1 < 0", &[Arg::Int(k)]).expect("check");
+            let at = script
+                .check("?1 < 0", std::slice::from_ref(&k))
+                .expect("check");
             assert_eq!(at, 2);
             let statements: Vec<_> = script.statement_texts().collect();
             assert_eq!(
@@ -1367,8 +1384,13 @@ mod tests {
             assert_eq!(answers.len(), if holds { 3 } else { 2 });
             assert_eq!(refused.as_ref().is_some_and(Failed::is_refusal), !holds);
             // ... as the script's text does through its view.
-            let text =
-                own.execute_batch(&format!("INSERT INTO temp.scim_check (ok) SELECT {k} < 0"));
+            let value = match k {
+                Arg::Int(n) => n.to_string(),
+                _ => "NULL".to_owned(),
+            };
+            let text = own.execute_batch(&format!(
+                "INSERT INTO temp.scim_check (ok) SELECT {value} < 0"
+            ));
             assert_eq!(text.is_ok(), holds);
             if let Err(e) = text {
                 assert!(e.to_string().contains(REFUSED));

@@ -778,13 +778,14 @@ fn claim_sql(dialect: Dialect, k: usize, replacing: bool) -> String {
         // parameters run from ?1 without gaps (sqlx binds a statement's unnamed
         // positions in turn and stops beyond its arguments).
         Dialect::Sqlite => {
-            let owned = format!("SELECT attribute FROM scim_unique WHERE {owner}");
+            // The values named, as plain comparisons.
+            let wanted = pairs(" OR ", &|a, v| {
+                format!("(attribute = ?{a} AND value = ?{v})")
+            });
+            // Of the values named, those the resource owns once the claim ran.
+            let owned = format!("SELECT attribute FROM scim_unique WHERE {owner} AND ({wanted})");
             if k > 0 {
-                release.push_str(" AND NOT (");
-                release.push_str(&pairs(" OR ", &|a, v| {
-                    format!("(attribute = ?{a} AND value = ?{v})")
-                }));
-                release.push(')');
+                release.push_str(&format!(" AND NOT ({wanted})"));
             }
             match (replacing, k) {
                 (false, _) => format!("{claim}; {owned}"),

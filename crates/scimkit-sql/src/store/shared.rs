@@ -13,9 +13,11 @@
 //! finds no statement on its way runs at once, alone, in the statement it has
 //! always had. Each instance has its own runner. A statement that stalls (its
 //! pages read from disk, a row another transaction holds) does not hold up the
-//! rest: after a few milliseconds a helper runner sends the writes queued behind
-//! it, and so on up to a few statements at once; a runner that ends a statement
-//! while another runs stops, so that statements grow again once none stalls.
+//! rest: after 10 ms another runner sends the writes queued behind it, and so on,
+//! up to four statements at once; a runner that ends a statement while another
+//! that does not stall runs stops, so that statements grow again once none
+//! stalls. A later write of a row waits for the statement after the one that
+//! carries the row's earlier write.
 //!
 //! A shared statement the database refuses was rolled back whole (one statement,
 //! its own transaction): each of its writes then runs alone, in a task of its own,
@@ -43,9 +45,9 @@ use super::{EventRow, pg_claims_and_events, pg_write};
 const SHARED_AT_MOST: usize = 64;
 
 /// A statement on its way for longer than this (waiting for pages the database
-/// reads from disk or writes out to make room, or for a row another instance
-/// locked) lets another runner send the writes queued behind it.
-const STALLED: Duration = Duration::from_millis(3);
+/// reads from disk or writes out to make room, or for a row another transaction
+/// holds) lets another runner send the writes queued behind it.
+const STALLED: Duration = Duration::from_millis(10);
 
 /// Statements of one process on their way at once, at most.
 const RUNNERS: usize = 4;
@@ -101,6 +103,16 @@ pub(super) struct Replace {
     pub events: Vec<EventRow>,
 }
 
+impl Replace {
+    fn row(&self) -> Row {
+        (
+            self.tenant.clone(),
+            self.resource_type.clone(),
+            self.id.clone(),
+        )
+    }
+}
+
 /// What a write learns: whether its row was at the expected version (and so
 /// written), or why it failed.
 type Answer = Result<bool, StoreError>;
@@ -111,13 +123,28 @@ struct Job {
     answer: oneshot::Sender<Answer>,
 }
 
+/// A resource's row: tenant, type and id.
+type Row = (String, String, String);
+
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    /// The runners running: one while statements take their usual time, more
-    /// while they stall (see [`STALLED`]). Each stops when nothing is queued, or
-    /// after a statement if another runs.
+    /// The runners running: one while statements take their usual time, and one
+    /// more for each that stalls (see [`STALLED`]), at most [`RUNNERS`].
     runners: usize,
+    /// Those of them whose statement stalls.
+    stalled: usize,
+    /// The rows of the statements on their way: a later write of one of them
+    /// waits for the next statement, which reads what the earlier one wrote.
+    in_flight: HashSet<Row>,
+}
+
+impl Queue {
+    /// Whether writes wait and no runner is free to take them: none runs, or
+    /// each that runs stalls (and fewer than [`RUNNERS`] do).
+    fn wants_runner(&self) -> bool {
+        !self.jobs.is_empty() && self.runners == self.stalled && self.runners < RUNNERS
+    }
 }
 
 /// The whole-resource writes of this process that wait for a statement (see the
@@ -161,18 +188,14 @@ impl SharedWrites {
         let start = {
             let mut queue = self.queue();
             queue.jobs.push_back(Job { write, answer });
-            queue.runners == 0 && {
-                queue.runners = 1;
+            queue.wants_runner() && {
+                queue.runners += 1;
                 true
             }
         };
         if start {
             // Made before the task: dropped unpolled, it still frees the queue.
-            let runner = Runner {
-                writes: Arc::clone(self),
-                stopped: false,
-            };
-            tokio::spawn(drain(runner, pool.clone()));
+            tokio::spawn(drain(Runner::new(self), pool.clone()));
         }
         answered.await.unwrap_or_else(|_| {
             Err(StoreError::backend(
@@ -183,20 +206,53 @@ impl SharedWrites {
     }
 }
 
-/// The runner's hold on its queue: a runner whose task is dropped (by a runtime
-/// shutting down) tells the writes still queued, and lets the next write start
-/// another.
+/// A runner's hold on its queue: a runner whose task is dropped (by a runtime
+/// shutting down) frees its rows and, if it was the last, tells the writes still
+/// queued, and lets the next write start another.
 struct Runner {
     writes: Arc<SharedWrites>,
+    /// The rows of its statement on its way.
+    rows: Vec<Row>,
+    /// Whether that statement stalls.
+    stalled: bool,
     stopped: bool,
+}
+
+impl Runner {
+    fn new(writes: &Arc<SharedWrites>) -> Self {
+        Runner {
+            writes: Arc::clone(writes),
+            rows: Vec::new(),
+            stalled: false,
+            stopped: false,
+        }
+    }
+
+    /// Its statement ended: its rows are free, and it stalls no more.
+    fn ended(&mut self, queue: &mut Queue) {
+        for row in self.rows.drain(..) {
+            queue.in_flight.remove(&row);
+        }
+        if std::mem::take(&mut self.stalled) {
+            queue.stalled = queue.stalled.saturating_sub(1);
+        }
+    }
+
+    /// Stops, counted out of the runners.
+    fn stop(&mut self, queue: &mut Queue) {
+        self.ended(queue);
+        queue.runners = queue.runners.saturating_sub(1);
+        self.stopped = true;
+    }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
         if !self.stopped {
+            let writes = Arc::clone(&self.writes);
             let left = {
-                let mut queue = self.writes.queue();
-                queue.runners = queue.runners.saturating_sub(1);
+                let mut queue = writes.queue();
+                self.stop(&mut queue);
                 match queue.runners {
                     0 => std::mem::take(&mut queue.jobs),
                     _ => VecDeque::new(),
@@ -208,70 +264,71 @@ impl Drop for Runner {
     }
 }
 
-/// A runner: runs what queues until nothing does, or until it ends a statement
-/// while another runner runs.
+/// A runner: sends statements while writes queue. It stops when none does, when
+/// every write queued is of a row another runner's statement carries, or when it
+/// ends a statement while another runner that does not stall runs.
 async fn drain(mut runner: Runner, pool: PgPool) {
+    let writes = Arc::clone(&runner.writes);
     loop {
         let jobs = {
-            let mut queue = runner.writes.queue();
-            if queue.jobs.is_empty() {
-                queue.runners = queue.runners.saturating_sub(1);
-                drop(queue);
-                runner.stopped = true;
+            let mut queue = writes.queue();
+            let Queue {
+                jobs, in_flight, ..
+            } = &mut *queue;
+            let taken = take(jobs, in_flight);
+            if taken.is_empty() {
+                runner.stop(&mut queue);
                 return;
             }
-            take(&mut queue.jobs)
+            runner.rows = taken.iter().map(|j| j.write.row()).collect();
+            taken
         };
-        let statement = run(&runner.writes, &pool, jobs);
+        let statement = run(&writes, &pool, jobs);
         tokio::pin!(statement);
         // While it stalls, the writes queued behind it go with a helper.
-        loop {
-            tokio::select! {
-                () = &mut statement => break,
-                () = tokio::time::sleep(STALLED) => help(&runner.writes, &pool),
+        while tokio::time::timeout(STALLED, statement.as_mut())
+            .await
+            .is_err()
+        {
+            let mut queue = writes.queue();
+            if !std::mem::replace(&mut runner.stalled, true) {
+                queue.stalled += 1;
+            }
+            if queue.wants_runner() {
+                queue.runners += 1;
+                drop(queue);
+                helper(&writes, &pool);
             }
         }
-        let mut queue = runner.writes.queue();
-        if queue.runners > 1 {
-            queue.runners -= 1;
-            drop(queue);
-            runner.stopped = true;
+        let mut queue = writes.queue();
+        runner.ended(&mut queue);
+        if queue.runners.saturating_sub(queue.stalled) > 1 {
+            runner.stop(&mut queue);
             return;
         }
     }
 }
 
-/// Starts a helper if writes are queued and fewer than [`RUNNERS`] run.
-fn help(writes: &Arc<SharedWrites>, pool: &PgPool) {
-    {
-        let mut queue = writes.queue();
-        if queue.jobs.is_empty() || queue.runners >= RUNNERS {
-            return;
-        }
-        queue.runners += 1;
-    }
-    let runner = Runner {
-        writes: Arc::clone(writes),
-        stopped: false,
-    };
-    tokio::spawn(drain(runner, pool.clone()));
+/// Starts a runner that the queue counts already.
+fn helper(writes: &Arc<SharedWrites>, pool: &PgPool) {
+    tokio::spawn(drain(Runner::new(writes), pool.clone()));
 }
 
 /// The next writes of `queued` to share a statement: up to [`SHARED_AT_MOST`] of
-/// them, taken in queue order but at most one per resource (two writes of one row
-/// in one statement would not see each other; the later one waits for the next),
-/// and sorted by tenant, type and id, the order their rows are locked in.
-fn take(queued: &mut VecDeque<Job>) -> Vec<Job> {
+/// them, taken in queue order but at most one per resource, and none of a row in
+/// `in_flight` (two writes of one row in one statement, or in two on their way at
+/// once, would not see each other; the later one waits for the next statement),
+/// sorted by tenant, type and id, the order their rows are locked in. Their rows
+/// join `in_flight`.
+fn take(queued: &mut VecDeque<Job>, in_flight: &mut HashSet<Row>) -> Vec<Job> {
     let mut taken = Vec::with_capacity(queued.len().min(SHARED_AT_MOST));
-    let mut rows = HashSet::new();
     let mut left = VecDeque::new();
     while let Some(job) = queued.pop_front() {
         if taken.len() == SHARED_AT_MOST {
             queued.push_front(job);
             break;
         }
-        let w = &job.write;
-        if rows.insert((w.tenant.clone(), w.resource_type.clone(), w.id.clone())) {
+        if in_flight.insert(job.write.row()) {
             taken.push(job);
         } else {
             left.push_back(job);
@@ -437,10 +494,25 @@ mod tests {
     #[test]
     fn a_statement_takes_one_write_per_resource_and_leaves_the_rest_in_order() {
         let mut queued: VecDeque<Job> = ["a", "b", "a", "c", "b", "a"].map(job).into();
-        let first = take(&mut queued);
+        let first = take(&mut queued, &mut HashSet::new());
         assert_eq!(ids(&first), ["a", "b", "c"]);
         let left: Vec<Job> = queued.drain(..).collect();
         assert_eq!(ids(&left), ["a", "b", "a"]);
+    }
+
+    #[test]
+    fn a_statement_leaves_the_rows_of_those_on_their_way() {
+        let mut queued: VecDeque<Job> = ["a", "b", "c", "a"].map(job).into();
+        let mut in_flight = HashSet::new();
+        in_flight.insert(job("b").write.row());
+        let first = take(&mut queued, &mut in_flight);
+        assert_eq!(ids(&first), ["a", "c"]);
+        let left: Vec<&str> = queued.iter().map(|j| j.write.id.as_str()).collect();
+        assert_eq!(left, ["b", "a"]);
+        assert_eq!(in_flight.len(), 3);
+        // Nothing else can go until those rows are free.
+        assert!(take(&mut queued, &mut in_flight).is_empty());
+        assert_eq!(queued.len(), 2);
     }
 
     #[test]
@@ -448,7 +520,7 @@ mod tests {
         let mut queued: VecDeque<Job> = (0..SHARED_AT_MOST + 3)
             .map(|i| job(&i.to_string()))
             .collect();
-        assert_eq!(take(&mut queued).len(), SHARED_AT_MOST);
+        assert_eq!(take(&mut queued, &mut HashSet::new()).len(), SHARED_AT_MOST);
         assert_eq!(queued.len(), 3);
         let next = SHARED_AT_MOST.to_string();
         assert_eq!(
