@@ -38,7 +38,7 @@ echo "== throughput, 32 connections, 15 s each"
 echo "GET /Users/{id}"
 wrk -t2 -c32 -d15s -H "Authorization: Bearer $key" "$base/Users/$id" | grep -E "Requests/sec"
 echo "GET /Users/{id}, any of 10,000 users spread over the million (those the PATCHes below change)"
-SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-get-any.lua \
+SCIM_TOKEN=$key SCIM_IDS=$ids SCIM_METHOD=GET wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
     "$base/Users" | grep -E "Requests/sec"
 echo "PATCH /Users/{id}, any of 10,000 users spread over the million (a change every time)"
 SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
