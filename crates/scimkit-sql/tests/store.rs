@@ -2376,3 +2376,123 @@ async fn comparison_index_takes_entries_in_a_bounded_pending_list() {
     conn.close().await.expect("close");
     store.close().await;
 }
+
+mod claims_left_as_they_were {
+    //! A replace that names the unique values its resource owns already, and no
+    //! other, skips releasing and claiming them; one that names fewer, more or
+    //! other values releases and claims as before.
+    use super::*;
+    use scimkit::store::{Record, Store, StoreError, UniqueValue};
+    use serde_json::json;
+
+    fn value(attribute: &str, value: &str) -> UniqueValue {
+        UniqueValue {
+            attribute: attribute.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    fn user(id: &str, version: u64, name: &str) -> Record {
+        Record {
+            id: id.to_owned(),
+            version,
+            resource: json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": name}),
+        }
+    }
+
+    async fn run(scratch: Scratch) {
+        let store = scratch.store().await;
+        let t = "t1".to_owned();
+        let a = [value("userName", "a"), value("emails", "x@example.com")];
+        let stored = store.create(&t, "User", user("A", 1, "a"), &a, &[]).await;
+        assert!(stored.is_ok(), "{stored:?}");
+        // The same values: left as they were, and still A's.
+        let same = store
+            .replace(&t, "User", user("A", 2, "a"), 1, &a, &[])
+            .await;
+        assert!(same.is_ok(), "{same:?}");
+        for taken in [value("userName", "a"), value("emails", "x@example.com")] {
+            let out = store
+                .create(
+                    &t,
+                    "User",
+                    user("B", 1, "b"),
+                    std::slice::from_ref(&taken),
+                    &[],
+                )
+                .await;
+            assert!(
+                matches!(&out, Err(StoreError::Conflict(m)) if m.contains(&taken.value)),
+                "{taken:?}: {out:?}"
+            );
+        }
+        // Fewer values: the email is released.
+        let fewer = [value("userName", "a")];
+        let out = store
+            .replace(&t, "User", user("A", 3, "a"), 2, &fewer, &[])
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+        let b = [value("userName", "b"), value("emails", "x@example.com")];
+        let out = store.create(&t, "User", user("B", 1, "b"), &b, &[]).await;
+        assert!(out.is_ok(), "{out:?}");
+        // As many values, one of them another's: a conflict that writes nothing.
+        let other = [value("userName", "a"), value("emails", "x@example.com")];
+        let out = store
+            .replace(&t, "User", user("A", 4, "a"), 3, &other, &[])
+            .await;
+        assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
+        let kept = store
+            .get(&t, "User", "A", &scimkit::store::Projection::all())
+            .await;
+        assert!(matches!(&kept, Ok(r) if r.version == 3), "{kept:?}");
+        // As many values, one of them new: claimed, and the one it replaces freed.
+        let renamed = [value("userName", "a2")];
+        let out = store
+            .replace(&t, "User", user("A", 4, "a2"), 3, &renamed, &[])
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+        let out = store
+            .create(
+                &t,
+                "User",
+                user("C", 1, "a"),
+                &[value("userName", "a")],
+                &[],
+            )
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+        // Left as they were again, from a resource that owns one value.
+        let out = store
+            .replace(&t, "User", user("A", 5, "a2"), 4, &renamed, &[])
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+        let out = store
+            .create(
+                &t,
+                "User",
+                user("D", 1, "a2"),
+                &[value("userName", "a2")],
+                &[],
+            )
+            .await;
+        assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        run(Scratch::file()).await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_in_memory() {
+        run(Scratch::Memory).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(scratch) = Scratch::postgres() {
+            run(scratch).await;
+        }
+    }
+}

@@ -24,6 +24,7 @@ use std::future::poll_fn;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -69,10 +70,6 @@ type Outcome = Option<Result<(), CommitFailed>>;
 /// the scripts of a busy server use, several times over.
 const STATEMENTS: usize = 256;
 
-/// At most this many transactions follow one another on the leader's thread while
-/// scripts keep queuing; then the writers that take turns get theirs.
-const CYCLES: usize = 8;
-
 /// How long the leader's thread waits for scripts after a commit before it hands
 /// the write lock's turn back (see [`more`]).
 const LINGER: Duration = Duration::from_millis(1);
@@ -81,6 +78,8 @@ const LINGER: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub(super) struct Writers {
     batch: Arc<Mutex<Batch>>,
+    /// How many tasks other than the leader wait for `batch` (see [`wait_for`]).
+    waiting: Arc<AtomicUsize>,
     scripts: Arc<std::sync::Mutex<Queue>>,
     /// The database file, on which the leader opens a connection of its own and
     /// keeps it between transactions; `None` for an in-memory database, whose
@@ -200,6 +199,7 @@ impl Writers {
                 ops: 0,
                 done: watch::channel(None).0,
             })),
+            waiting: Arc::default(),
             scripts: Arc::default(),
             file,
         }
@@ -209,7 +209,7 @@ impl Writers {
 impl Writers {
     /// Closes the leader's connection, if it has one.
     pub(super) async fn close(&self) {
-        let own = self.batch.lock().await.own.take();
+        let own = wait_for(&self.batch, &self.waiting).await.own.take();
         if let Some(conn) = own {
             let _ = tokio::task::spawn_blocking(move || drop(conn.close())).await;
         }
@@ -218,15 +218,33 @@ impl Writers {
     /// Waits for this writer's turn and opens a transaction unless one is open
     /// (`BEGIN IMMEDIATE`: the write lock is taken up front).
     pub(super) async fn turn(&self, pool: &SqlitePool) -> Result<Turn, StoreError> {
-        let mut guard = Arc::clone(&self.batch).lock_owned().await;
+        let mut guard = wait_for(&self.batch, &self.waiting).await;
         if guard.tx.is_none() {
             guard.tx = Some(begin_immediate(pool).await?);
         }
         Ok(Turn {
             guard: Some(guard),
             batch: Arc::clone(&self.batch),
+            waiting: Arc::clone(&self.waiting),
         })
     }
+}
+
+/// Takes `batch`'s lock for a task that is not the leader, counted in `waiting`
+/// while it waits: the leader's thread, which runs transaction after transaction
+/// while scripts keep queuing, hands the lock over after the one it is in when a
+/// task waits for it.
+async fn wait_for(batch: &Arc<Mutex<Batch>>, waiting: &Arc<AtomicUsize>) -> OwnedMutexGuard<Batch> {
+    /// Uncounts the waiter however its wait ends (it may be dropped midway).
+    struct Counted<'a>(&'a AtomicUsize);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    waiting.fetch_add(1, Ordering::SeqCst);
+    let _counted = Counted(waiting);
+    Arc::clone(batch).lock_owned().await
 }
 
 /// One writer's turn: [`savepoint`](Turn::savepoint) for its statements, then
@@ -234,6 +252,7 @@ impl Writers {
 pub(super) struct Turn {
     guard: Option<OwnedMutexGuard<Batch>>,
     batch: Arc<Mutex<Batch>>,
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Turn {
@@ -261,9 +280,10 @@ impl Turn {
         // The writers queued meanwhile add theirs; then one commit serves all.
         let mut waiting = Waiting {
             batch: Some(Arc::clone(&self.batch)),
+            waiting: Arc::clone(&self.waiting),
             done,
         };
-        let guard = Arc::clone(&self.batch).lock_owned().await;
+        let guard = wait_for(&self.batch, &self.waiting).await;
         let told = waiting.done.borrow().clone();
         waiting.batch = None;
         match told {
@@ -310,6 +330,7 @@ impl Drop for Turn {
 /// the batch are not left waiting on it and the write lock is not held.
 struct Waiting {
     batch: Option<Arc<Mutex<Batch>>>,
+    waiting: Arc<AtomicUsize>,
     done: watch::Receiver<Outcome>,
 }
 
@@ -319,9 +340,10 @@ impl Drop for Waiting {
             return;
         };
         let done = self.done.clone();
+        let waiting = Arc::clone(&self.waiting);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let guard = batch.lock_owned().await;
+                let guard = wait_for(&batch, &waiting).await;
                 if done.borrow().is_none() {
                     let _ = commit(guard).await;
                 }
@@ -390,11 +412,28 @@ pub(super) struct Script {
     /// The statements that are [checks](Script::check), by index, each with where
     /// its condition's `SELECT` begins in `sql`.
     checks: Vec<(usize, usize)>,
+    /// The statements that are conditions of [`unless`](Script::unless), by index,
+    /// each with the index of the first statement after those it may skip.
+    skips: Vec<(usize, usize)>,
+}
+
+/// What a statement of a [`Script`] is, as [`Script::statement_texts`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind<'s> {
+    /// A statement to run.
+    Plain,
+    /// A [check](Script::check): its condition's `SELECT`.
+    Check(&'s str),
+    /// The condition of [`unless`](Script::unless) (`SELECT` and an expression)
+    /// and the index of the first statement after those it skips when it holds.
+    Unless(&'s str, usize),
 }
 
 /// What one statement of a [`Script`] answered.
 #[derive(Debug, Default)]
 pub(super) struct Done {
+    /// It did not run: an [`unless`](Script::unless) condition held.
+    pub(super) skipped: bool,
     /// The first column of each row it returned, when that is text (the
     /// statements whose rows matter return one text column).
     pub(super) rows: Vec<Option<String>>,
@@ -494,6 +533,7 @@ impl Script {
             args: Vec::new(),
             parts: vec![(0..SAVEPOINT.len(), 0)],
             checks: Vec::new(),
+            skips: Vec::new(),
         }
     }
 
@@ -569,19 +609,46 @@ impl Script {
         Ok(at)
     }
 
-    /// Each statement's text, the arguments it binds and, for a check, its
-    /// condition's `SELECT`, in order.
-    fn statement_texts(&self) -> impl Iterator<Item = (&str, &[Arg], Option<&str>)> {
+    /// Appends the statements `then` pushes, to be skipped when `condition` (an
+    /// SQL expression, with numbered parameters as in [`push`](Script::push))
+    /// holds, for a script whose answers are the same whether they run or not
+    /// (they would change nothing). Their answers are then marked
+    /// [`skipped`](Done::skipped). A false or unknown (NULL) condition skips
+    /// nothing.
+    ///
+    /// The leader's own connection judges the condition; in the script's whole
+    /// text (which an in-memory database runs in one call) the condition is a
+    /// `SELECT` whose answer nothing reads, and the statements run.
+    pub(super) fn unless<T>(
+        &mut self,
+        condition: &str,
+        args: &[Arg],
+        then: impl FnOnce(&mut Script) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let at = self.push(&format!("SELECT {condition}"), args)?.start;
+        let out = then(self)?;
+        self.skips.push((at, self.statements()));
+        Ok(out)
+    }
+
+    /// Each statement's text, the arguments it binds and what it is, in order.
+    fn statement_texts(&self) -> impl Iterator<Item = (&str, &[Arg], Kind<'_>)> {
         let mut at = 0;
         self.parts.iter().enumerate().map(move |(i, (text, n))| {
             let args = self.args.get(at..at + n).unwrap_or_default();
             at += n;
+            let sql = self.sql.get(text.clone()).unwrap_or_default();
             let check = self
                 .checks
                 .iter()
                 .find(|(c, _)| *c == i)
                 .and_then(|(_, from)| self.sql.get(*from..text.end));
-            (self.sql.get(text.clone()).unwrap_or_default(), args, check)
+            let kind = match (check, self.skips.iter().find(|(u, _)| *u == i)) {
+                (Some(select), _) => Kind::Check(select),
+                (None, Some((_, end))) => Kind::Unless(sql, *end),
+                (None, None) => Kind::Plain,
+            };
+            (sql, args, kind)
         })
     }
 }
@@ -605,10 +672,24 @@ impl Session for rusqlite::Connection {
 
     fn run(&mut self, script: &Script) -> (Vec<Done>, Option<DbError>) {
         let mut answers = Vec::with_capacity(script.statements());
-        for (sql, args, check) in script.statement_texts() {
-            let done = match check {
-                Some(select) => holds(self, select, args),
-                None => statement(self, sql, args),
+        let mut skip_to = 0;
+        for (i, (sql, args, kind)) in script.statement_texts().enumerate() {
+            if i < skip_to {
+                answers.push(Done {
+                    skipped: true,
+                    ..Done::default()
+                });
+                continue;
+            }
+            let done = match kind {
+                Kind::Check(select) => holds(self, select, args),
+                Kind::Unless(select, end) => truth(self, select, args).map(|t| {
+                    if t == Some(true) {
+                        skip_to = end;
+                    }
+                    Done::default()
+                }),
+                Kind::Plain => statement(self, sql, args),
             };
             match done {
                 Ok(done) => answers.push(done),
@@ -635,36 +716,48 @@ fn statement(conn: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rusqlite::
     Ok(Done {
         rows,
         changes: conn.changes(),
+        skipped: false,
     })
 }
 
 /// Runs a check's condition (`SELECT` and an expression) on `conn`: no change,
 /// or the error by which a refusing check stops its script.
 fn holds(conn: &rusqlite::Connection, select: &str, args: &[Arg]) -> rusqlite::Result<Done> {
-    let mut stmt = conn.prepare_cached(select)?;
-    bind(&mut stmt, args)?;
-    let mut rows = stmt.raw_query();
     // As the view's trigger judges (`WHEN NOT NEW.ok`): false refuses, while
     // unknown (NULL), like a CHECK constraint, does not.
-    let refused = match rows.next()? {
-        Some(row) => match row.get_ref(0)? {
-            ValueRef::Null => false,
-            ValueRef::Integer(n) => n == 0,
-            ValueRef::Real(r) => r == 0.0,
-            ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t)
-                .trim()
-                .parse::<f64>()
-                .map_or(true, |r| r == 0.0),
-        },
-        None => false,
-    };
-    match refused {
-        false => Ok(Done::default()),
-        true => Err(rusqlite::Error::SqliteFailure(
+    match truth(conn, select, args)? {
+        Some(false) => Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
             Some(REFUSED.to_owned()),
         )),
+        Some(true) | None => Ok(Done::default()),
     }
+}
+
+/// The truth of a condition (`SELECT` and an expression) on `conn`, as SQLite
+/// judges a value in a `WHERE`: `None` when it is unknown (NULL, or no row).
+fn truth(
+    conn: &rusqlite::Connection,
+    select: &str,
+    args: &[Arg],
+) -> rusqlite::Result<Option<bool>> {
+    let mut stmt = conn.prepare_cached(select)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(row) => match row.get_ref(0)? {
+            ValueRef::Null => None,
+            ValueRef::Integer(n) => Some(n != 0),
+            ValueRef::Real(r) => Some(r != 0.0),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Some(
+                String::from_utf8_lossy(t)
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok_and(|r| r != 0.0),
+            ),
+        },
+        None => None,
+    })
 }
 
 /// Binds `args` to `stmt`'s parameters, in order.
@@ -755,6 +848,7 @@ async fn execute(conn: &mut SqliteConnection, script: &Script) -> (Vec<Done>, Op
             Ok(Either::Left(done)) => answers.push(Done {
                 rows: std::mem::take(&mut rows),
                 changes: done.rows_affected(),
+                skipped: false,
             }),
             Ok(Either::Right(row)) => rows.push(row.try_get::<String, _>(0).ok()),
             Err(e) => return (answers, Some(e)),
@@ -811,6 +905,7 @@ impl Writers {
             let leader = Leader {
                 writers: Writers {
                     batch: Arc::clone(&self.batch),
+                    waiting: Arc::clone(&self.waiting),
                     scripts: Arc::clone(&self.scripts),
                     file: self.file.clone(),
                 },
@@ -927,19 +1022,13 @@ impl Leader {
                     let own = guard.own.take();
                     let file = file.clone();
                     let scripts = Arc::clone(&self.writers.scripts);
+                    let waiting = Arc::clone(&self.writers.waiting);
                     let run = tokio::task::spawn_blocking(move || {
                         let mut conn = match own {
                             Some(conn) => conn,
                             None => open(&file).map_err(StoreError::backend)?,
                         };
-                        // Transactions follow one another while scripts queue,
-                        // without a hop back to the runtime in between.
-                        for i in 1..=CYCLES {
-                            cycle(&mut conn, &scripts)?;
-                            if i == CYCLES || !more(&scripts) {
-                                break;
-                            }
-                        }
+                        lead_on(&mut conn, &scripts, &waiting)?;
                         Ok(conn)
                     });
                     match run.await {
@@ -999,6 +1088,24 @@ impl Leader {
         };
         tell(kept, outcome);
         Ok(())
+    }
+}
+
+/// Transactions on the leader's own connection `conn`, one after another while
+/// scripts queue, without a hop back to the runtime in between (each hop costs
+/// two thread wake-ups), until the queue stays empty or a task other than the
+/// leader waits for the batch lock (`waiting`, see [`wait_for`]): a writer that
+/// takes turns gets its turn after the transaction under way.
+fn lead_on(
+    conn: &mut rusqlite::Connection,
+    scripts: &Scripts,
+    waiting: &AtomicUsize,
+) -> Result<(), StoreError> {
+    loop {
+        cycle(conn, scripts)?;
+        if waiting.load(Ordering::SeqCst) > 0 || !more(scripts) {
+            return Ok(());
+        }
     }
 }
 
@@ -1372,8 +1479,8 @@ mod tests {
                 statements[2].0,
                 "INSERT INTO temp.scim_check (ok) SELECT ? < 0"
             );
-            assert_eq!(statements[2].2, Some("SELECT ? < 0"));
-            assert_eq!(statements[1].2, None);
+            assert_eq!(statements[2].2, Kind::Check("SELECT ? < 0"));
+            assert_eq!(statements[1].2, Kind::Plain);
             // The leader's own connection judges the condition itself ...
             let mut own = connection();
             let (answers, failed) = own.run(&script);
@@ -1395,6 +1502,101 @@ mod tests {
             if let Err(e) = text {
                 assert!(e.to_string().contains(REFUSED));
             }
+        }
+    }
+
+    /// A script that inserts 5 unless its condition (`?1`, bound to `k`) holds,
+    /// then 6; the indexes of the statements that may be skipped.
+    fn insert_unless(k: &Arg) -> (Script, Range<usize>) {
+        let mut script = Script::new();
+        let skippable = script
+            .unless("?1", std::slice::from_ref(k), |s| {
+                s.push("INSERT INTO t (k) VALUES (?1); SELECT 'x'", &[Arg::Int(5)])
+            })
+            .expect("unless");
+        script
+            .push("INSERT INTO t (k) VALUES (?1)", &[Arg::Int(6)])
+            .expect("push");
+        (script, skippable)
+    }
+
+    #[test]
+    fn unless_skips_its_statements_on_the_leaders_connection_when_its_condition_holds() {
+        for (k, skips) in [
+            (Arg::Int(1), true),
+            (Arg::Text("2".to_owned()), true),
+            (Arg::Int(0), false),
+            (Arg::Text("no".to_owned()), false),
+            (Arg::Null, false),
+        ] {
+            let (script, skippable) = insert_unless(&k);
+            assert_eq!(skippable, 2..4);
+            let statements: Vec<_> = script.statement_texts().collect();
+            assert_eq!(statements[1].2, Kind::Unless("SELECT ?", 4));
+            let mut own = connection();
+            let (answers, failed) = own.run(&script);
+            assert!(failed.is_none(), "{k:?}");
+            let skipped: Vec<bool> = answers.iter().map(|d| d.skipped).collect();
+            assert_eq!(skipped, [false, false, skips, skips, false], "{k:?}");
+            assert_eq!(answers[3].rows.len(), usize::from(!skips), "{k:?}");
+            assert_eq!(keys(&own), if skips { vec![6] } else { vec![5, 6] });
+        }
+    }
+
+    #[tokio::test]
+    async fn unless_runs_every_statement_in_the_scripts_text() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("open");
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .await
+            .expect("table");
+        let (script, _) = insert_unless(&Arg::Int(1));
+        let (answers, failed) = execute(&mut conn, &script).await;
+        assert!(failed.is_none(), "{failed:?}");
+        assert_eq!(answers.len(), 5);
+        assert!(answers.iter().all(|d| !d.skipped));
+        let keys: Vec<i64> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&mut conn)
+            .await
+            .expect("keys");
+        assert_eq!(keys, [5, 6]);
+    }
+
+    /// A job that inserts `k` and, once committed, queues the job for `k + 1`,
+    /// up to `last`: scripts that keep coming while the leader runs.
+    fn chained(scripts: &Scripts, k: i64, last: i64) -> Job {
+        let (mut job, _) = job(insert(k, false));
+        let queue = Arc::clone(scripts);
+        job.committed = Box::new(move || {
+            if k < last {
+                let next = chained(&queue, k + 1, last);
+                queue.lock().expect("queue").jobs.push_back(next);
+            }
+        });
+        job
+    }
+
+    #[test]
+    fn the_leaders_thread_runs_on_while_scripts_queue_and_hands_over_to_a_waiting_writer() {
+        for waiting in [0, 1] {
+            let mut conn = connection();
+            let scripts: Scripts = Arc::default();
+            let first = chained(&scripts, 1, 20);
+            scripts.lock().expect("queue").jobs.push_back(first);
+            let waiters = AtomicUsize::new(waiting);
+            assert!(lead_on(&mut conn, &scripts, &waiters).is_ok());
+            let queued = scripts.lock().expect("queue").jobs.len();
+            if waiting == 0 {
+                // Transaction after transaction, until no script came.
+                assert_eq!(keys(&conn), (1..=20).collect::<Vec<_>>());
+                assert_eq!(queued, 0);
+            } else {
+                // One transaction, then the lock's turn goes to the waiting writer.
+                assert_eq!(keys(&conn), [1]);
+                assert_eq!(queued, 1);
+            }
+            assert!(conn.is_autocommit());
         }
     }
 

@@ -864,7 +864,11 @@ fn refused_claim(distinct: &[UniqueValue]) -> StoreError {
 
 /// Appends to `script` the statements that claim `unique` for `id` in place of
 /// the values it owned (see [`claim_sql`]); returns the indexes of those whose
-/// rows are the attributes it owns afterwards.
+/// rows are the attributes it owns afterwards (see [`claims_held`]).
+///
+/// A write that leaves its unique values as they were (most PATCHes: a name, a
+/// flag) skips them: when the resource owns those values and no other, releasing
+/// and claiming would change nothing.
 fn claim_script(
     script: &mut Script,
     tenant: &str,
@@ -882,32 +886,63 @@ fn claim_script(
         args.push(u.attribute.as_str().into());
         args.push(u.value.as_str().into());
     }
-    let at = script.push(
-        &claim_sql(Dialect::Sqlite, distinct.len(), replacing),
-        &args,
-    )?;
-    if !distinct.is_empty() {
-        // A value another resource holds: the script stops, refused. Each value is
-        // one look-up of its key.
-        let owned = (0..distinct.len())
-            .map(|i| {
-                format!(
-                    "EXISTS (SELECT 1 FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
-                     AND attribute = ?{} AND value = ?{} AND id = ?3)",
-                    4 + 2 * i,
-                    5 + 2 * i
-                )
-            })
+    let k = distinct.len();
+    let claims = |script: &mut Script| {
+        let at = script.push(&claim_sql(Dialect::Sqlite, k, replacing), &args)?;
+        if k > 0 {
+            // A value another resource holds: the script stops, refused. Each value
+            // is one look-up of its key.
+            let owned = (0..k)
+                .map(|i| {
+                    format!(
+                        "EXISTS (SELECT 1 FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
+                         AND attribute = ?{} AND value = ?{} AND id = ?3)",
+                        4 + 2 * i,
+                        5 + 2 * i
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            script.check(&owned, &args)?;
+        }
+        Ok(at)
+    };
+    let at = if replacing && k > 0 {
+        // The values are unique (distinct, and keys of scim_unique): the resource
+        // owns exactly them when it owns k rows and k of them are among them.
+        let named = (0..k)
+            .map(|i| format!("(attribute = ?{} AND value = ?{})", 4 + 2 * i, 5 + 2 * i))
             .collect::<Vec<_>>()
-            .join(" AND ");
-        script.check(&owned, &args)?;
-    }
-    // The last statement names what the resource owns, when it claims values.
-    Ok(if distinct.is_empty() {
+            .join(" OR ");
+        let unchanged = format!(
+            "(SELECT count(*) = {k} AND total({named}) = {k} FROM scim_unique \
+             WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3)"
+        );
+        script.unless(&unchanged, &args, claims)?
+    } else {
+        claims(script)?
+    };
+    // The last statement of the claims names what the resource owns, when it
+    // claims values.
+    Ok(if k == 0 {
         at.end..at.end
     } else {
         at.end - 1..at.end
     })
+}
+
+/// Whether the claims at `at` (see [`claim_script`]) got every value of
+/// `distinct`, else a conflict naming the first they missed (see [`claimed`]).
+/// Skipped, they were the resource's already.
+fn claims_held(
+    distinct: &[UniqueValue],
+    answers: &[Done],
+    at: Range<usize>,
+) -> Result<(), StoreError> {
+    match answers.get(at.clone()) {
+        Some(done) if !done.is_empty() && done.iter().all(|d| d.skipped) => Ok(()),
+        _ => claimed(distinct, &owned_attributes(answers, at)?),
+    }
 }
 
 /// The attributes the statements at `at` of a script answered (see
@@ -1308,7 +1343,7 @@ impl<C: Tenant + 'static> SqlStore<C> {
                         if answers.get(update_at.start).is_none_or(|d| d.changes == 0) {
                             return Err(StoreError::PreconditionFailed);
                         }
-                        claimed(&distinct, &owned_attributes(&answers, claims)?)?;
+                        claims_held(&distinct, &answers, claims)?;
                         match refused {
                             true => Err(refused_claim(&distinct)),
                             false => Ok(record),
@@ -1518,7 +1553,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                         }
                         Some(f) if !f.is_refusal() => Err(f.into_store_error()),
                         f => {
-                            claimed(&distinct, &owned_attributes(&answers, claims)?)?;
+                            claims_held(&distinct, &answers, claims)?;
                             match f {
                                 Some(_) => Err(refused_claim(&distinct)),
                                 None => Ok(record),
