@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Throughput of the release server on loopback with wrk: GET by id, GET by a userName
-# filter, and PATCHes that change a user every time (one user, which its writers
-# contend for, and any of the 1,000), in one run on one database.
+# Throughput of the release server on loopback with wrk: GET by id (one user, and any
+# of the 1,000 as the PATCHes below go through them), GET by a userName filter, and
+# PATCHes that change a user every time (one user, which its writers contend for, and
+# any of the 1,000), in one run on one database; then the write/read ratios.
 #   crates/scimkit-server/scripts/throughput.sh                 # SQLite in a temp file
 #   crates/scimkit-server/scripts/throughput.sh postgres://postgres@127.0.0.1/bench
 # Needs wrk (apt-get install wrk) and python3. DURATION=20s and CONNECTIONS=32 by default.
@@ -53,10 +54,22 @@ PY
 run() {
     echo "== $1"
     shift
-    wrk -t2 -c"$connections" -d"$duration" --latency "$@" | grep -E "Requests/sec|^ +50%|^ +99%"
+    local out
+    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$@")
+    echo "$out" | grep -E "Requests/sec|^ +50%|^ +99%"
+    last=$(echo "$out" | sed -n 's/^Requests\/sec: *//p')
 }
 run "GET /Users/{id}" -H "Authorization: Bearer $key" "$base/Users/$id"
+get_one=$last
 run "GET /Users?filter=userName eq" -H "Authorization: Bearer $key" "$base/Users?filter=userName+eq+%22user42%22"
+# The like-for-like read of the PATCHes below: the same users in the same order, and
+# wrk building each request in Lua as it does theirs.
+SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua SCIM_METHOD=GET run "GET /Users/{id}, any of the 1,000" \
+    -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"
+get_any=$last
 SCIM_TOKEN=$key run "PATCH /Users/{id}, one user (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
 SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua run "PATCH /Users/{id}, any of the 1,000 (a change every time)" \
     -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"
+patch_any=$last
+python3 -c "import sys; p, g1, ga = map(float, sys.argv[1:]); print(f'== PATCH any / GET one user {p / g1:.2f}, / GET any user {p / ga:.2f}')" \
+    "$patch_any" "$get_one" "$get_any"
