@@ -2422,7 +2422,7 @@ mod claims_left_as_they_were {
                 )
                 .await;
             assert!(
-                matches!(&out, Err(StoreError::Conflict(m)) if m.contains(&taken.value)),
+                matches!(&out, Err(StoreError::Conflict(m)) if m.contains(&format!("{:?}", taken.value))),
                 "{taken:?}: {out:?}"
             );
         }

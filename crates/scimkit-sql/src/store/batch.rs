@@ -74,6 +74,10 @@ const STATEMENTS: usize = 256;
 /// the write lock's turn back (see [`more`]).
 const LINGER: Duration = Duration::from_millis(1);
 
+/// How long the leader's thread runs transaction after transaction at most before
+/// it hands back to the runtime (see [`lead_on`]).
+const STINT: Duration = Duration::from_millis(50);
+
 /// This process's queue of SQLite writers and the transaction they share.
 #[derive(Debug)]
 pub(super) struct Writers {
@@ -1095,15 +1099,19 @@ impl Leader {
 /// scripts queue, without a hop back to the runtime in between (each hop costs
 /// two thread wake-ups), until the queue stays empty or a task other than the
 /// leader waits for the batch lock (`waiting`, see [`wait_for`]): a writer that
-/// takes turns gets its turn after the transaction under way.
+/// takes turns gets its turn after the transaction under way. After [`STINT`] the
+/// thread hands back all the same, which leaves the write lock free for a moment to
+/// writers outside the queue (the pool's own writes, other processes, which wait in
+/// SQLite's busy handler) and lets a runtime that shuts down end its leader.
 fn lead_on(
     conn: &mut rusqlite::Connection,
     scripts: &Scripts,
     waiting: &AtomicUsize,
 ) -> Result<(), StoreError> {
+    let began = std::time::Instant::now();
     loop {
         cycle(conn, scripts)?;
-        if waiting.load(Ordering::SeqCst) > 0 || !more(scripts) {
+        if waiting.load(Ordering::SeqCst) > 0 || began.elapsed() >= STINT || !more(scripts) {
             return Ok(());
         }
     }
@@ -1575,6 +1583,98 @@ mod tests {
             }
         });
         job
+    }
+
+    #[tokio::test]
+    async fn a_task_is_counted_while_it_waits_for_the_batch_lock_and_no_longer() {
+        let writers = Writers::new(None);
+        let held = Arc::clone(&writers.batch).lock_owned().await;
+        let mut wait = Box::pin(wait_for(&writers.batch, &writers.waiting));
+        assert!(futures_poll_once(wait.as_mut()).await.is_none());
+        assert_eq!(writers.waiting.load(Ordering::SeqCst), 1);
+        // Dropped midway: uncounted.
+        drop(wait);
+        assert_eq!(writers.waiting.load(Ordering::SeqCst), 0);
+        // Given the lock: uncounted as well.
+        let wait = wait_for(&writers.batch, &writers.waiting);
+        drop(held);
+        let _guard = wait.await;
+        assert_eq!(writers.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    /// Polls `fut` once: its output if it is ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
+        poll_fn(|cx| {
+            std::task::Poll::Ready(match Pin::new(&mut fut).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    /// A resource's claims, run on the leader's connection, are skipped exactly when
+    /// it owns the values it names and no other.
+    #[test]
+    fn claims_are_skipped_when_the_resource_owns_exactly_the_values_it_names() {
+        use scimkit::store::UniqueValue;
+        let value = |attribute: &str, value: &str| UniqueValue {
+            attribute: attribute.to_owned(),
+            value: value.to_owned(),
+        };
+        let named = [value("userName", "a"), value("emails", "x")];
+        for (owned, skipped) in [
+            (vec![("userName", "a"), ("emails", "x")], true),
+            (vec![("userName", "a")], false),
+            (
+                vec![("userName", "a"), ("emails", "x"), ("emails", "y")],
+                false,
+            ),
+            (vec![("userName", "A"), ("emails", "x")], false),
+            (vec![("userName", "a"), ("emails", "X")], false),
+        ] {
+            let mut conn = connection();
+            conn.execute_batch(
+                "CREATE TABLE scim_unique (tenant TEXT NOT NULL, resource_type TEXT NOT NULL, \
+                 attribute TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL, \
+                 PRIMARY KEY (tenant, resource_type, attribute, value)) WITHOUT ROWID; \
+                 CREATE INDEX scim_unique_owner ON scim_unique (tenant, resource_type, id)",
+            )
+            .expect("table");
+            for (attribute, v) in &owned {
+                conn.execute(
+                    "INSERT INTO scim_unique VALUES ('t', 'User', ?1, ?2, 'r')",
+                    [attribute, v],
+                )
+                .expect("owned");
+            }
+            // Another resource's values, and the same values in another tenant.
+            conn.execute_batch(
+                "INSERT INTO scim_unique VALUES ('t', 'User', 'userName', 'b', 's'); \
+                 INSERT INTO scim_unique VALUES ('u', 'User', 'emails', 'y', 'r')",
+            )
+            .expect("others");
+            let mut script = Script::new();
+            let at = super::super::claim_script(&mut script, "t", "User", "r", &named, true)
+                .expect("claims");
+            let (answers, failed) = conn.run(&script);
+            assert!(failed.is_none(), "{owned:?}: {failed:?}");
+            assert_eq!(answers[at.clone()][0].skipped, skipped, "{owned:?}");
+            assert!(super::super::claims_held(&named, &answers, at).is_ok());
+            // Skipped or not, the resource owns exactly the values it names.
+            let mut stmt = conn
+                .prepare(
+                    "SELECT attribute || '=' || value FROM scim_unique \
+                     WHERE tenant = 't' AND id = 'r' ORDER BY 1",
+                )
+                .expect("select");
+            let now: Vec<String> = stmt
+                .query_map([], |row| row.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert_eq!(now, ["emails=x", "userName=a"], "{owned:?}");
+        }
     }
 
     #[test]
