@@ -2400,81 +2400,75 @@ mod claims_left_as_they_were {
         }
     }
 
+    /// Creates the user `id` of tenant t1 with `values`, the first its userName.
+    async fn create(
+        store: &SqlStore<String>,
+        id: &str,
+        values: &[UniqueValue],
+    ) -> Result<Record, StoreError> {
+        let record = user(id, 1, &values[0].value);
+        store
+            .create(&"t1".to_owned(), "User", record, values, &[])
+            .await
+    }
+
+    /// Replaces user A's version `version - 1` with `version`, which names
+    /// `values`, the first its userName.
+    async fn replace(
+        store: &SqlStore<String>,
+        version: u64,
+        values: &[UniqueValue],
+    ) -> Result<Record, StoreError> {
+        let record = user("A", version, &values[0].value);
+        let t = "t1".to_owned();
+        store
+            .replace(&t, "User", record, version - 1, values, &[])
+            .await
+    }
+
     async fn run(scratch: Scratch) {
         let store = scratch.store().await;
-        let t = "t1".to_owned();
         let a = [value("userName", "a"), value("emails", "x@example.com")];
-        let stored = store.create(&t, "User", user("A", 1, "a"), &a, &[]).await;
+        let stored = create(&store, "A", &a).await;
         assert!(stored.is_ok(), "{stored:?}");
         // The same values: left as they were, and still A's.
-        let same = store
-            .replace(&t, "User", user("A", 2, "a"), 1, &a, &[])
-            .await;
+        let same = replace(&store, 2, &a).await;
         assert!(same.is_ok(), "{same:?}");
         for taken in [value("userName", "a"), value("emails", "x@example.com")] {
-            let out = store
-                .create(
-                    &t,
-                    "User",
-                    user("B", 1, "b"),
-                    std::slice::from_ref(&taken),
-                    &[],
-                )
-                .await;
+            let out = create(&store, "B", std::slice::from_ref(&taken)).await;
             assert!(
                 matches!(&out, Err(StoreError::Conflict(m)) if m.contains(&format!("{:?}", taken.value))),
                 "{taken:?}: {out:?}"
             );
         }
         // Fewer values: the email is released.
-        let fewer = [value("userName", "a")];
-        let out = store
-            .replace(&t, "User", user("A", 3, "a"), 2, &fewer, &[])
-            .await;
+        let out = replace(&store, 3, &[value("userName", "a")]).await;
         assert!(out.is_ok(), "{out:?}");
         let b = [value("userName", "b"), value("emails", "x@example.com")];
-        let out = store.create(&t, "User", user("B", 1, "b"), &b, &[]).await;
+        let out = create(&store, "B", &b).await;
         assert!(out.is_ok(), "{out:?}");
         // As many values, one of them another's: a conflict that writes nothing.
-        let other = [value("userName", "a"), value("emails", "x@example.com")];
-        let out = store
-            .replace(&t, "User", user("A", 4, "a"), 3, &other, &[])
-            .await;
+        let out = replace(&store, 4, &a).await;
         assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
         let kept = store
-            .get(&t, "User", "A", &scimkit::store::Projection::all())
+            .get(
+                &"t1".to_owned(),
+                "User",
+                "A",
+                &scimkit::store::Projection::all(),
+            )
             .await;
         assert!(matches!(&kept, Ok(r) if r.version == 3), "{kept:?}");
         // As many values, one of them new: claimed, and the one it replaces freed.
         let renamed = [value("userName", "a2")];
-        let out = store
-            .replace(&t, "User", user("A", 4, "a2"), 3, &renamed, &[])
-            .await;
+        let out = replace(&store, 4, &renamed).await;
         assert!(out.is_ok(), "{out:?}");
-        let out = store
-            .create(
-                &t,
-                "User",
-                user("C", 1, "a"),
-                &[value("userName", "a")],
-                &[],
-            )
-            .await;
+        let out = create(&store, "C", &[value("userName", "a")]).await;
         assert!(out.is_ok(), "{out:?}");
         // Left as they were again, from a resource that owns one value.
-        let out = store
-            .replace(&t, "User", user("A", 5, "a2"), 4, &renamed, &[])
-            .await;
+        let out = replace(&store, 5, &renamed).await;
         assert!(out.is_ok(), "{out:?}");
-        let out = store
-            .create(
-                &t,
-                "User",
-                user("D", 1, "a2"),
-                &[value("userName", "a2")],
-                &[],
-            )
-            .await;
+        let out = create(&store, "D", &renamed).await;
         assert!(matches!(out, Err(StoreError::Conflict(_))), "{out:?}");
         store.close().await;
     }
