@@ -1802,6 +1802,126 @@ mod taken_ids {
     }
 }
 
+mod ids_that_differ_from_their_keys {
+    //! Members name resources ignoring case: a resource is found by its id folded
+    //! to lower case (its key) whether or not that is its id. On PostgreSQL those
+    //! whose key is their id are found by the primary key, the others by the index
+    //! of keys, which holds only them.
+    use super::*;
+    use scimkit::store::{MemberChange, MemberDelta, Record, Store, StoreError};
+    use serde_json::json;
+
+    async fn run(store: SqlStore<String>) {
+        let ctx = "acme".to_owned();
+        let meta = json!({"resourceType": "User", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"});
+        for id in ["Mixed-1", "plain-2", "UPPER-3"] {
+            let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": id, "meta": meta});
+            let record = Record {
+                id: id.into(),
+                version: 1,
+                resource: user,
+            };
+            store
+                .create(&ctx, "User", record, &[], &[])
+                .await
+                .expect("user");
+        }
+        // Another tenant's resource is nobody's here.
+        let other = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "Other-4", "userName": "o", "meta": meta});
+        let record = Record {
+            id: "Other-4".into(),
+            version: 1,
+            resource: other,
+        };
+        store
+            .create(&"globex".to_owned(), "User", record, &[], &[])
+            .await
+            .expect("other tenant's user");
+        let asked = [
+            "mixed-1", "MIXED-1", "Mixed-1", "PLAIN-2", "plain-2", "upper-3", "other-4", "Other-4",
+            "none",
+        ];
+        let found = store
+            .existing_ids(&ctx, "User", &asked, false)
+            .await
+            .expect("existing ids");
+        assert_eq!(
+            found,
+            Some(
+                [
+                    "mixed-1", "MIXED-1", "Mixed-1", "PLAIN-2", "plain-2", "upper-3"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        let exact = store
+            .existing_ids(&ctx, "User", &asked, true)
+            .await
+            .expect("existing ids");
+        assert_eq!(
+            exact,
+            Some(["Mixed-1", "plain-2"].map(String::from).to_vec())
+        );
+
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g", "displayName": "G", "meta": meta});
+        let record = Record {
+            id: "g".into(),
+            version: 1,
+            resource: group,
+        };
+        store
+            .create(&ctx, "Group", record, &[], &[])
+            .await
+            .expect("group");
+        let delta = |ids: &[&str]| MemberDelta {
+            attribute: "members".into(),
+            case_exact: false,
+            changes: ids
+                .iter()
+                .map(|id| MemberChange::Add(json!({"value": id})))
+                .collect(),
+            modified: chrono::Utc::now(),
+            max_members: usize::MAX,
+            member_types: vec!["User".into()],
+        };
+        // The store's own check, in the member transaction, finds each by its key.
+        let added = store
+            .update_members(
+                &ctx,
+                "Group",
+                "g",
+                &delta(&["mixed-1", "PLAIN-2", "Upper-3"]),
+                None,
+            )
+            .await
+            .expect("add");
+        assert_eq!(added, Some(2));
+        let refused = store
+            .update_members(&ctx, "Group", "g", &delta(&["other-4"]), None)
+            .await;
+        match refused {
+            Err(StoreError::Invalid(detail)) => assert!(detail.contains("other-4"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let scratch = Scratch::file();
+        run(scratch.store().await).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let Some(scratch) = Scratch::postgres() else {
+            return;
+        };
+        run(scratch.store().await).await;
+    }
+}
+
 mod members_of_deleted_users {
     //! The service checks that added members exist; the store checks again in the
     //! member transaction, holding the member's row, so a user deleted between the

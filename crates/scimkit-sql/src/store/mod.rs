@@ -155,6 +155,19 @@ const KEY_COLUMNS: [(&str, &str); 4] = [
     ("id", "k_id"),
 ];
 
+/// The condition `id_key IN (keys)`, `keys` a list of placeholders of folded ids.
+/// On PostgreSQL the index of id keys holds only the keys that differ from their
+/// id (migration 8): a resource whose key is its id is found by the primary key.
+fn id_key_in(dialect: Dialect, keys: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "(id IN ({keys}) AND id_key IN ({keys}) \
+             OR id_key IN ({keys}) AND id_key <> id COLLATE \"C\")"
+        ),
+        Dialect::Sqlite => format!("id_key IN ({keys})"),
+    }
+}
+
 /// A backend failure that keeps its cause for the host's logs.
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::backend(e)
@@ -2006,14 +2019,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         );
         // An added member's row, held until the delta commits: a concurrent delete of
         // it waits, or has won and the member is refused.
-        let member_row = match dialect {
-            Dialect::Postgres => {
-                "SELECT id FROM scim_resources WHERE tenant = $1 AND resource_type = $2 AND id_key = $3 FOR SHARE"
+        let member_row = format!(
+            "SELECT id FROM scim_resources WHERE tenant = {} AND resource_type = {} AND {}{}",
+            ph(dialect, 1),
+            ph(dialect, 2),
+            id_key_in(dialect, &ph(dialect, 3)),
+            match dialect {
+                Dialect::Postgres => " FOR SHARE",
+                Dialect::Sqlite => "",
             }
-            Dialect::Sqlite => {
-                "SELECT id FROM scim_resources WHERE tenant = ?1 AND resource_type = ?2 AND id_key = ?3"
-            }
-        };
+        );
         let (text, instant) = modified(delta.modified);
         let bump = match dialect {
             Dialect::Postgres => {
@@ -2082,7 +2097,7 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                             let value = member.get("value").and_then(Value::as_str).unwrap_or_default();
                             let mut found = false;
                             for t in &delta.member_types {
-                                let ids: Vec<String> = sqlx::query_scalar(member_row)
+                                let ids: Vec<String> = sqlx::query_scalar(&member_row)
                                     .bind(tenant)
                                     .bind(t)
                                     .bind(value.to_lowercase())
@@ -2213,9 +2228,10 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT id, id_key FROM scim_resources WHERE tenant = {} AND resource_type = {} AND id_key IN ({list})",
+                "SELECT id, id_key FROM scim_resources WHERE tenant = {} AND resource_type = {} AND {}",
                 ph(dialect, 1),
-                ph(dialect, 2)
+                ph(dialect, 2),
+                id_key_in(dialect, &list)
             );
             let rows: Vec<(String, String)> = match &self.pool {
                 Pool::Postgres(pool) => {
