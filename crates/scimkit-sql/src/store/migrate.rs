@@ -361,7 +361,8 @@ const MIGRATIONS: &[Migration] = &[
         // name resources ignoring case) cost each write a page of its own, at a
         // place of its own. The ids the service makes are lower case already, and
         // their key is the id: a look-up by key finds those in the primary key
-        // (`id = key`) and the others, few or none, in this index.
+        // (`id = key`) and the others, few or none, in this index. Building it
+        // reads the table once, at start, while writes to it wait.
         postgres: "
         DROP INDEX scim_resources_id_key;
         CREATE INDEX scim_resources_id_key ON scim_resources (tenant, resource_type, id_key)
