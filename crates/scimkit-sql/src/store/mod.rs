@@ -2449,12 +2449,26 @@ impl<C> SqlStore<C> {
                 format!(" AND id COLLATE \"C\" > {}", ph(dialect, n + 3))
             }
         };
-        let select = format!(
-            "SELECT id, version, resource::text FROM scim_resources WHERE {scope}{keyset} ORDER BY {order}{limit}"
-        );
         let select = match dialect {
-            Dialect::Sqlite => select.replace("resource::text", "resource"),
-            Dialect::Postgres => select,
+            Dialect::Sqlite => format!(
+                "SELECT id, version, resource FROM scim_resources WHERE {scope}{keyset} ORDER BY {order}{limit}"
+            ),
+            // A page after the first (`startIndex` > 1, RFC 7644 §3.4.2.4) picks its
+            // ids first and reads only their rows: the rows it skips are counted in
+            // the primary key (an index-only scan), not read, and their documents
+            // not converted. Skipping 999,900 users took 1.5–4 s read whole, a tenth
+            // of that this way. (SQLite's table is its primary key: nothing to gain.)
+            Dialect::Postgres if exact && query.start_index > 1 => format!(
+                "SELECT id, version, resource::text FROM scim_resources \
+                 WHERE tenant = {} AND resource_type = {} AND id IN \
+                 (SELECT id FROM scim_resources WHERE {scope}{keyset} ORDER BY {order}{limit}) \
+                 ORDER BY {order}",
+                ph(dialect, n + 1),
+                ph(dialect, n + 2),
+            ),
+            Dialect::Postgres => format!(
+                "SELECT id, version, resource::text FROM scim_resources WHERE {scope}{keyset} ORDER BY {order}{limit}"
+            ),
         };
         ListPlan {
             select,
