@@ -1195,6 +1195,16 @@ mod plans {
                 let total = whole.total_results;
                 let whole = ids(whole);
                 assert_eq!(whole.len(), total, "{filter:?} {sort:?}");
+                // A first page short of `count` is told its total by its rows; a
+                // full one is counted.
+                for count in [total - 1, total, total + 1] {
+                    let page = store
+                        .list(&ctx, "User", &query(1, count))
+                        .await
+                        .expect("list");
+                    assert_eq!(page.total_results, total, "count {count}");
+                    assert_eq!(ids(page), whole[..count.min(total)], "count {count}");
+                }
                 for start in [2, 500, total - 3, total + 1] {
                     let page = store
                         .list(&ctx, "User", &query(start, 7))

@@ -1895,6 +1895,45 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 || after.as_deref().is_some_and(|a| a.contains('\0'))
         })?;
         let tenant = ctx.tenant();
+        // A look-up (`userName eq …` before a create): a first page that comes back
+        // short of `count` is the whole listing, so its rows are the total (RFC 7644
+        // §3.4.2: `totalResults`, the number of results the query matched). One
+        // statement, its own snapshot, answers it: no COUNT, and no transaction to
+        // hold the two in one snapshot. A full page is counted below.
+        if count_sql.is_some() && !want_members && query.start_index <= 1 && query.count > 0 {
+            let rows: Vec<(String, i64, String)> = on_pool!(&self.pool, pool => {
+                let mut q = sqlx::query_as(&select).persistent(false);
+                for p in &params {
+                    q = bind_param!(q, p);
+                }
+                for k in &member_keys {
+                    q = q.bind(k);
+                }
+                q = q.bind(tenant).bind(resource_type);
+                if let Some(after) = &after {
+                    q = q.bind(after);
+                }
+                q.fetch_all(pool).await
+            })
+            .map_err(backend)?;
+            if rows.len() < query.count {
+                let mut records = Vec::with_capacity(rows.len());
+                for (id, version, text) in rows {
+                    let mut resource: Value =
+                        serde_json::from_str(&text).map_err(StoreError::backend)?;
+                    project(&mut resource, query.projection);
+                    records.push(Record {
+                        id,
+                        version: version as u64,
+                        resource,
+                    });
+                }
+                return Ok(Page {
+                    total_results: records.len(),
+                    records,
+                });
+            }
+        }
         let members_sql = self.sql(
             "SELECT member::text FROM scim_members WHERE tenant = $1 AND resource_type = $2 AND group_id = $3 ORDER BY position",
         );
