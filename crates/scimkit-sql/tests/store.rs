@@ -1148,6 +1148,17 @@ mod plans {
         assert_eq!(page.total_results, 2_000);
         assert_eq!(page.records.len(), 11);
         assert_eq!(page.records[0].id, "user-01901");
+        // The last cursor page, short of `count`: the total still counts every match.
+        let query = ListQuery {
+            after: Some("user-01995"),
+            ..query
+        };
+        let page = store
+            .list(&"acme".to_owned(), "User", &query)
+            .await
+            .expect("list");
+        assert_eq!(page.total_results, 2_000);
+        assert_eq!(page.records.len(), 4);
         deep_pages_by_start_index(&store, postgres.then(|| scratch.url())).await;
         store.close().await;
     }
