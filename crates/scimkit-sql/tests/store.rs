@@ -1114,7 +1114,36 @@ mod plans {
                 .await
                 .expect("list");
             assert_eq!(page.total_results, 1, "{text}");
+            if *rt == "Group" {
+                // Its members come with it.
+                let members = page.records[0].resource["members"].as_array().map(Vec::len);
+                assert_eq!(members, Some(10), "{text}");
+            }
         }
+        // A look-up's rows are projected as a counted page's are.
+        let without_emails = Projection {
+            attributes: Vec::new(),
+            excluded: vec![scimkit::path::AttrPath::parse("emails").expect("path")],
+        };
+        let filter: Filter = r#"userName eq "user42@example.com""#.parse().expect("filter");
+        let query = ListQuery {
+            schema: registry.resource_type("User").expect("type"),
+            filter: Some(&filter),
+            sort: None,
+            start_index: 1,
+            count: 100,
+            after: None,
+            count_total: true,
+            projection: &without_emails,
+        };
+        let page = store
+            .list(&"acme".to_owned(), "User", &query)
+            .await
+            .expect("list");
+        assert_eq!(page.total_results, 1);
+        let user = &page.records[0].resource;
+        assert!(user.get("emails").is_none(), "{user}");
+        assert_eq!(user["userName"], "user42@example.com");
         // A deep cursor page starts from the primary key's order, not a scan.
         let schema = registry.resource_type("User").expect("type");
         let query = ListQuery {
@@ -1175,14 +1204,17 @@ mod plans {
         let schema = registry.resource_type("User").expect("type");
         let projection = Projection::all();
         let filter: Filter = r#"userName sw "user1""#.parse().expect("filter");
-        let by_name = |order| Sort {
-            by: AttrPath::parse("userName").expect("path"),
+        let by = |path, order| Sort {
+            by: AttrPath::parse(path).expect("path"),
             order,
         };
+        // `title` no user has: every key ties (and is null), the id decides.
         let sorts = [
             None,
-            Some(by_name(SortOrder::Ascending)),
-            Some(by_name(SortOrder::Descending)),
+            Some(by("userName", SortOrder::Ascending)),
+            Some(by("userName", SortOrder::Descending)),
+            Some(by("title", SortOrder::Ascending)),
+            Some(by("title", SortOrder::Descending)),
         ];
         for filter in [None, Some(&filter)] {
             for sort in &sorts {

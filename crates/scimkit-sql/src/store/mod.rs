@@ -1899,10 +1899,16 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         // short of `count` is the whole listing, so its rows are the total (RFC 7644
         // §3.4.2: `totalResults`, the number of results the query matched). One
         // statement, its own snapshot, answers it: no COUNT, and no transaction to
-        // hold the two in one snapshot. A full page is counted below, and so is a
-        // page after a cursor position (the total counts the matches before it too).
-        let from_the_start = query.start_index <= 1 && after.as_deref().is_none_or(str::is_empty);
-        if count_sql.is_some() && !want_members && from_the_start && query.count > 0 {
+        // hold the two in one snapshot. Tried on filtered, unsorted first pages only,
+        // as look-ups are: a full page is selected again below with its count (in
+        // one snapshot), and an unfiltered or sorted listing is usually a full page.
+        // A page after a cursor position is counted too (its total counts the
+        // matches before it).
+        let look_up = query.filter.is_some()
+            && query.sort.is_none()
+            && query.start_index <= 1
+            && after.as_deref().is_none_or(str::is_empty);
+        if count_sql.is_some() && !want_members && look_up && query.count > 0 {
             let rows: Vec<(String, i64, String)> = on_pool!(&self.pool, pool => {
                 let mut q = sqlx::query_as(&select).persistent(false);
                 for p in &params {
