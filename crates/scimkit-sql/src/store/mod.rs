@@ -633,6 +633,26 @@ macro_rules! bind_param {
     };
 }
 
+/// Binds a list page's parameters in the order [`ListPlan`]'s SQL numbers them: the
+/// translation's values, the member keys, tenant and resource type, then the keyset
+/// position if there is one.
+macro_rules! bind_page {
+    ($query:expr, $params:expr, $member_keys:expr, $tenant:expr, $resource_type:expr, $after:expr) => {{
+        let mut q = $query;
+        for p in $params {
+            q = bind_param!(q, p);
+        }
+        for k in $member_keys {
+            q = q.bind(k);
+        }
+        q = q.bind($tenant).bind($resource_type);
+        if let Some(after) = $after {
+            q = q.bind(after);
+        }
+        q
+    }};
+}
+
 /// The events of a member delta, from the touched members before and after it (by
 /// key), in request order.
 fn member_events(
@@ -1910,18 +1930,10 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             && after.as_deref().is_none_or(str::is_empty);
         if count_sql.is_some() && !want_members && look_up && query.count > 0 {
             let rows: Vec<(String, i64, String)> = on_pool!(&self.pool, pool => {
-                let mut q = sqlx::query_as(&select).persistent(false);
-                for p in &params {
-                    q = bind_param!(q, p);
-                }
-                for k in &member_keys {
-                    q = q.bind(k);
-                }
-                q = q.bind(tenant).bind(resource_type);
-                if let Some(after) = &after {
-                    q = q.bind(after);
-                }
-                q.fetch_all(pool).await
+                let q = sqlx::query_as(&select).persistent(false);
+                bind_page!(q, &params, &member_keys, tenant, resource_type, &after)
+                    .fetch_all(pool)
+                    .await
             })
             .map_err(backend)?;
             if rows.len() < query.count {
@@ -1970,18 +1982,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
                 None if exact => Some(0),
                 None => None,
             };
-            let mut q = sqlx::query(&select).persistent(false);
-            for p in &params {
-                q = bind_param!(q, p);
-            }
-            for k in &member_keys {
-                q = q.bind(k);
-            }
-            q = q.bind(tenant).bind(resource_type);
-            if let Some(after) = &after {
-                q = q.bind(after);
-            }
-            let rows = q
+            let q = sqlx::query(&select).persistent(false);
+            let rows = bind_page!(q, &params, &member_keys, tenant, resource_type, &after)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(backend)?;
@@ -2548,17 +2550,15 @@ impl<C> SqlStore<C> {
         macro_rules! run {
             ($pool:expr, $prefix:expr, $column:expr) => {{
                 let sql = format!("{}{}", $prefix, plan.select);
-                let mut q = sqlx::query(&sql).persistent(false);
-                for p in &plan.params {
-                    q = bind_param!(q, p);
-                }
-                for k in &plan.member_keys {
-                    q = q.bind(k);
-                }
-                q = q.bind(tenant).bind(resource_type);
-                if let Some(after) = &plan.after {
-                    q = q.bind(after);
-                }
+                let q = sqlx::query(&sql).persistent(false);
+                let q = bind_page!(
+                    q,
+                    &plan.params,
+                    &plan.member_keys,
+                    tenant,
+                    resource_type,
+                    &plan.after
+                );
                 let rows = q.fetch_all($pool).await.map_err(backend)?;
                 rows.iter()
                     .map(|r| r.try_get::<String, _>($column).map_err(backend))
