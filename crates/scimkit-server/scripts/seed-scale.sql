@@ -48,7 +48,8 @@ INSERT INTO scim_members (tenant, resource_type, group_id, value_key, value, pos
 SELECT 'default', 'Group', '00000000-0000-4000-9000-000000000001', id, id, n, jsonb_build_object('value', id)
 FROM (SELECT n, '00000000-0000-4000-8000-' || lpad(n::text, 12, '0') AS id
       FROM generate_series(1, 1000000) AS n) AS m;
-CREATE INDEX scim_resources_cmp ON scim_resources USING gin (cmp jsonb_path_ops)
+CREATE INDEX scim_resources_cmp ON scim_resources
+    USING gin ((cmp - '{id,userName,meta}'::text[]) jsonb_path_ops)
     WITH (fastupdate = on, gin_pending_list_limit = 512);
 COMMIT;
 VACUUM ANALYZE scim_resources;

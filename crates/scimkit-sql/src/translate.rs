@@ -74,20 +74,20 @@ pub fn translate(
     column: &str,
     dialect: Dialect,
 ) -> Translation {
-    translate_keyed(filter, schema, column, &[], dialect)
+    translate_indexed(filter, schema, column, &NO_INDEXES, dialect)
 }
 
-/// [`translate`], with the guards on the attributes of `keyed` written on their key
-/// columns (see [`Translator::with_key_column`]).
-fn translate_keyed(
+/// [`translate`], with the guards written for `indexes` (see
+/// [`Translator::with_key_column`] and [`Translator::with_containment_on`]).
+fn translate_indexed(
     filter: &Filter,
     schema: &ResourceSchema<'_>,
     column: &str,
-    keyed: &[(String, String)],
+    indexes: &Indexes,
     dialect: Dialect,
 ) -> Translation {
     let mut w = Writer::sized(schema, column, dialect, leaves(filter));
-    w.keyed = keyed;
+    w.indexes = indexes;
     let residual = w.top(filter);
     Translation {
         sql: w.out.into(),
@@ -95,6 +95,24 @@ fn translate_keyed(
         residual,
     }
 }
+
+/// What a translation writes its index guards on, besides the document column.
+#[derive(Debug, Clone, Default)]
+struct Indexes {
+    /// Attributes whose comparison values a column of their own holds, and that
+    /// column (see [`Translator::with_key_column`]).
+    keyed: Vec<(String, String)>,
+    /// PostgreSQL: the expression containment guards are written on, and the
+    /// top-level keys of the document it leaves out (see
+    /// [`Translator::with_containment_on`]); `None`: the document column, whole.
+    containment: Option<(String, Vec<String>)>,
+}
+
+/// No key columns, containment on the document column.
+static NO_INDEXES: Indexes = Indexes {
+    keyed: Vec::new(),
+    containment: None,
+};
 
 /// Translates filters for one resource type and document column, again and again:
 /// what [`translate`] answers, faster. It keeps the SQL of each *shape* of filter it
@@ -121,9 +139,8 @@ fn translate_keyed(
 pub struct Translator {
     schema: SharedResourceSchema,
     column: String,
-    /// Attributes whose comparison values a column of their own holds, and that
-    /// column (see [`Translator::with_key_column`]).
-    keyed: Vec<(String, String)>,
+    /// What the guards are written on.
+    indexes: Indexes,
     dialect: Dialect,
     shapes: RwLock<Shapes>,
 }
@@ -133,7 +150,7 @@ impl fmt::Debug for Translator {
         f.debug_struct("Translator")
             .field("resource_type", &self.schema.get().name())
             .field("column", &self.column)
-            .field("keyed", &self.keyed)
+            .field("indexes", &self.indexes)
             .field("dialect", &self.dialect)
             .finish_non_exhaustive()
     }
@@ -149,20 +166,23 @@ impl Translator {
         Translator {
             schema,
             column: column.into(),
-            keyed: Vec::new(),
+            indexes: Indexes::default(),
             dialect,
             shapes: RwLock::new(Shapes::default()),
         }
     }
 
-    /// Says that the column `column` (a trusted identifier) holds, in every row,
-    /// the comparison value of the single-valued, top-level attribute `attribute`
-    /// (as the schema names it): what the document column holds at its path, kept
-    /// in step by the host. The index guards of equality and prefix comparisons on
-    /// that attribute (`userName eq "…"`, `externalId sw "…"`) are then written on
-    /// `column`, which a plain index answers; their exact tests still read the
-    /// document. An index on the column, unlike one on an expression of the
-    /// document, is not rewritten by writes that leave the attribute as it was.
+    /// Says that the column `column` (a trusted identifier, or a trusted SQL
+    /// expression such as PostgreSQL's `(cmp #>> '{userName}')`) holds, in every
+    /// row, the comparison value of the single-valued, top-level attribute
+    /// `attribute` (as the schema names it): what the document column holds at its
+    /// path, kept in step by the host. The index guards of equality and prefix
+    /// comparisons on that attribute (`userName eq "…"`, `externalId sw "…"`) are
+    /// then written on `column` (in byte order on PostgreSQL: `COLLATE "C"`), which
+    /// a btree index answers, instead of as containment; their exact tests still
+    /// read the document. In SQLite an index on a column, unlike one on an
+    /// expression of the document, is not rewritten by writes that leave the
+    /// attribute as it was.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -177,8 +197,49 @@ impl Translator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_key_column(mut self, attribute: &str, column: &str) -> Self {
-        self.keyed.retain(|(a, _)| a != attribute);
-        self.keyed.push((attribute.to_owned(), column.to_owned()));
+        self.indexes.keyed.retain(|(a, _)| a != attribute);
+        self.indexes
+            .keyed
+            .push((attribute.to_owned(), column.to_owned()));
+        // Shapes recorded before wrote the guards on the document.
+        self.shapes = RwLock::new(Shapes::default());
+        self
+    }
+
+    /// PostgreSQL: writes the containment guards (`@>`, which a GIN index answers)
+    /// on `expression` instead of the document column: a trusted SQL expression
+    /// that is the comparison document without its top-level keys `omitted` (an
+    /// attribute as the schema names it, or an extension's URN), such as
+    /// `(cmp - '{id,userName,meta}'::text[])`, the expression of a GIN index.
+    /// Such an index holds fewer entries per row, each of which a write of a row
+    /// inserts again, when the attributes left out are better answered by an
+    /// index of their own (an `id` or `userName` equality by a key column or an
+    /// expression index, see [`Translator::with_key_column`]) or by none (the
+    /// times in `meta` are compared by ranges, which containment cannot answer).
+    /// A comparison on an omitted attribute gets no containment guard: its key
+    /// column's equality guard if it has one, else none. The translations select
+    /// the same rows either way.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use scimkit::{Registry, filter::Filter, schema::SharedResourceSchema};
+    /// use scimkit_sql::{Dialect, Translator};
+    ///
+    /// let users = SharedResourceSchema::new(Arc::new(Registry::core()), "User").ok_or("no User")?;
+    /// let translator = Translator::new(users, "cmp", Dialect::Postgres)
+    ///     .with_key_column("userName", "(cmp #>> '{userName}')")
+    ///     .with_containment_on("(cmp - '{id,userName,meta}'::text[])", &["id", "userName", "meta"]);
+    /// let email: Filter = r#"emails[value eq "bjensen@example.com"]"#.parse()?;
+    /// assert!(translator.translate(&email).sql.starts_with("((cmp - '{id,userName,meta}'::text[]) @> $1::text::jsonb AND "));
+    /// let user: Filter = r#"userName eq "bjensen""#.parse()?;
+    /// assert!(translator.translate(&user).sql.starts_with(r#"((cmp #>> '{userName}') COLLATE "C" = $1::text AND "#));
+    /// let created: Filter = r#"meta.created eq "2011-05-13T04:42:34Z""#.parse()?;
+    /// assert!(!translator.translate(&created).sql.contains("@>"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_containment_on(mut self, expression: &str, omitted: &[&str]) -> Self {
+        let omitted = omitted.iter().map(|k| (*k).to_owned()).collect();
+        self.indexes.containment = Some((expression.to_owned(), omitted));
         // Shapes recorded before wrote the guards on the document.
         self.shapes = RwLock::new(Shapes::default());
         self
@@ -204,13 +265,14 @@ impl Translator {
             let shapes = self.shapes.read().unwrap_or_else(PoisonError::into_inner);
             for shape in shapes.candidates(hash) {
                 let mut w = Writer::for_shape(&schema, &self.column, self.dialect, shape);
-                w.keyed = &self.keyed;
+                w.indexes = &self.indexes;
                 if let Some(t) = w.replay(shape, filter) {
                     return t;
                 }
             }
         }
-        let translation = translate_keyed(filter, &schema, &self.column, &self.keyed, self.dialect);
+        let translation =
+            translate_indexed(filter, &schema, &self.column, &self.indexes, self.dialect);
         if let Some(shape) = self.record(&schema, filter, &translation) {
             let forgotten = self
                 .shapes
@@ -234,7 +296,7 @@ impl Translator {
             return None;
         }
         let mut w = Writer::sized(schema, &self.column, self.dialect, leaves(filter));
-        w.keyed = &self.keyed;
+        w.indexes = &self.indexes;
         w.recording = Some(Recording {
             replayable: true,
             ..Recording::default()
@@ -251,7 +313,7 @@ impl Translator {
             leaves: recording.leaves.into_boxed_slice(),
         };
         let mut check = Writer::sized(schema, &self.column, self.dialect, 0);
-        check.keyed = &self.keyed;
+        check.indexes = &self.indexes;
         let mut numbers = Numbers::new();
         if !check.bind_shape(&shape, filter, &mut numbers)
             || check.finish(&shape, &numbers) != *expected
@@ -261,7 +323,7 @@ impl Translator {
         // The text to share: filled in with the numbers values get when no two of
         // different comparisons are equal (these values may have been).
         let mut usual = Writer::sized(schema, &self.column, self.dialect, 0);
-        usual.keyed = &self.keyed;
+        usual.indexes = &self.indexes;
         usual.distinct = true;
         let mut numbers = Numbers::new();
         if usual.bind_shape(&shape, filter, &mut numbers) {
@@ -532,8 +594,8 @@ struct Place<'r, 'a> {
 struct Writer<'a, 'r> {
     schema: &'a ResourceSchema<'r>,
     column: &'a str,
-    /// Attributes with a key column of their own, and that column.
-    keyed: &'a [(String, String)],
+    /// What the guards are written on.
+    indexes: &'a Indexes,
     dialect: Dialect,
     out: String,
     params: Params,
@@ -621,7 +683,8 @@ enum Guard<T = String> {
     None,
     /// PostgreSQL: jsonb containment (`@>`) of the text where the place has it.
     Containment,
-    /// SQLite: equality on the indexed expression.
+    /// Equality on the attribute's key column, or (SQLite) on its indexed
+    /// expression.
     Equality,
     /// A prefix as a range, up to this text.
     Prefix(T),
@@ -756,7 +819,7 @@ impl<'a, 'r> Writer<'a, 'r> {
         Writer {
             schema,
             column,
-            keyed: &[],
+            indexes: &NO_INDEXES,
             dialect,
             out: String::with_capacity(text),
             params,
@@ -914,8 +977,8 @@ impl<'a, 'r> Writer<'a, 'r> {
                 let guarded = containment.is_some();
                 if let Some(doc) = containment {
                     let p = self.bind(Param::Text(&doc));
-                    let column = self.column;
-                    sql!(self.out, "(", column, " @> ", p, "::jsonb AND ");
+                    let target = self.containment_target();
+                    sql!(self.out, "(", target, " @> ", p, "::jsonb AND ");
                 }
                 let path = self.place_path(&place);
                 let alias = self.alias();
@@ -982,10 +1045,14 @@ impl<'a, 'r> Writer<'a, 'r> {
             return GuardKind::None;
         };
         match op {
-            CompareOp::Eq if self.dialect == Dialect::Postgres => match place.root {
-                Root::Column(_) => GuardKind::Containment,
-                Root::Value(_) => GuardKind::None,
-            },
+            CompareOp::Eq if self.key_column(place).is_some() => GuardKind::Equality,
+            CompareOp::Eq if self.dialect == Dialect::Postgres => {
+                if self.contains(place) {
+                    GuardKind::Containment
+                } else {
+                    GuardKind::None
+                }
+            }
             CompareOp::Eq if self.indexable(place) => GuardKind::Equality,
             CompareOp::Sw if self.indexable(place) => GuardKind::Prefix,
             _ => GuardKind::None,
@@ -1021,7 +1088,7 @@ impl<'a, 'r> Writer<'a, 'r> {
                 true
             }
             Guard::Equality => {
-                self.sqlite_equality(place, text);
+                self.equality(place, text);
                 true
             }
             Guard::Prefix(upper) => {
@@ -1201,8 +1268,8 @@ impl<'a, 'r> Writer<'a, 'r> {
     fn containment(&mut self, place: &Place<'_, '_>, text: &str) {
         let p = self.bind(Param::Text(text));
         let (ext, name) = place.keys;
-        let column = self.column;
-        sql!(self.out, "(", column, " @> ");
+        let target = self.containment_target();
+        sql!(self.out, "(", target, " @> ");
         let mut close = 0;
         for key in ext.into_iter().chain([name]) {
             self.out.push_str("jsonb_build_object(");
@@ -1286,27 +1353,45 @@ impl<'a, 'r> Writer<'a, 'r> {
         }
     }
 
-    /// SQLite, a single-valued simple attribute: writes `(json_extract(doc, path) =
-    /// value AND ` (or `(key_column = value AND `), which an index on that
-    /// expression (or column) answers (implied by the exact test that follows).
-    fn sqlite_equality(&mut self, place: &Place<'_, '_>, text: &str) {
+    /// A single-valued simple attribute: writes `(key_column = value AND ` (in
+    /// byte order on PostgreSQL: `COLLATE "C"`) when it has a key column, else (on
+    /// SQLite) `(json_extract(doc, path) = value AND `, which an index on that
+    /// column or expression answers (implied by the exact test that follows).
+    fn equality(&mut self, place: &Place<'_, '_>, text: &str) {
         let path = self.place_path(place);
         let p = self.bind(Param::Text(text));
         let column = self.column;
         if let Some(key) = self.key_column(place) {
-            sql!(self.out, "(", key, " = ", p, " AND ");
+            let collate = match self.dialect {
+                Dialect::Postgres => " COLLATE \"C\"",
+                Dialect::Sqlite => "",
+            };
+            sql!(self.out, "(", key, collate, " = ", p, " AND ");
             return;
         }
-        sql!(
-            self.out,
-            "(json_extract(",
-            column,
-            ", ",
-            path,
-            ") = ",
-            p,
-            " AND "
-        );
+        match self.dialect {
+            Dialect::Sqlite => sql!(
+                self.out,
+                "(json_extract(",
+                column,
+                ", ",
+                path,
+                ") = ",
+                p,
+                " AND "
+            ),
+            // Not chosen on PostgreSQL (containment is), but as true.
+            Dialect::Postgres => sql!(
+                self.out,
+                "((",
+                column,
+                " #>> ",
+                path,
+                ") COLLATE \"C\" = ",
+                p,
+                " AND "
+            ),
+        }
     }
 
     /// The key column holding the value at `place`, if it has one (see
@@ -1315,10 +1400,34 @@ impl<'a, 'r> Writer<'a, 'r> {
         if place.keys.0.is_some() || !self.indexable(place) {
             return None;
         }
-        self.keyed
+        self.indexes
+            .keyed
             .iter()
             .find(|(attribute, _)| attribute == place.keys.1)
             .map(|(_, column)| column.as_str())
+    }
+
+    /// PostgreSQL: whether a containment guard can select the values at `place`:
+    /// they are in the document column, and in the expression containment guards
+    /// are written on ([`Translator::with_containment_on`]).
+    fn contains(&self, place: &Place<'_, '_>) -> bool {
+        let Root::Column(_) = place.root else {
+            return false;
+        };
+        let Some((_, omitted)) = &self.indexes.containment else {
+            return true;
+        };
+        let top = place.keys.0.unwrap_or(place.keys.1);
+        !omitted.iter().any(|k| k == top)
+    }
+
+    /// The expression containment guards are written on (see
+    /// [`Translator::with_containment_on`]): the document column, by default.
+    fn containment_target(&self) -> &'a str {
+        match &self.indexes.containment {
+            Some((expression, _)) => expression,
+            None => self.column,
+        }
     }
 
     /// Whether `place` is one value at one path of the document column, which an
@@ -1333,7 +1442,10 @@ impl<'a, 'r> Writer<'a, 'r> {
     /// The containment document of a value filter that is `eq` on strings only
     /// (one test, or several joined by `and`): one value holding all of them.
     fn element_containment(&self, place: &Place<'_, '_>, inner: &Filter) -> Option<String> {
-        if self.dialect != Dialect::Postgres || !place.attr.is_multi_valued() {
+        if self.dialect != Dialect::Postgres
+            || !place.attr.is_multi_valued()
+            || !self.contains(place)
+        {
             return None;
         }
         let parts: Vec<&Filter> = match inner {

@@ -371,6 +371,29 @@ const MIGRATIONS: &[Migration] = &[
         // SQLite rewrites an index entry only when its columns change.
         sqlite: "SELECT 1;",
     },
+    Migration {
+        version: 9,
+        description: "PostgreSQL: the comparison documents' index leaves out id, userName and meta",
+        // Every write of a resource inserts its new row version into the GIN
+        // index once per value of its comparison document (about fifteen for a
+        // user), and after each checkpoint the first write to each index page logs
+        // the whole page. The values of `id` and `userName` are unique, so each
+        // sits on an index page of its own, while their equality is answered by
+        // btree indexes already (the primary key, and the expression index on
+        // userName); `meta` holds times, compared by ranges, which the index
+        // cannot answer, and `meta.lastModified` is new at every write. Without
+        // them a PATCH of a user at a million users wrote about a fifth less WAL.
+        // The store writes containment on the same expression
+        // (`Translator::with_containment_on`). Building the index reads the table
+        // once, at start, while writes to it wait.
+        postgres: "
+        DROP INDEX scim_resources_cmp;
+        CREATE INDEX scim_resources_cmp ON scim_resources
+            USING gin ((cmp - '{id,userName,meta}'::text[]) jsonb_path_ops)
+            WITH (fastupdate = on, gin_pending_list_limit = 512);
+    ",
+        sqlite: "SELECT 1;",
+    },
 ];
 
 /// The bookkeeping table.

@@ -155,6 +155,19 @@ const KEY_COLUMNS: [(&str, &str); 4] = [
     ("id", "k_id"),
 ];
 
+/// On PostgreSQL, the attributes equality on which a btree index answers rather
+/// than the GIN index of the comparison documents: `id` by the primary key, and
+/// `userName` by its expression index.
+const PG_KEYS: [(&str, &str); 2] = [("id", "id"), ("userName", "(cmp #>> '{userName}')")];
+
+/// On PostgreSQL, the expression the GIN index holds (migration 9): the comparison
+/// document without the attributes of [`PG_KEYS`] and without `meta`, whose times
+/// are compared by ranges, which the index cannot answer.
+const PG_CONTAINMENT: &str = "(cmp - '{id,userName,meta}'::text[])";
+
+/// The top-level keys [`PG_CONTAINMENT`] leaves out.
+const PG_OMITTED: [&str; 3] = ["id", "userName", "meta"];
+
 /// The condition `id_key IN (keys)`, `keys` a list of placeholders of folded ids.
 /// On PostgreSQL the index of id keys holds only the keys that differ from their
 /// id (migration 8): a resource whose key is its id is found by the primary key.
@@ -323,7 +336,12 @@ impl<C> SqlStore<C> {
                         .fold(translator, |t, (attribute, column)| {
                             t.with_key_column(attribute, column)
                         }),
-                    Dialect::Postgres => translator,
+                    Dialect::Postgres => PG_KEYS
+                        .iter()
+                        .fold(translator, |t, (attribute, column)| {
+                            t.with_key_column(attribute, column)
+                        })
+                        .with_containment_on(PG_CONTAINMENT, &PG_OMITTED),
                 }
             })
             .collect();

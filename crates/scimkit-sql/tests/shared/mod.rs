@@ -20,14 +20,24 @@ pub const KEYS: [(&str, &str); 4] = [
     ("id", "k_id"),
 ];
 
-/// A translator for users that writes the guards of [`KEYS`] on their columns.
+/// A translator for users that writes the guards of [`KEYS`] on their columns and,
+/// on PostgreSQL, containment on the document without `id`, `userName` and `meta`
+/// (as the store does).
 pub fn keyed(dialect: Dialect) -> Translator {
     let users =
         SharedResourceSchema::new(std::sync::Arc::new(Registry::core()), "User").expect("User");
-    KEYS.iter()
+    let keyed = KEYS
+        .iter()
         .fold(Translator::new(users, "cmp", dialect), |t, (a, c)| {
             t.with_key_column(a, c)
-        })
+        });
+    match dialect {
+        Dialect::Postgres => keyed.with_containment_on(
+            "(cmp - '{id,userName,meta}'::text[])",
+            &["id", "userName", "meta"],
+        ),
+        _ => keyed,
+    }
 }
 
 /// Users as scimkit's normalisation leaves them (what the stores keep).
