@@ -1380,7 +1380,8 @@ impl<'a, 'r> Writer<'a, 'r> {
                 p,
                 " AND "
             ),
-            // Not chosen on PostgreSQL (containment is), but as true.
+            // PostgreSQL guards equality by containment unless a key column
+            // holds the value; this form, on the expression, is as true.
             Dialect::Postgres => sql!(
                 self.out,
                 "((",
