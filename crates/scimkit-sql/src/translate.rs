@@ -1307,10 +1307,7 @@ impl<'a, 'r> Writer<'a, 'r> {
         let hi = self.bind(Param::Text(upper));
         let column = self.column;
         if let Some(key) = self.key_column(place) {
-            let collate = match self.dialect {
-                Dialect::Postgres => " COLLATE \"C\"",
-                Dialect::Sqlite => "",
-            };
+            let collate = self.byte_order();
             sql!(
                 self.out, "(", key, collate, " >= ", lo, " AND ", key, collate, " < ", hi, " AND "
             );
@@ -1362,10 +1359,7 @@ impl<'a, 'r> Writer<'a, 'r> {
         let p = self.bind(Param::Text(text));
         let column = self.column;
         if let Some(key) = self.key_column(place) {
-            let collate = match self.dialect {
-                Dialect::Postgres => " COLLATE \"C\"",
-                Dialect::Sqlite => "",
-            };
+            let collate = self.byte_order();
             sql!(self.out, "(", key, collate, " = ", p, " AND ");
             return;
         }
@@ -1392,6 +1386,15 @@ impl<'a, 'r> Writer<'a, 'r> {
                 p,
                 " AND "
             ),
+        }
+    }
+
+    /// What makes a key column compare in byte order: `COLLATE "C"` on
+    /// PostgreSQL; nothing on SQLite, whose text compares so already.
+    fn byte_order(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " COLLATE \"C\"",
+            Dialect::Sqlite => "",
         }
     }
 

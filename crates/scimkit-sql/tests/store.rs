@@ -1081,6 +1081,24 @@ mod plans {
         ),
     ];
 
+    /// The first page of 100 resources `filter` selects, counted.
+    fn first_page<'q>(
+        schema: scimkit::schema::ResourceSchema<'q>,
+        filter: &'q Filter,
+        projection: &'q Projection,
+    ) -> ListQuery<'q> {
+        ListQuery {
+            schema,
+            filter: Some(filter),
+            sort: None,
+            start_index: 1,
+            count: 100,
+            after: None,
+            count_total: true,
+            projection,
+        }
+    }
+
     async fn check(scratch: Scratch, postgres: bool) {
         let store = scratch.store().await;
         seed(&store).await;
@@ -1089,16 +1107,7 @@ mod plans {
         for (rt, text, pg, sqlite) in LOOKUPS {
             let schema = registry.resource_type(rt).expect("type");
             let filter: Filter = text.parse().expect("filter");
-            let query = ListQuery {
-                schema,
-                filter: Some(&filter),
-                sort: None,
-                start_index: 1,
-                count: 100,
-                after: None,
-                count_total: true,
-                projection: &projection,
-            };
+            let query = first_page(schema, &filter, &projection);
             let plan = store
                 .explain(&"acme".to_owned(), rt, &query)
                 .await
@@ -1141,16 +1150,7 @@ mod plans {
             (r#"id sw "user-0001" and meta.resourceType ne "Group""#, 10),
         ] {
             let filter: Filter = text.parse().expect("filter");
-            let query = ListQuery {
-                schema: users,
-                filter: Some(&filter),
-                sort: None,
-                start_index: 1,
-                count: 100,
-                after: None,
-                count_total: true,
-                projection: &projection,
-            };
+            let query = first_page(users, &filter, &projection);
             let page = store
                 .list(&"acme".to_owned(), "User", &query)
                 .await
@@ -1163,16 +1163,7 @@ mod plans {
             excluded: vec![scimkit::path::AttrPath::parse("emails").expect("path")],
         };
         let filter: Filter = r#"userName eq "user42@example.com""#.parse().expect("filter");
-        let query = ListQuery {
-            schema: registry.resource_type("User").expect("type"),
-            filter: Some(&filter),
-            sort: None,
-            start_index: 1,
-            count: 100,
-            after: None,
-            count_total: true,
-            projection: &without_emails,
-        };
+        let query = first_page(users, &filter, &without_emails);
         let page = store
             .list(&"acme".to_owned(), "User", &query)
             .await
