@@ -2,7 +2,8 @@
 # The scale benchmark: PostgreSQL with 1,000,000 users, 10,000 groups and one group of
 # 1,000,000 members, served by the release scimkit-server; p50/p99 over HTTP of each
 # look-up and member change (scale.py), then GET and PATCH throughput in one run
-# (wrk): GET of one user, then twice GET and PATCH of any of 10,000 spread users.
+# (wrk): rounds of the GET of one user, the GET of any of 10,000 spread users and the
+# PATCH of those users, each ratio within its round, and their medians.
 # Not part of `cargo test`: seeding takes about two minutes, the cursor walk one or two.
 #   crates/scimkit-server/scripts/scale.sh            # database scimkit_scale_http
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, a superuser), python3 and wrk.
@@ -23,10 +24,10 @@ cd "$(dirname "$0")/../../.."
 name=${SCALE_DB:-scimkit_scale_http}
 db="postgres://postgres@127.0.0.1:5432/$name"
 admin() { psql -q -X -h 127.0.0.1 -U postgres -d test -At "$@"; }
-pid='' log='' ids='' restore=''
+pid='' log='' ids='' rates='' restore=''
 cleanup() {
     if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi
-    rm -f "$log" "$ids"
+    rm -f "$log" "$ids" "$rates"
     if [ -n "$restore" ]; then admin -c "$restore" -c "SELECT pg_reload_conf()" >/dev/null; fi
 }
 trap cleanup EXIT
@@ -75,18 +76,52 @@ python3 -c 'import random, sys
 random.seed(7)
 picked = random.sample(range(1, 1000001), 10000)
 sys.stdout.write("return {" + ",".join("\"00000000-0000-4000-8000-%012d\"" % n for n in picked) + "}\n")' >"$ids"
-echo "== throughput, 32 connections, 15 s each"
-echo "GET /Users/{id}"
-wrk -t2 -c32 -d15s -H "Authorization: Bearer $key" "$base/Users/$id" | grep -E "Requests/sec"
-# Reads and writes of the same users take turns, twice: a slow moment of the machine
-# shows as a pair that disagrees, not as a ratio.
-for round in 1 2; do
-    echo "GET /Users/{id}, any of 10,000 users spread over the million (those the PATCHes below change), round $round"
-    SCIM_TOKEN=$key SCIM_IDS=$ids SCIM_METHOD=GET wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
-        "$base/Users" | grep -E "Requests/sec"
-    echo "PATCH /Users/{id}, any of 10,000 users spread over the million (a change every time), round $round"
-    SCIM_TOKEN=$key SCIM_IDS=$ids wrk -t2 -c32 -d15s -s crates/scimkit-server/scripts/wrk-patch-any.lua \
-        "$base/Users" | grep -E "Requests/sec"
+# Rounds of three requests in turn: the GET of one user, the GET of the 10,000 users,
+# the PATCH of the same users. The machine's speed drifts by a fifth within minutes,
+# so each ratio compares rows of one round, and the medians sum the rounds up. A
+# round in which a checkpoint began is marked: the first write of each page after it
+# logs the whole page, which costs the PATCHes of that round most.
+rounds=${SCALE_ROUNDS:-5}
+checkpoints() {
+    psql -q -X -h 127.0.0.1 -U postgres -d "$name" -At \
+        -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" 2>/dev/null \
+        || psql -q -X -h 127.0.0.1 -U postgres -d "$name" -At \
+            -c "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+}
+echo "== throughput, 32 connections, 10 s a row, $rounds rounds"
+run_wrk() {
+    local out
+    out=$(wrk -t2 -c32 -d10s "$@")
+    if grep -q "Non-2xx" <<<"$out"; then
+        echo "$out" >&2
+        echo "wrk: requests failed; a failed request is not throughput" >&2
+        exit 1
+    fi
+    awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
+rates=$(mktemp)
+for round in $(seq 1 "$rounds"); do
+    before=$(checkpoints)
+    one=$(run_wrk -H "Authorization: Bearer $key" "$base/Users/$id")
+    read_any=$(SCIM_TOKEN=$key SCIM_IDS=$ids SCIM_METHOD=GET run_wrk \
+        -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
+    patch_any=$(SCIM_TOKEN=$key SCIM_IDS=$ids run_wrk \
+        -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
+    began=$(($(checkpoints) - before))
+    echo "$round $one $read_any $patch_any $began" >>"$rates"
 done
-echo "PATCH /Users/{id}, all 32 connections on one user (a change every time)"
-SCIM_TOKEN=$key wrk -t2 -c32 -d15s -s .ci/wrk-patch.lua "$base/Users/$id" | grep -E "Requests/sec"
+python3 - "$rates" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+print("round  GET one user  GET the 10,000  PATCH them  PATCH / GET of them  PATCH / GET of one")
+same, one = [], []
+for r, a, b, c, began in rows:
+    a, b, c = float(a), float(b), float(c)
+    same.append(c / b)
+    one.append(c / a)
+    note = "  (a checkpoint began)" if int(began) > 0 else ""
+    print("%5s  %10.0f/s  %12.0f/s  %8.0f/s  %19.2f  %18.2f%s" % (r, a, b, c, c / b, c / a, note))
+print("median%58.2f  %18.2f" % (statistics.median(same), statistics.median(one)))
+PY
+echo "PATCH /Users/{id}, all 32 connections on one user (a change every time): \
+$(SCIM_TOKEN=$key run_wrk -s .ci/wrk-patch.lua "$base/Users/$id")/s"
