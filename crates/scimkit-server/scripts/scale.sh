@@ -24,10 +24,10 @@ cd "$(dirname "$0")/../../.."
 name=${SCALE_DB:-scimkit_scale_http}
 db="postgres://postgres@127.0.0.1:5432/$name"
 admin() { psql -q -X -h 127.0.0.1 -U postgres -d test -At "$@"; }
-pid='' log='' ids='' rates='' restore=''
+pid='' log='' ids='' restore=''
 cleanup() {
     if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi
-    rm -f "$log" "$ids" "$rates"
+    rm -f "$log" "$ids"
     if [ -n "$restore" ]; then admin -c "$restore" -c "SELECT pg_reload_conf()" >/dev/null; fi
 }
 trap cleanup EXIT
@@ -76,52 +76,15 @@ python3 -c 'import random, sys
 random.seed(7)
 picked = random.sample(range(1, 1000001), 10000)
 sys.stdout.write("return {" + ",".join("\"00000000-0000-4000-8000-%012d\"" % n for n in picked) + "}\n")' >"$ids"
-# Rounds of three requests in turn: the GET of one user, the GET of the 10,000 users,
-# the PATCH of the same users. The machine's speed drifts by a fifth within minutes,
-# so each ratio compares rows of one round, and the medians sum the rounds up. A
-# round in which a checkpoint began is marked: the first write of each page after it
-# logs the whole page, which costs the PATCHes of that round most.
-rounds=${SCALE_ROUNDS:-5}
+# The rounds of rounds.sh; a round in which a checkpoint began is marked.
 checkpoints() {
     psql -q -X -h 127.0.0.1 -U postgres -d "$name" -At \
         -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" 2>/dev/null \
         || psql -q -X -h 127.0.0.1 -U postgres -d "$name" -At \
             -c "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
 }
-echo "== throughput, 32 connections, 10 s a row, $rounds rounds"
-run_wrk() {
-    local out
-    out=$(wrk -t2 -c32 -d10s "$@")
-    if grep -q "Non-2xx" <<<"$out"; then
-        echo "$out" >&2
-        echo "wrk: requests failed; a failed request is not throughput" >&2
-        exit 1
-    fi
-    awk '/Requests\/sec/ {print $2}' <<<"$out"
-}
-rates=$(mktemp)
-for round in $(seq 1 "$rounds"); do
-    before=$(checkpoints)
-    one=$(run_wrk -H "Authorization: Bearer $key" "$base/Users/$id")
-    read_any=$(SCIM_TOKEN=$key SCIM_IDS=$ids SCIM_METHOD=GET run_wrk \
-        -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
-    patch_any=$(SCIM_TOKEN=$key SCIM_IDS=$ids run_wrk \
-        -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
-    began=$(($(checkpoints) - before))
-    echo "$round $one $read_any $patch_any $began" >>"$rates"
-done
-python3 - "$rates" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-print("round  GET one user  GET the 10,000  PATCH them  PATCH / GET of them  PATCH / GET of one")
-same, one = [], []
-for r, a, b, c, began in rows:
-    a, b, c = float(a), float(b), float(c)
-    same.append(c / b)
-    one.append(c / a)
-    note = "  (a checkpoint began)" if int(began) > 0 else ""
-    print("%5s  %10.0f/s  %12.0f/s  %8.0f/s  %19.2f  %18.2f%s" % (r, a, b, c, c / b, c / a, note))
-print("median%58.2f  %18.2f" % (statistics.median(same), statistics.median(one)))
-PY
+. crates/scimkit-server/scripts/rounds.sh
+ROUND_DURATION=10s ROUND_CONNECTIONS=32
+rounds "${SCALE_ROUNDS:-5}" "$key" "$base" "$id" "$ids"
 echo "PATCH /Users/{id}, all 32 connections on one user (a change every time): \
-$(SCIM_TOKEN=$key run_wrk -s .ci/wrk-patch.lua "$base/Users/$id")/s"
+$(SCIM_TOKEN=$key wrk_rate -s .ci/wrk-patch.lua "$base/Users/$id")/s"

@@ -2,10 +2,12 @@
 # Throughput of the release server on loopback with wrk: GET by id (one user, and any
 # of the 1,000 as the PATCHes below go through them), GET by a userName filter, and
 # PATCHes that change a user every time (one user, which its writers contend for, and
-# any of the 1,000), in one run on one database; then the write/read ratios.
+# any of the 1,000), in one run on one database; then the write/read ratios, in rounds
+# of the GET of one user, the GET of any of the 1,000 and the PATCH of any (rounds.sh).
 #   crates/scimkit-server/scripts/throughput.sh                 # SQLite in a temp file
 #   crates/scimkit-server/scripts/throughput.sh postgres://postgres@127.0.0.1/bench
-# Needs wrk (apt-get install wrk) and python3. DURATION=20s and CONNECTIONS=32 by default.
+# Needs wrk (apt-get install wrk) and python3. DURATION=20s and CONNECTIONS=32 by
+# default; ROUNDS=5 rounds of ROUND_DURATION=10s rows.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 work=$(mktemp -d)
@@ -51,25 +53,22 @@ PY
 # PostgreSQL whose autovacuum is off, nothing else would measure them).
 "$server" --db "$db" analyze 2>/dev/null
 
+. crates/scimkit-server/scripts/rounds.sh
 run() {
     echo "== $1"
     shift
     local out
-    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$@")
+    out=$(wrk_checked -t2 -c"$connections" -d"$duration" --latency "$@")
     echo "$out" | grep -E "Requests/sec|^ +50%|^ +99%"
-    last=$(echo "$out" | sed -n 's/^Requests\/sec: *//p')
 }
 run "GET /Users/{id}" -H "Authorization: Bearer $key" "$base/Users/$id"
-get_one=$last
 run "GET /Users?filter=userName eq" -H "Authorization: Bearer $key" "$base/Users?filter=userName+eq+%22user42%22"
 # The like-for-like read of the PATCHes below: the same users in the same order, and
 # wrk building each request in Lua as it does theirs.
 SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua SCIM_METHOD=GET run "GET /Users/{id}, any of the 1,000" \
     -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"
-get_any=$last
 SCIM_TOKEN=$key run "PATCH /Users/{id}, one user (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
 SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua run "PATCH /Users/{id}, any of the 1,000 (a change every time)" \
     -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"
-patch_any=$last
-python3 -c "import sys; p, g1, ga = map(float, sys.argv[1:]); print(f'== PATCH any / GET one user {p / g1:.2f}, / GET any user {p / ga:.2f}')" \
-    "$patch_any" "$get_one" "$get_any"
+ROUND_DURATION=${ROUND_DURATION:-10s} ROUND_CONNECTIONS=$connections
+rounds "${ROUNDS:-5}" "$key" "$base" "$id" "$work/ids.lua"
