@@ -84,7 +84,7 @@ checkpoints() {
             -c "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
 }
 . crates/scimkit-server/scripts/rounds.sh
-ROUND_DURATION=10s ROUND_CONNECTIONS=32
+ROUND_DURATION=10s ROUND_CONNECTIONS=32 ROUND_PID=$pid
 rounds "${SCALE_ROUNDS:-5}" "$key" "$base" "$id" "$ids"
 echo "PATCH /Users/{id}, all 32 connections on one user (a change every time): \
 $(SCIM_TOKEN=$key wrk_rate -s .ci/wrk-patch.lua "$base/Users/$id")/s"

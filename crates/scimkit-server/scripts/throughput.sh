@@ -70,5 +70,5 @@ SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua SCIM_METHOD=GET run "GET /Users/{id}, any
 SCIM_TOKEN=$key run "PATCH /Users/{id}, one user (a change every time)" -s .ci/wrk-patch.lua "$base/Users/$id"
 SCIM_TOKEN=$key SCIM_IDS=$work/ids.lua run "PATCH /Users/{id}, any of the 1,000 (a change every time)" \
     -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users"
-ROUND_DURATION=${ROUND_DURATION:-10s} ROUND_CONNECTIONS=$connections
+ROUND_DURATION=${ROUND_DURATION:-10s} ROUND_CONNECTIONS=$connections ROUND_PID=$pid
 rounds "${ROUNDS:-5}" "$key" "$base" "$id" "$work/ids.lua"
