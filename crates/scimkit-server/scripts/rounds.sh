@@ -8,8 +8,9 @@
 # count moved marked: after a PostgreSQL checkpoint, the first write of each page logs
 # the whole page, which costs that round's PATCHes most. With ROUND_PID (the server's
 # process id) on Linux, a second table gives each row's CPU: the server process's per
-# request, and the share of the machine's left idle (a row that leaves CPU idle is
-# held back by something other than CPU: the disk, a thread the requests queue for).
+# request, and the share of the machine's CPU left idle (a row that leaves CPU idle
+# is held back by something other than CPU: the disk, a thread the requests queue
+# for).
 
 # wrk's output for one row; stops the script when a response failed (a failed
 # request is not throughput).
@@ -89,7 +90,7 @@ for row in rows:
 print("median%58.2f  %18.2f" % (statistics.median(same), statistics.median(one)))
 if any(int(row[i]) for row in rows for i in (2, 6, 10)):
     print("CPU by row: the server process's per request (its database's own, on PostgreSQL,")
-    print("not counted), and the share of the machine's left idle")
+    print("not counted), and the share of the machine's CPU left idle")
     print("round  GET one user  GET the others  PATCH them  idle: GET one  GET others  PATCH")
     for row in rows:
         cells = []
