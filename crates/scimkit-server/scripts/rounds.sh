@@ -46,7 +46,8 @@ ticks() {
 wrk_row() {
     local before rate after
     before=$(ticks)
-    rate=$(wrk_rate "$@")
+    # A failed row stops the caller (set -e does not reach into this substitution).
+    rate=$(wrk_rate "$@") || return 1
     after=$(ticks)
     echo "$rate $(python3 -c 'import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); print(*(int(y) - int(x) for x, y in zip(a, b)))' "$before" "$after")"
 }
