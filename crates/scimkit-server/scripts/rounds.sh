@@ -49,14 +49,17 @@ wrk_row() {
     # A failed row stops the caller (set -e does not reach into this substitution).
     rate=$(wrk_rate "$@") || return 1
     after=$(ticks)
-    echo "$rate $(python3 -c 'import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); print(*(int(y) - int(x) for x, y in zip(a, b)))' "$before" "$after")"
+    local s0 i0 b0 s1 i1 b1
+    read -r s0 i0 b0 <<<"$before"
+    read -r s1 i1 b1 <<<"$after"
+    echo "$rate $((s1 - s0)) $((i1 - i0)) $((b1 - b0))"
 }
 
 # rounds N KEY BASE ID IDS: N rounds against the server at BASE (its SCIM root) with
 # API key KEY; ID is the one user, IDS the Lua file of the others. ROUND_DURATION (a
 # wrk duration) and ROUND_CONNECTIONS set each row.
 rounds() {
-    local n=$1 key=$2 base=$3 id=$4 ids=$5 table round before one read_any patch_any
+    local n=$1 key=$2 base=$3 id=$4 ids=$5 table round before began one read_any patch_any
     table=$(mktemp)
     echo "== throughput in $n rounds, $ROUND_CONNECTIONS connections, $ROUND_DURATION a row"
     for round in $(seq 1 "$n"); do
@@ -67,7 +70,7 @@ rounds() {
             -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
         patch_any=$(SCIM_TOKEN=$key SCIM_IDS=$ids wrk_row \
             -s crates/scimkit-server/scripts/wrk-patch-any.lua "$base/Users")
-        local began=0
+        began=0
         if declare -F checkpoints >/dev/null; then began=$(($(checkpoints) - before)); fi
         echo "$round $one $read_any $patch_any $began" >>"$table"
     done

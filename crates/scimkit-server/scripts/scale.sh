@@ -86,5 +86,6 @@ checkpoints() {
 . crates/scimkit-server/scripts/rounds.sh
 ROUND_DURATION=10s ROUND_CONNECTIONS=32 ROUND_PID=$pid
 rounds "${SCALE_ROUNDS:-5}" "$key" "$base" "$id" "$ids"
-echo "PATCH /Users/{id}, all 32 connections on one user (a change every time): \
-$(SCIM_TOKEN=$key wrk_rate -s .ci/wrk-patch.lua "$base/Users/$id")/s"
+# Assigned first: a failed row stops the script (set -e does not see into an echo).
+one_user=$(SCIM_TOKEN=$key wrk_rate -s .ci/wrk-patch.lua "$base/Users/$id")
+echo "PATCH /Users/{id}, all 32 connections on one user (a change every time): ${one_user}/s"
