@@ -356,23 +356,24 @@ impl Drop for Waiting {
     }
 }
 
-/// One value bound to a [`Script`].
+/// One value bound to a [`Script`]. Text is shared: a script binds the same value
+/// (a tenant, an id) in several of its statements.
 #[derive(Debug, Clone)]
 pub(super) enum Arg {
-    Text(String),
+    Text(Arc<str>),
     Int(i64),
     Null,
 }
 
 impl From<&str> for Arg {
     fn from(s: &str) -> Self {
-        Arg::Text(s.to_owned())
+        Arg::Text(s.into())
     }
 }
 
 impl From<String> for Arg {
     fn from(s: String) -> Self {
-        Arg::Text(s)
+        Arg::Text(s.into())
     }
 }
 
@@ -774,7 +775,7 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Res
     }
     for (i, arg) in args.iter().enumerate() {
         match arg {
-            Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s.as_str())?,
+            Arg::Text(s) => stmt.raw_bind_parameter(i + 1, &**s)?,
             Arg::Int(n) => stmt.raw_bind_parameter(i + 1, *n)?,
             Arg::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
         }
@@ -839,7 +840,7 @@ async fn execute(conn: &mut SqliteConnection, script: &Script) -> (Vec<Done>, Op
     let mut query = sqlx::query(&script.sql);
     for arg in &script.args {
         query = match arg {
-            Arg::Text(s) => query.bind(s.as_str()),
+            Arg::Text(s) => query.bind(&**s),
             Arg::Int(i) => query.bind(*i),
             Arg::Null => query.bind(None::<i64>),
         };
@@ -1286,7 +1287,7 @@ mod tests {
             .args
             .iter()
             .map(|a| match a {
-                Arg::Text(s) => s.clone(),
+                Arg::Text(s) => s.to_string(),
                 Arg::Int(i) => i.to_string(),
                 Arg::Null => "NULL".to_owned(),
             })
@@ -1532,9 +1533,9 @@ mod tests {
     fn unless_skips_its_statements_on_the_leaders_connection_when_its_condition_holds() {
         for (k, skips) in [
             (Arg::Int(1), true),
-            (Arg::Text("2".to_owned()), true),
+            (Arg::Text("2".into()), true),
             (Arg::Int(0), false),
-            (Arg::Text("no".to_owned()), false),
+            (Arg::Text("no".into()), false),
             (Arg::Null, false),
         ] {
             let (script, skippable) = insert_unless(&k);
@@ -1633,21 +1634,7 @@ mod tests {
             (vec![("userName", "A"), ("emails", "x")], false),
             (vec![("userName", "a"), ("emails", "X")], false),
         ] {
-            let mut conn = connection();
-            conn.execute_batch(
-                "CREATE TABLE scim_unique (tenant TEXT NOT NULL, resource_type TEXT NOT NULL, \
-                 attribute TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL, \
-                 PRIMARY KEY (tenant, resource_type, attribute, value)) WITHOUT ROWID; \
-                 CREATE INDEX scim_unique_owner ON scim_unique (tenant, resource_type, id)",
-            )
-            .expect("table");
-            for (attribute, v) in &owned {
-                conn.execute(
-                    "INSERT INTO scim_unique VALUES ('t', 'User', ?1, ?2, 'r')",
-                    [attribute, v],
-                )
-                .expect("owned");
-            }
+            let mut conn = owning(&owned);
             // Another resource's values, and the same values in another tenant.
             conn.execute_batch(
                 "INSERT INTO scim_unique VALUES ('t', 'User', 'userName', 'b', 's'); \
@@ -1662,18 +1649,73 @@ mod tests {
             assert_eq!(answers[at.clone()][0].skipped, skipped, "{owned:?}");
             assert!(super::super::claims_held(&named, &answers, at).is_ok());
             // Skipped or not, the resource owns exactly the values it names.
-            let mut stmt = conn
-                .prepare(
-                    "SELECT attribute || '=' || value FROM scim_unique \
-                     WHERE tenant = 't' AND id = 'r' ORDER BY 1",
-                )
-                .expect("select");
-            let now: Vec<String> = stmt
-                .query_map([], |row| row.get(0))
-                .expect("query")
-                .collect::<Result<_, _>>()
-                .expect("rows");
-            assert_eq!(now, ["emails=x", "userName=a"], "{owned:?}");
+            assert_eq!(owned_by_r(&conn), ["emails=x", "userName=a"], "{owned:?}");
+        }
+    }
+
+    /// A connection with `scim_unique`, in which resource `r` of tenant `t` owns
+    /// `owned`.
+    fn owning(owned: &[(&str, &str)]) -> rusqlite::Connection {
+        let conn = connection();
+        conn.execute_batch(
+            "CREATE TABLE scim_unique (tenant TEXT NOT NULL, resource_type TEXT NOT NULL, \
+             attribute TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL, \
+             PRIMARY KEY (tenant, resource_type, attribute, value)) WITHOUT ROWID; \
+             CREATE INDEX scim_unique_owner ON scim_unique (tenant, resource_type, id)",
+        )
+        .expect("table");
+        for (attribute, v) in owned {
+            conn.execute(
+                "INSERT INTO scim_unique VALUES ('t', 'User', ?1, ?2, 'r')",
+                [attribute, v],
+            )
+            .expect("owned");
+        }
+        conn
+    }
+
+    /// What resource `r` of tenant `t` owns, as `attribute=value`, in order.
+    fn owned_by_r(conn: &rusqlite::Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT attribute || '=' || value FROM scim_unique \
+                 WHERE tenant = 't' AND id = 'r' ORDER BY 1",
+            )
+            .expect("select");
+        stmt.query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    /// Claims of more values than the texts built once cover (a host with many
+    /// unique attributes) run the same way: skipped when nothing changes, else
+    /// released and claimed anew.
+    #[test]
+    fn claims_of_many_values_are_skipped_or_run_like_those_of_a_few() {
+        use scimkit::store::UniqueValue;
+        let names: Vec<String> = (0..=super::super::CACHED_CLAIMS + 1)
+            .map(|i| format!("a{i}"))
+            .collect();
+        let named: Vec<UniqueValue> = names
+            .iter()
+            .map(|n| UniqueValue {
+                attribute: n.clone(),
+                value: "v".to_owned(),
+            })
+            .collect();
+        let all: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        for (owned, skipped) in [(&all[..], true), (&all[1..], false), (&[][..], false)] {
+            let mut conn = owning(owned);
+            let mut script = Script::new();
+            let at = super::super::claim_script(&mut script, "t", "User", "r", &named, true)
+                .expect("claims");
+            let (answers, failed) = conn.run(&script);
+            assert!(failed.is_none(), "{owned:?}: {failed:?}");
+            assert_eq!(answers[at.clone()][0].skipped, skipped, "{owned:?}");
+            assert!(super::super::claims_held(&named, &answers, at).is_ok());
+            let expected: Vec<String> = names.iter().map(|n| format!("{n}=v")).collect();
+            assert_eq!(owned_by_r(&conn), expected, "{owned:?}");
         }
     }
 

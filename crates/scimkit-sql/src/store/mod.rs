@@ -938,38 +938,17 @@ fn claim_script(
         args.push(u.value.as_str().into());
     }
     let k = distinct.len();
+    let texts = ClaimTexts::of(k, replacing);
     let claims = |script: &mut Script| {
-        let at = script.push(&claim_sql(Dialect::Sqlite, k, replacing), &args)?;
+        let at = script.push(&texts.claims, &args)?;
         if k > 0 {
-            // A value another resource holds: the script stops, refused. Each value
-            // is one look-up of its key.
-            let owned = (0..k)
-                .map(|i| {
-                    format!(
-                        "EXISTS (SELECT 1 FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
-                         AND attribute = ?{} AND value = ?{} AND id = ?3)",
-                        4 + 2 * i,
-                        5 + 2 * i
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            script.check(&owned, &args)?;
+            // A value another resource holds: the script stops, refused.
+            script.check(&texts.owned, &args)?;
         }
         Ok(at)
     };
     let at = if replacing && k > 0 {
-        // The values are unique (distinct, and keys of scim_unique): the resource
-        // owns exactly them when it owns k rows and k of them are among them.
-        let named = (0..k)
-            .map(|i| format!("(attribute = ?{} AND value = ?{})", 4 + 2 * i, 5 + 2 * i))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let unchanged = format!(
-            "(SELECT count(*) = {k} AND total({named}) = {k} FROM scim_unique \
-             WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3)"
-        );
-        script.unless(&unchanged, &args, claims)?
+        script.unless(&texts.unchanged, &args, claims)?
     } else {
         claims(script)?
     };
@@ -980,6 +959,67 @@ fn claim_script(
     } else {
         at.end - 1..at.end
     })
+}
+
+/// The SQLite texts of [`claim_script`] for `k` distinct values: they depend on
+/// nothing else, so the common counts are built once.
+#[derive(Debug, Clone)]
+struct ClaimTexts {
+    /// The claims themselves (see [`claim_sql`]).
+    claims: String,
+    /// The check that the resource owns every value named (`?4`, `?5` …): each
+    /// value is one look-up of its key.
+    owned: String,
+    /// Whether the resource owns exactly the values named already, in which case
+    /// releasing and claiming would change nothing. The values are unique
+    /// (distinct, and keys of `scim_unique`): the resource owns exactly them when
+    /// it owns `k` rows and `k` of them are among them.
+    unchanged: String,
+}
+
+/// How many distinct unique values a write may name for its claims' texts to be
+/// built once (a user has its userName, and an externalId where the host asks).
+const CACHED_CLAIMS: usize = 4;
+
+impl ClaimTexts {
+    /// The texts for `k` values, replacing what the resource owned or not.
+    fn of(k: usize, replacing: bool) -> Cow<'static, ClaimTexts> {
+        static CACHED: std::sync::LazyLock<Vec<[ClaimTexts; 2]>> = std::sync::LazyLock::new(|| {
+            (0..=CACHED_CLAIMS)
+                .map(|k| [ClaimTexts::build(k, false), ClaimTexts::build(k, true)])
+                .collect()
+        });
+        match CACHED.get(k) {
+            Some(texts) => Cow::Borrowed(&texts[usize::from(replacing)]),
+            None => Cow::Owned(ClaimTexts::build(k, replacing)),
+        }
+    }
+
+    fn build(k: usize, replacing: bool) -> ClaimTexts {
+        let each = |sep: &str, f: &dyn Fn(usize, usize) -> String| {
+            (0..k)
+                .map(|i| f(4 + 2 * i, 5 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let owned = each(" AND ", &|a, v| {
+            format!(
+                "EXISTS (SELECT 1 FROM scim_unique WHERE tenant = ?1 AND resource_type = ?2 \
+                 AND attribute = ?{a} AND value = ?{v} AND id = ?3)"
+            )
+        });
+        let named = each(" OR ", &|a, v| {
+            format!("(attribute = ?{a} AND value = ?{v})")
+        });
+        ClaimTexts {
+            claims: claim_sql(Dialect::Sqlite, k, replacing),
+            owned,
+            unchanged: format!(
+                "(SELECT count(*) = {k} AND total({named}) = {k} FROM scim_unique \
+                 WHERE tenant = ?1 AND resource_type = ?2 AND id = ?3)"
+            ),
+        }
+    }
 }
 
 /// Whether the claims at `at` (see [`claim_script`]) got every value of
@@ -1099,7 +1139,7 @@ async fn pg_write(
     events: &[EventRow],
 ) -> Result<i64, StoreError> {
     let text = |i: usize| match head.get(i) {
-        Some(Arg::Text(s)) => s.as_str(),
+        Some(Arg::Text(s)) => &**s,
         _ => "",
     };
     let mut attempt = 0;
@@ -1107,7 +1147,7 @@ async fn pg_write(
         let mut q = sqlx::query_scalar::<_, i64>(sql);
         for arg in head {
             q = match arg {
-                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Text(s) => q.bind(&**s),
                 Arg::Int(i) => q.bind(*i),
                 Arg::Null => q.bind(None::<i64>),
             };
@@ -1340,8 +1380,11 @@ impl<C: Tenant + 'static> SqlStore<C> {
         }
         let rule = kept.filter(|_| members);
         let (doc, members) = match rule {
-            Some(_) => split_members(&record.resource, &self.members),
-            None => (record.resource.clone(), Vec::new()),
+            Some(_) => {
+                let (doc, members) = split_members(&record.resource, &self.members);
+                (Cow::Owned(doc), members)
+            }
+            None => (Cow::Borrowed(&record.resource), Vec::new()),
         };
         let rows = member_rows(&members, rule.unwrap_or(false), 1);
         let cmp = comparison_document(&schema, &doc).to_string();
@@ -1538,8 +1581,11 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         let schema = self.schema(resource_type)?;
         let rule = self.member_rule(&schema);
         let (doc, members) = match rule {
-            Some(_) => split_members(&record.resource, &self.members),
-            None => (record.resource.clone(), Vec::new()),
+            Some(_) => {
+                let (doc, members) = split_members(&record.resource, &self.members);
+                (Cow::Owned(doc), members)
+            }
+            None => (Cow::Borrowed(&record.resource), Vec::new()),
         };
         let rows = member_rows(&members, rule.unwrap_or(false), 1);
         let cmp = comparison_document(&schema, &doc).to_string();
