@@ -54,7 +54,7 @@ pub use request::{Request, Response, SCIM_MEDIA_TYPE};
 
 use crate::error::{Error, Result, ScimType};
 use crate::events::Change;
-use crate::filter::{CompValue, Filter, FilterOptions};
+use crate::filter::{CompValue, CompareOp, Filter, FilterOptions};
 use crate::message::{ListResponse, PatchOp, SearchRequest};
 use crate::patch::{self, PatchOptions};
 use crate::path::AttrPath;
@@ -500,10 +500,15 @@ impl<S: Store> Service<S> {
     /// resource, or a `PATCH` of one resource with a body of at most
     /// [`LIGHT_PATCH_BYTES`], when the resource's type holds no list of references (a
     /// group's `members` may hold up to [`ServiceConfig::max_members`] values; a
-    /// user's lists are bounded by [`ServiceConfig::max_values`]). Everything else
-    /// (larger bodies, lists and searches, bulk, large groups) may cost milliseconds
-    /// of CPU: an async host runs those where they cannot stall other requests
-    /// (tokio's blocking pool) and may run these inline, sparing them a thread hop.
+    /// user's lists are bounded by [`ServiceConfig::max_values`]). So is a look-up
+    /// of such a type by `id` or another unique attribute (`GET
+    /// /Users?filter=userName eq "bjensen"`: one `eq` comparison, at most one
+    /// resource) from a store that [answers the filter
+    /// itself](crate::store::Store::filters_itself). Everything else
+    /// (larger bodies, other lists and searches, bulk, large groups) may cost
+    /// milliseconds of CPU: an async host runs those where they cannot stall other
+    /// requests (tokio's blocking pool) and may run these inline, sparing them a
+    /// thread hop.
     ///
     /// ```
     /// use scimkit::service::{Request, Service, ServiceConfig};
@@ -538,14 +543,34 @@ impl<S: Store> Service<S> {
             [endpoint, id] if !eq(id, ".search") => self
                 .registry
                 .resource_type_by_endpoint(endpoint)
-                .is_some_and(|rt| {
-                    !rt.core().attributes.iter().any(limits::is_reference_list)
-                        && rt
-                            .extensions()
-                            .all(|(ext, _)| !ext.attributes.iter().any(limits::is_reference_list))
-                }),
+                .is_some_and(|rt| holds_no_reference_list(&rt)),
+            [endpoint] if read => self
+                .registry
+                .resource_type_by_endpoint(endpoint)
+                .is_some_and(|rt| holds_no_reference_list(&rt) && self.unique_look_up(&rt, req)),
             _ => false,
         }
+    }
+
+    /// Whether `req` lists the resources of `rt` whose `id` or other unique
+    /// attribute (RFC 7643 §2.4 `uniqueness`) equals a value, at most one, from a
+    /// store that finds them itself.
+    fn unique_look_up(&self, rt: &ResourceSchema<'_>, req: &Request) -> bool {
+        let params = ListParams::from_query(&req.query);
+        let Some(Ok(filter)) = params
+            .filter
+            .as_deref()
+            .map(|f| self.config.filter.parse(f))
+        else {
+            return false;
+        };
+        let unique = match &filter {
+            Filter::Compare(path, CompareOp::Eq, _) if path.sub_attr().is_none() => rt
+                .attribute(path.schema(), path.name())
+                .is_some_and(|a| a.attribute.uniqueness() != Uniqueness::None),
+            _ => false,
+        };
+        unique && self.store.filters_itself(rt.name(), &filter)
     }
 
     /// Refuses a method the endpoint does not serve: 405 with `Allow`.
@@ -1804,6 +1829,16 @@ fn password_unsupported() -> Error {
     Error::mutability(
         "changing passwords is not supported here (changePassword.supported is false)",
     )
+}
+
+/// Whether no attribute of `rt`, in its core schema or an extension, is a list of
+/// references (a group's `members`), whose size only
+/// [`ServiceConfig::max_members`] bounds.
+fn holds_no_reference_list(rt: &ResourceSchema<'_>) -> bool {
+    !rt.core().attributes.iter().any(limits::is_reference_list)
+        && rt
+            .extensions()
+            .all(|(ext, _)| !ext.attributes.iter().any(limits::is_reference_list))
 }
 
 /// Whether a PatchOp may read or write the core attribute `attr`: an operation

@@ -333,6 +333,19 @@ pub trait Store: Send + Sync {
         std::future::ready(Ok(None))
     }
 
+    /// Whether [`Store::list`] answers `filter`, on resources of `resource_type`,
+    /// without evaluating it in this process over resources it does not match: a
+    /// database or an index does that work, and a page costs the calling task what
+    /// the resources found cost. The service then serves a look-up by `id` or by
+    /// another attribute the schema makes unique (`userName eq "bjensen"`, which
+    /// identity providers send before each create: at most one resource) as the
+    /// light work of [`Service::is_light`](crate::service::Service::is_light).
+    /// `false` (the default) for stores that scan, as [`MemoryStore`] does.
+    fn filters_itself(&self, resource_type: &str, filter: &Filter) -> bool {
+        let _ = (resource_type, filter);
+        false
+    }
+
     /// The attribute of `resource_type` this store keeps apart from the rest of the
     /// resource (a member table, say), if any. The service then applies a PATCH that
     /// does not touch it without loading it, and writes the result with

@@ -219,6 +219,58 @@ async fn concurrent_member_adds_on_postgres() {
     scenarios::concurrent_member_adds(scratch.store().await).await;
 }
 
+/// A look-up by `id` or `userName` (at most one user, found by the database) is
+/// light work, served inline by an async host; other lists stay off its workers:
+/// filters on attributes that are not unique, other operators, several
+/// comparisons, groups (whose members may be many), and a value the SQL cannot
+/// bind (U+0000), which would be searched in memory.
+async fn look_ups_by_unique_attributes_are_light(store: SqlStore<String>) {
+    use scimkit::service::Request;
+    let svc = service(store);
+    let get = |query: &str| Request::new("GET", &format!("/Users?{query}"));
+    for light in [
+        "filter=userName%20eq%20%22bjensen%22",
+        "filter=userName+eq+%22bjensen%22&startIndex=1&count=100",
+        "filter=id%20eq%20%222819c223%22",
+        "filter=urn:ietf:params:scim:schemas:core:2.0:User:userName%20eq%20%22b%22",
+        "filter=USERNAME%20EQ%20%22b%22&sortBy=name.familyName",
+    ] {
+        assert!(svc.is_light(&get(light)), "{light}");
+    }
+    for heavy in [
+        "",
+        "count=10",
+        "filter=displayName%20eq%20%22Babs%22",
+        "filter=externalId%20eq%20%22x%22",
+        "filter=userName%20sw%20%22b%22",
+        "filter=userName%20eq%20%22b%22%20and%20active%20eq%20true",
+        "filter=emails.value%20eq%20%22b@example.com%22",
+        "filter=name.familyName%20eq%20%22Jensen%22",
+        "filter=userName%20eq%20%22a%00b%22",
+        "filter=userName%20eq",
+    ] {
+        assert!(!svc.is_light(&get(heavy)), "{heavy}");
+    }
+    let groups = Request::new("GET", "/Groups?filter=id%20eq%20%22x%22");
+    assert!(!svc.is_light(&groups));
+}
+
+#[tokio::test]
+async fn look_ups_by_unique_attributes_are_light_on_sqlite() {
+    let scratch = Scratch::Memory;
+    look_ups_by_unique_attributes_are_light(scratch.store().await).await;
+}
+
+#[tokio::test]
+async fn look_ups_by_unique_attributes_are_light_on_postgres() {
+    let Some(scratch) = Scratch::postgres() else {
+        return;
+    };
+    let store = scratch.store().await;
+    look_ups_by_unique_attributes_are_light(store.clone()).await;
+    store.close().await;
+}
+
 mod instances {
     //! Several instances on one database: each a store with its own pool (its own
     //! connections, as separate processes have), driven alternately. Every guarantee

@@ -1790,6 +1790,24 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
         self.write_whole(ctx, resource_type, write, true).await
     }
 
+    /// When the filter translates whole (no residual, no condition on members left
+    /// to memory): the database evaluates it, in its own threads or process (an
+    /// equality on `id`, `userName`, `externalId` or a group's `displayName` is an
+    /// index look-up), and only the rows that match come back.
+    fn filters_itself(&self, resource_type: &str, filter: &Filter) -> bool {
+        let Ok(schema) = self.schema(resource_type) else {
+            return false;
+        };
+        let rule = self.member_rule(&schema);
+        let members = rule.map(|case_exact| (self.members.as_str(), case_exact));
+        let split = split_filter(Some(filter), members, &schema.core().id);
+        !split.in_memory
+            && split
+                .pushed
+                .as_ref()
+                .is_none_or(|f| self.translation(&schema, f).residual.is_none())
+    }
+
     fn kept_apart(&self, resource_type: &str) -> Option<&str> {
         let schema = self.registry.resource_type(resource_type)?;
         self.member_rule(&schema).map(|_| self.members.as_str())
@@ -2466,6 +2484,23 @@ struct ListPlan {
 }
 
 impl<C> SqlStore<C> {
+    /// The resource type's translator, on the store's schema: the one the
+    /// comparison documents were written with, which the SQL (filter and order)
+    /// reads.
+    fn translator(&self, schema: &ResourceSchema<'_>) -> Option<&Translator> {
+        self.translators
+            .iter()
+            .find(|t| t.schema().name() == schema.name())
+    }
+
+    /// `filter` translated for resources of `schema` (see [`Self::translator`]).
+    fn translation(&self, schema: &ResourceSchema<'_>, filter: &Filter) -> crate::Translation {
+        match self.translator(schema) {
+            Some(translator) => translator.translate(filter),
+            None => translate(filter, schema, "cmp", self.dialect()),
+        }
+    }
+
     fn list_plan(&self, query: &ListQuery<'_>) -> ListPlan {
         let schema = &query.schema;
         let dialect = self.dialect();
@@ -2474,17 +2509,9 @@ impl<C> SqlStore<C> {
         // What names the members is answered in memory (they are not in the
         // comparison document); the rest in SQL.
         let split = split_filter(query.filter, members_attr.zip(rule), &schema.core().id);
-        // The resource type's translator, on the store's schema: the one the
-        // comparison documents were written with, which the SQL (filter and order)
-        // reads.
-        let translator = self
-            .translators
-            .iter()
-            .find(|t| t.schema().name() == schema.name());
-        let t = match (&split.pushed, translator) {
-            (Some(f), Some(translator)) => translator.translate(f),
-            (Some(f), None) => translate(f, schema, "cmp", dialect),
-            (None, _) => crate::Translation {
+        let t = match &split.pushed {
+            Some(f) => self.translation(schema, f),
+            None => crate::Translation {
                 sql: match dialect {
                     Dialect::Sqlite => "1".into(),
                     Dialect::Postgres => "TRUE".into(),
@@ -2528,7 +2555,7 @@ impl<C> SqlStore<C> {
             conditions
         );
         let order = match (query.sort, sort_in_memory) {
-            (Some(sort), false) => match translator {
+            (Some(sort), false) => match self.translator(schema) {
                 Some(translator) => translator.order_by(sort, "id").sql,
                 None => order_by(sort, schema, "cmp", "id", dialect).sql,
             },
