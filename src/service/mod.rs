@@ -58,7 +58,10 @@ use crate::filter::{CompValue, CompareOp, Filter, FilterOptions};
 use crate::message::{ListResponse, PatchOp, SearchRequest};
 use crate::patch::{self, PatchOptions};
 use crate::path::AttrPath;
-use crate::schema::{AuthenticationScheme, Mutability, Registry, ResourceSchema, Uniqueness, urn};
+use crate::schema::{
+    Attribute, AttributeType, AuthenticationScheme, Mutability, Registry, ResourceSchema,
+    Uniqueness, urn,
+};
 use crate::store::{
     ListQuery, MemberDelta, Membership, Projection, Record, Store, StoreError, UniqueValue,
 };
@@ -544,7 +547,7 @@ impl<S: Store> Service<S> {
                 .registry
                 .resource_type_by_endpoint(endpoint)
                 .is_some_and(|rt| holds_no_reference_list(&rt)),
-            [endpoint] if read => self
+            [endpoint] if read && !eq("DELETE", &req.method) => self
                 .registry
                 .resource_type_by_endpoint(endpoint)
                 .is_some_and(|rt| holds_no_reference_list(&rt) && self.unique_look_up(&rt, req)),
@@ -552,24 +555,40 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Whether `req` lists the resources of `rt` whose `id` or other unique
-    /// attribute (RFC 7643 §2.4 `uniqueness`) equals a value, at most one, from a
-    /// store that finds them itself.
+    /// Whether `req` lists the resources of `rt` whose `id`, or another attribute
+    /// whose values the store keeps unique ([`kept_unique`]), equals a string: at
+    /// most one resource, from a store that finds it itself.
     fn unique_look_up(&self, rt: &ResourceSchema<'_>, req: &Request) -> bool {
+        /// Longer than any look-up by a value a store keeps unique (an e-mail
+        /// address is at most 254 characters): not parsed here.
+        const LONGEST: usize = 1024;
         let params = ListParams::from_query(&req.query);
         let Some(Ok(filter)) = params
             .filter
             .as_deref()
+            .filter(|f| f.len() <= LONGEST)
             .map(|f| self.config.filter.parse(f))
         else {
             return false;
         };
-        let unique = match &filter {
-            Filter::Compare(path, CompareOp::Eq, _) if path.sub_attr().is_none() => rt
-                .attribute(path.schema(), path.name())
-                .is_some_and(|a| a.attribute.uniqueness() != Uniqueness::None),
-            _ => false,
+        let Filter::Compare(path, CompareOp::Eq, CompValue::String(_)) = &filter else {
+            return false;
         };
+        let unique = path.sub_attr().is_none()
+            && rt
+                .attribute(path.schema(), path.name())
+                .is_some_and(|found| {
+                    let a = found.attribute;
+                    // The common `id` resolves before any core attribute of its name.
+                    let key = a.name() == "id";
+                    let claimed = rt.core().attributes.iter().any(|c| std::ptr::eq(c, a))
+                        && kept_unique(a)
+                        && matches!(
+                            a.attr_type(),
+                            AttributeType::String | AttributeType::Reference
+                        );
+                    !found.extension && (key || claimed)
+                });
         unique && self.store.filters_itself(rt.name(), &filter)
     }
 
@@ -763,12 +782,12 @@ impl<S: Store> Service<S> {
         Ok(())
     }
 
-    /// The values the store must keep unique (`uniqueness` server or global).
+    /// The values the store must keep unique (see [`kept_unique`]).
     fn unique_values(&self, rt: &ResourceSchema<'_>, doc: &Map<String, Value>) -> Vec<UniqueValue> {
         rt.core()
             .attributes
             .iter()
-            .filter(|a| a.uniqueness() != Uniqueness::None && !a.is_multi_valued())
+            .filter(|a| kept_unique(a))
             .filter_map(|a| {
                 let v = doc.get(a.name())?.as_str()?;
                 Some(UniqueValue {
@@ -1829,6 +1848,14 @@ fn password_unsupported() -> Error {
     Error::mutability(
         "changing passwords is not supported here (changePassword.supported is false)",
     )
+}
+
+/// Whether the service has the store keep the values of `a`, an attribute of a
+/// resource type's core schema, unique: single-valued, `uniqueness` server or global
+/// (RFC 7643 §2.4), each value that is a string (by `caseExact`). The common `id`
+/// is the store's own key.
+fn kept_unique(a: &Attribute) -> bool {
+    a.uniqueness() != Uniqueness::None && !a.is_multi_valued()
 }
 
 /// Whether no attribute of `rt`, in its core schema or an extension, is a list of

@@ -336,11 +336,13 @@ pub trait Store: Send + Sync {
     /// Whether [`Store::list`] answers `filter`, on resources of `resource_type`,
     /// without evaluating it in this process over resources it does not match: a
     /// database or an index does that work, and a page costs the calling task what
-    /// the resources found cost. The service then serves a look-up by `id` or by
-    /// another attribute the schema makes unique (`userName eq "bjensen"`, which
-    /// identity providers send before each create: at most one resource) as the
-    /// light work of [`Service::is_light`](crate::service::Service::is_light).
-    /// `false` (the default) for stores that scan, as [`MemoryStore`] does.
+    /// the resources found cost. A store that says so promises that no part of
+    /// `filter` is left to memory. The service then serves a look-up by `id` or by
+    /// another attribute whose values it has the store keep unique (`userName eq
+    /// "bjensen"`, which identity providers send before each create: at most one
+    /// resource) as the light work of
+    /// [`Service::is_light`](crate::service::Service::is_light). `false` (the
+    /// default) for stores that scan, as [`MemoryStore`] does.
     fn filters_itself(&self, resource_type: &str, filter: &Filter) -> bool {
         let _ = (resource_type, filter);
         false

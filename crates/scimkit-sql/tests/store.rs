@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::scenarios::{self, clock};
 use scimkit::Registry;
-use scimkit::service::{Service, ServiceConfig};
+use scimkit::service::{Request, Service, ServiceConfig};
 use scimkit_sql::store::SqlStore;
 
 const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
@@ -225,7 +225,6 @@ async fn concurrent_member_adds_on_postgres() {
 /// comparisons, groups (whose members may be many), and a value the SQL cannot
 /// bind (U+0000), which would be searched in memory.
 async fn look_ups_by_unique_attributes_are_light(store: SqlStore<String>) {
-    use scimkit::service::Request;
     let svc = service(store);
     let get = |query: &str| Request::new("GET", &format!("/Users?{query}"));
     for light in [
@@ -248,11 +247,78 @@ async fn look_ups_by_unique_attributes_are_light(store: SqlStore<String>) {
         "filter=name.familyName%20eq%20%22Jensen%22",
         "filter=userName%20eq%20%22a%00b%22",
         "filter=userName%20eq",
+        // Not a string: what no store keeps unique (every user without one).
+        "filter=userName%20eq%20null",
+        "filter=id%20eq%205",
+        "filter=userName%20eq%20true",
     ] {
         assert!(!svc.is_light(&get(heavy)), "{heavy}");
     }
     let groups = Request::new("GET", "/Groups?filter=id%20eq%20%22x%22");
     assert!(!svc.is_light(&groups));
+    let delete = Request::new("DELETE", "/Users?filter=userName%20eq%20%22b%22");
+    assert!(!svc.is_light(&delete));
+}
+
+/// A host type's look-ups are light only by the attributes whose values the store
+/// keeps unique: single-valued strings of its core schema. Not by an extension's
+/// attribute, a list, a number, or `eq null` (every resource without a value).
+#[tokio::test]
+async fn look_ups_of_a_host_type_are_light_only_by_values_kept_unique() {
+    use scimkit::schema::{Attribute, AttributeType, ResourceType, Schema, Uniqueness};
+    let device = "urn:example:params:scim:schemas:core:2.0:Device";
+    let acme = "urn:example:params:scim:schemas:extension:acme:2.0:Device";
+    let unique = |name: &str, kind: AttributeType| {
+        Attribute::new(name, kind).with_uniqueness(Uniqueness::Server)
+    };
+    let registry = || {
+        let mut registry = Registry::core();
+        registry
+            .add_schema(Schema::new(
+                device,
+                "Device",
+                vec![
+                    unique("serialNumber", AttributeType::String).with_required(true),
+                    unique("tag", AttributeType::String),
+                    unique("badge", AttributeType::Integer),
+                    unique("aliases", AttributeType::String).with_multi_valued(true),
+                ],
+            ))
+            .add_schema(Schema::new(
+                acme,
+                "AcmeDevice",
+                vec![unique("assetId", AttributeType::String)],
+            ));
+        registry
+            .add_resource_type(
+                ResourceType::new("Device", "/Devices", device).with_extension(acme, false),
+            )
+            .expect("registers");
+        registry
+    };
+    let store = SqlStore::<String>::connect("sqlite::memory:", registry())
+        .await
+        .expect("store");
+    let svc = service(store.clone()).with_registry(registry());
+    let get = |filter: &str| Request::new("GET", &format!("/Devices?filter={filter}"));
+    for light in [
+        "serialNumber%20eq%20%22A1%22",
+        "tag%20eq%20%22t%22",
+        "id%20eq%20%22d1%22",
+    ] {
+        assert!(svc.is_light(&get(light)), "{light}");
+    }
+    for heavy in [
+        "tag%20eq%20null",
+        "badge%20eq%205",
+        "badge%20eq%20%225%22",
+        "aliases%20eq%20%22a%22",
+        &format!("{acme}:assetId%20eq%20%22x%22"),
+        "assetId%20eq%20%22x%22",
+    ] {
+        assert!(!svc.is_light(&get(heavy)), "{heavy}");
+    }
+    store.close().await;
 }
 
 #[tokio::test]

@@ -1792,8 +1792,9 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
 
     /// When the filter translates whole (no residual, no condition on members left
     /// to memory): the database evaluates it, in its own threads or process (an
-    /// equality on `id`, `userName`, `externalId` or a group's `displayName` is an
-    /// index look-up), and only the rows that match come back.
+    /// equality on `id` or `userName` is an index look-up; on an attribute without
+    /// a key column, a search of the tenant's rows there), and only the rows that
+    /// match come back.
     fn filters_itself(&self, resource_type: &str, filter: &Filter) -> bool {
         let Ok(schema) = self.schema(resource_type) else {
             return false;
