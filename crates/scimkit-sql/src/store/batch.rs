@@ -1690,7 +1690,7 @@ mod tests {
 
     /// Claims of more values than the texts built once cover (a host with many
     /// unique attributes) run the same way: skipped when nothing changes, else
-    /// released and claimed anew.
+    /// released and claimed anew; on a create, claimed.
     #[test]
     fn claims_of_many_values_are_skipped_or_run_like_those_of_a_few() {
         use scimkit::store::UniqueValue;
@@ -1717,6 +1717,15 @@ mod tests {
             let expected: Vec<String> = names.iter().map(|n| format!("{n}=v")).collect();
             assert_eq!(owned_by_r(&conn), expected, "{owned:?}");
         }
+        // As a create claims them: nothing to release first.
+        let mut conn = owning(&[]);
+        let mut script = Script::new();
+        let at = super::super::claim_script(&mut script, "t", "User", "r", &named, false)
+            .expect("claims");
+        let (answers, failed) = conn.run(&script);
+        assert!(failed.is_none(), "{failed:?}");
+        assert!(super::super::claims_held(&named, &answers, at).is_ok());
+        assert_eq!(owned_by_r(&conn).len(), names.len());
     }
 
     #[test]
