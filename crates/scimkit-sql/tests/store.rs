@@ -1481,6 +1481,127 @@ mod plans {
         assert!(!plan.contains("Filter"), "{plan}");
         store.close().await;
     }
+
+    /// The samples of single values SQLite's `ANALYZE` takes (`sqlite_stat4`) of
+    /// the store's tables, in the database file at `path`.
+    fn samples(path: &std::path::Path) -> i64 {
+        let db = rusqlite::Connection::open(path).expect("open");
+        let exists: bool = db
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat4')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        if !exists {
+            return 0;
+        }
+        db.query_row(
+            "SELECT count(*) FROM sqlite_stat4 WHERE tbl LIKE 'scim%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count")
+    }
+
+    /// On SQLite the store keeps the planner's averages of its tables and no
+    /// samples of single values, by which SQLite would plan each look-up again on
+    /// every request: neither after its own `analyze` nor, from the next start on,
+    /// after an `ANALYZE` run outside it.
+    #[tokio::test]
+    async fn sqlite_keeps_averages_and_no_samples() {
+        let scratch = Scratch::file();
+        let Scratch::File(path) = &scratch else {
+            unreachable!("a file")
+        };
+        let store = scratch.store().await;
+        seed(&store).await;
+        assert_eq!(samples(path), 0);
+        let measured: String = rusqlite::Connection::open(path)
+            .expect("open")
+            .query_row(
+                "SELECT stat FROM sqlite_stat1 WHERE idx = 'scim_resources_user_name'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("averages");
+        assert!(measured.starts_with("2200 "), "{measured}");
+        store.close().await;
+        rusqlite::Connection::open(path)
+            .expect("open")
+            .execute_batch("ANALYZE")
+            .expect("analyze");
+        assert!(samples(path) > 0, "SQLite takes samples here");
+        let store = scratch.store().await;
+        assert_eq!(samples(path), 0);
+        // The look-ups are as they were.
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("type");
+        let projection = Projection::all();
+        let filter: Filter = r#"userName eq "user42@example.com""#.parse().expect("filter");
+        let query = first_page(schema, &filter, &projection);
+        let page = store
+            .list(&"acme".to_owned(), "User", &query)
+            .await
+            .expect("list");
+        assert_eq!(page.total_results, 1);
+        store.close().await;
+    }
+
+    /// Where most users have no externalId, a look-up by the one that has uses its
+    /// index on SQLite, before `analyze` and after it, which keeps no samples of
+    /// single values: the averages make the planner expect thousands of matches
+    /// for a key, and it looks them up by the index all the same rather than scan
+    /// the tenant in id order.
+    #[tokio::test]
+    async fn sqlite_looks_up_a_rare_external_id_by_its_index() {
+        let scratch = Scratch::file();
+        let store = scratch.store().await;
+        let ctx = "acme".to_owned();
+        for n in 0..3_000usize {
+            let id = format!("user-{n:05}");
+            let mut user = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id,
+                "userName": format!("user{n}@example.com"),
+                "meta": {"resourceType": "User", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"}
+            });
+            if n == 1_007 {
+                user["externalId"] = json!(format!("ext-{n}"));
+            }
+            let unique = [UniqueValue {
+                attribute: "userName".into(),
+                value: format!("user{n}@example.com"),
+            }];
+            let record = Record {
+                id,
+                version: 1,
+                resource: user,
+            };
+            store
+                .create(&ctx, "User", record, &unique, &[])
+                .await
+                .expect("user");
+        }
+        let registry = Registry::core();
+        let schema = registry.resource_type("User").expect("type");
+        let projection = Projection::all();
+        let filter: Filter = r#"externalId eq "ext-1007""#.parse().expect("filter");
+        let query = first_page(schema, &filter, &projection);
+        for analyzed in [false, true] {
+            if analyzed {
+                store.analyze().await.expect("analyze");
+            }
+            let plan = store.explain(&ctx, "User", &query).await.expect("explain");
+            assert!(
+                plan.contains("USING INDEX scim_resources_external_id"),
+                "analyzed: {analyzed}\n{plan}"
+            );
+            let page = store.list(&ctx, "User", &query).await.expect("list");
+            assert_eq!(page.total_results, 1);
+            assert_eq!(page.records[0].id, "user-01007");
+        }
+        store.close().await;
+    }
 }
 
 mod patch_without_path {

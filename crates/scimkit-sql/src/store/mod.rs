@@ -221,6 +221,75 @@ async fn begin_immediate(
     tokio::spawn(begin).await.map_err(StoreError::backend)?
 }
 
+/// Whether `sqlite_stat4` is a table of the database: SQLite's `ANALYZE` makes it
+/// where SQLite is built to sample values, as the bundled SQLite is.
+const HAS_SAMPLES: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat4')";
+
+/// The samples of the store's own tables.
+const OWN_SAMPLES: &str = "FROM sqlite_stat4 WHERE substr(tbl, 1, 5) = 'scim_'";
+
+/// Deletes the samples of single values (`sqlite_stat4`) that SQLite's `ANALYZE`
+/// takes of the store's tables, keeping the averages (`sqlite_stat1`).
+///
+/// With samples, SQLite plans a statement again whenever a value bound to it might
+/// change the plan, and the tenant and resource type that every look-up binds are
+/// compared with the samples of each index they lead: a look-up by `userName` was
+/// planned twice per request, kept prepared or not. The look-ups identity
+/// providers make compare the whole key of an index, which SQLite plans on that
+/// index from the averages alone, even where most rows share one key (users
+/// without an externalId): the samples would not change those plans.
+///
+/// SQLite reads the statistics when it reads the schema: the statistics are read
+/// again here, and a table created and dropped changes the schema, so that every
+/// other connection, in this process or another, reads them again too.
+async fn drop_samples(tx: &mut Transaction<'_, sqlx::Sqlite>) -> Result<(), StoreError> {
+    let exists: bool = sqlx::query_scalar(HAS_SAMPLES)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
+    if !exists {
+        return Ok(());
+    }
+    let deleted = sqlx::query(&format!("DELETE {OWN_SAMPLES}"))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if deleted > 0 {
+        sqlx::raw_sql(
+            "ANALYZE sqlite_schema; \
+             CREATE TABLE scim_statistics_changed (x); DROP TABLE scim_statistics_changed",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Deletes the samples of the store's tables that an `ANALYZE` outside the store
+/// took (an older release's, the `sqlite3` shell's), if there are any: see
+/// [`drop_samples`]. Without any, it takes no write lock.
+async fn drop_foreign_samples(pool: &SqlitePool) -> Result<(), StoreError> {
+    let exists: bool = sqlx::query_scalar(HAS_SAMPLES)
+        .fetch_one(pool)
+        .await
+        .map_err(backend)?;
+    if !exists {
+        return Ok(());
+    }
+    let any: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 {OWN_SAMPLES})"))
+        .fetch_one(pool)
+        .await
+        .map_err(backend)?;
+    if any {
+        let mut tx = begin_immediate(pool).await?;
+        drop_samples(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// Whether SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED`.
 fn is_busy(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -320,6 +389,9 @@ impl<C> SqlStore<C> {
             Pool::Sqlite(pool.connect_with(options).await.map_err(backend)?)
         };
         migrate::migrate(&pool).await?;
+        if let Pool::Sqlite(p) = &pool {
+            drop_foreign_samples(p).await?;
+        }
         let registry = Arc::new(registry);
         let dialect = match pool {
             Pool::Postgres(_) => Dialect::Postgres,
@@ -372,7 +444,8 @@ impl<C> SqlStore<C> {
     /// Refreshes the query planner's statistics on the store's tables. The database
     /// does this by itself as data grows (autovacuum; for SQLite, run it now and
     /// then); after a bulk import, run it once so that look-ups use their indexes at
-    /// once.
+    /// once. On SQLite the averages are kept and the samples of single values
+    /// deleted, which would have SQLite plan each look-up again on every request.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the database fails.
@@ -383,11 +456,15 @@ impl<C> SqlStore<C> {
                 .await
                 .map(|_| ())
                 .map_err(backend),
-            Pool::Sqlite(p) => sqlx::raw_sql("ANALYZE")
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(backend),
+            Pool::Sqlite(p) => {
+                let mut tx = begin_immediate(p).await?;
+                sqlx::raw_sql("ANALYZE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                drop_samples(&mut tx).await?;
+                tx.commit().await.map_err(backend)
+            }
         }
     }
 
@@ -2012,8 +2089,12 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             && query.start_index <= 1
             && after.as_deref().is_none_or(str::is_empty);
         if count_sql.is_some() && !want_members && look_up && query.count > 0 {
+            // Kept prepared on SQLite, whose plans do not depend on the values bound
+            // (the store keeps no samples of them: see `drop_samples`); not on
+            // PostgreSQL, which could move a statement it keeps to a generic plan.
+            let keep = matches!(self.pool, Pool::Sqlite(_));
             let rows: Vec<(String, i64, String)> = on_pool!(&self.pool, pool => {
-                let q = sqlx::query_as(&select).persistent(false);
+                let q = sqlx::query_as(&select).persistent(keep);
                 bind_page!(q, &params, &member_keys, tenant, resource_type, &after)
                     .fetch_all(pool)
                     .await
