@@ -1483,7 +1483,7 @@ mod plans {
     }
 
     /// The samples of single values SQLite's `ANALYZE` takes (`sqlite_stat4`) of
-    /// the store's tables, in the database file at `path`.
+    /// the tables the store looks resources up in, in the database file at `path`.
     fn samples(path: &std::path::Path) -> i64 {
         let db = rusqlite::Connection::open(path).expect("open");
         let exists: bool = db
@@ -1497,17 +1497,41 @@ mod plans {
             return 0;
         }
         db.query_row(
-            "SELECT count(*) FROM sqlite_stat4 WHERE tbl LIKE 'scim%'",
+            "SELECT count(*) FROM sqlite_stat4 \
+             WHERE tbl IN ('scim_resources', 'scim_members', 'scim_unique')",
             [],
             |r| r.get(0),
         )
         .expect("count")
     }
 
+    /// A look-up by userName of the shape the store makes, run on `db` once for
+    /// each of `names`; returns how many times SQLite prepared it again meanwhile.
+    fn reprepared(db: &rusqlite::Connection, names: &[&str]) -> i32 {
+        let mut stmt = db
+            .prepare_cached(
+                "SELECT id, version, resource FROM scim_resources WHERE tenant = ?1 \
+                 AND resource_type = ?2 AND (k_user_name = ?3) ORDER BY id ASC LIMIT 100",
+            )
+            .expect("prepare");
+        let before = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+        for name in names {
+            let found = stmt
+                .query_map(rusqlite::params!["acme", "User", name], |r| {
+                    r.get::<_, String>(0)
+                })
+                .expect("query")
+                .count();
+            assert_eq!(found, 1, "{name}");
+        }
+        stmt.get_status(rusqlite::StatementStatus::RePrepare) - before
+    }
+
     /// On SQLite the store keeps the planner's averages of its tables and no
-    /// samples of single values, by which SQLite would plan each look-up again on
-    /// every request: neither after its own `analyze` nor, from the next start on,
-    /// after an `ANALYZE` run outside it.
+    /// samples of single values, with which SQLite plans a look-up again each time
+    /// new values are bound to it: neither after its own `analyze` nor, from the
+    /// next start on, after an `ANALYZE` run outside it; and other connections read
+    /// the statistics again.
     #[tokio::test]
     async fn sqlite_keeps_averages_and_no_samples() {
         let scratch = Scratch::file();
@@ -1527,14 +1551,46 @@ mod plans {
             .expect("averages");
         assert!(measured.starts_with("2200 "), "{measured}");
         store.close().await;
-        rusqlite::Connection::open(path)
-            .expect("open")
-            .execute_batch("ANALYZE")
-            .expect("analyze");
+
+        // Samples taken outside the store: each new userName is planned again.
+        let other = rusqlite::Connection::open(path).expect("open");
+        other.execute_batch("ANALYZE").expect("analyze");
         assert!(samples(path) > 0, "SQLite takes samples here");
+        let db = rusqlite::Connection::open(path).expect("open");
+        let names = [
+            "user1@example.com",
+            "user2@example.com",
+            "user3@example.com",
+        ];
+        assert!(reprepared(&db, &names) >= 2, "with samples");
+
+        // The next start deletes them, and the connection left open reads the
+        // statistics again at its next statement: a look-up it prepares after that
+        // keeps its plan for every userName. (One prepared while it held samples
+        // goes on being planned again until it is dropped: SQLite keeps which
+        // values it depends on.)
         let store = scratch.store().await;
         assert_eq!(samples(path), 0);
-        // The look-ups are as they were.
+        let next_statement = |db: &rusqlite::Connection| {
+            db.execute_batch("SELECT 1 FROM scim_resources LIMIT 1")
+                .expect("a statement");
+            db.flush_prepared_statement_cache();
+        };
+        next_statement(&db);
+        assert_eq!(reprepared(&db, &names), 0);
+
+        // So does the store's own `analyze`, run while the connection is open.
+        other.execute_batch("ANALYZE").expect("analyze");
+        db.execute_batch("ANALYZE sqlite_schema")
+            .expect("read the statistics");
+        db.flush_prepared_statement_cache();
+        assert!(reprepared(&db, &names) >= 2, "with samples");
+        store.analyze().await.expect("analyze");
+        assert_eq!(samples(path), 0);
+        next_statement(&db);
+        assert_eq!(reprepared(&db, &names), 0);
+
+        // The store's look-ups are as they were.
         let registry = Registry::core();
         let schema = registry.resource_type("User").expect("type");
         let projection = Projection::all();
@@ -1548,24 +1604,24 @@ mod plans {
         store.close().await;
     }
 
-    /// Where most users have no externalId, a look-up by the one that has uses its
-    /// index on SQLite, before `analyze` and after it, which keeps no samples of
-    /// single values: the averages make the planner expect thousands of matches
-    /// for a key, and it looks them up by the index all the same rather than scan
-    /// the tenant in id order.
+    /// Where most users have no externalId, or none has one, a look-up by an
+    /// externalId (a first page, or one after a cursor) uses its index on SQLite,
+    /// before `analyze` and after it (which keeps no samples of single values):
+    /// the index leaves out the resources without one, which would otherwise make
+    /// the planner expect as many matches as the type has and scan the tenant in
+    /// id order.
     #[tokio::test]
-    async fn sqlite_looks_up_a_rare_external_id_by_its_index() {
+    async fn sqlite_looks_up_an_external_id_by_its_index_when_few_users_have_one() {
         let scratch = Scratch::file();
         let store = scratch.store().await;
         let ctx = "acme".to_owned();
-        for n in 0..3_000usize {
-            let id = format!("user-{n:05}");
+        let user = |n: usize, external: bool| {
             let mut user = json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id,
-                "userName": format!("user{n}@example.com"),
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": format!("user-{n:05}"), "userName": format!("user{n}@example.com"),
                 "meta": {"resourceType": "User", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"}
             });
-            if n == 1_007 {
+            if external {
                 user["externalId"] = json!(format!("ext-{n}"));
             }
             let unique = [UniqueValue {
@@ -1573,32 +1629,66 @@ mod plans {
                 value: format!("user{n}@example.com"),
             }];
             let record = Record {
-                id,
+                id: format!("user-{n:05}"),
                 version: 1,
                 resource: user,
             };
+            (record, unique)
+        };
+        for n in 0..2_000usize {
+            let (record, unique) = user(n, false);
             store
                 .create(&ctx, "User", record, &unique, &[])
                 .await
                 .expect("user");
         }
+        for n in 0..200usize {
+            let group = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "id": format!("group-{n:04}"), "displayName": format!("Group {n}"),
+                "meta": {"resourceType": "Group", "created": "2024-05-13T04:42:34Z", "lastModified": "2024-05-13T04:42:34Z"}
+            });
+            let record = Record {
+                id: format!("group-{n:04}"),
+                version: 1,
+                resource: group,
+            };
+            store
+                .create(&ctx, "Group", record, &[], &[])
+                .await
+                .expect("group");
+        }
         let registry = Registry::core();
         let schema = registry.resource_type("User").expect("type");
         let projection = Projection::all();
-        let filter: Filter = r#"externalId eq "ext-1007""#.parse().expect("filter");
-        let query = first_page(schema, &filter, &projection);
-        for analyzed in [false, true] {
-            if analyzed {
-                store.analyze().await.expect("analyze");
+        let filter: Filter = r#"externalId eq "ext-2007""#.parse().expect("filter");
+        let first = first_page(schema, &filter, &projection);
+        let after = ListQuery {
+            after: Some("user-00100"),
+            ..first_page(schema, &filter, &projection)
+        };
+        for (round, found) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+            match round {
+                1 | 3 => store.analyze().await.expect("analyze"),
+                // One user, of 2,001, has an externalId.
+                2 => {
+                    let (record, unique) = user(2_007, true);
+                    store
+                        .create(&ctx, "User", record, &unique, &[])
+                        .await
+                        .expect("user");
+                }
+                _ => {}
             }
-            let plan = store.explain(&ctx, "User", &query).await.expect("explain");
-            assert!(
-                plan.contains("USING INDEX scim_resources_external_id"),
-                "analyzed: {analyzed}\n{plan}"
-            );
-            let page = store.list(&ctx, "User", &query).await.expect("list");
-            assert_eq!(page.total_results, 1);
-            assert_eq!(page.records[0].id, "user-01007");
+            for query in [&first, &after] {
+                let plan = store.explain(&ctx, "User", query).await.expect("explain");
+                assert!(
+                    plan.contains("USING INDEX scim_resources_external_id"),
+                    "round {round}\n{plan}"
+                );
+                let page = store.list(&ctx, "User", query).await.expect("list");
+                assert_eq!(page.records.len(), found, "round {round}");
+            }
         }
         store.close().await;
     }

@@ -225,45 +225,48 @@ async fn begin_immediate(
 /// where SQLite is built to sample values, as the bundled SQLite is.
 const HAS_SAMPLES: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat4')";
 
-/// The samples of the store's own tables.
-const OWN_SAMPLES: &str = "FROM sqlite_stat4 WHERE substr(tbl, 1, 5) = 'scim_'";
+/// The samples of the tables the store looks resources up in.
+const OWN_SAMPLES: &str =
+    "FROM sqlite_stat4 WHERE tbl IN ('scim_resources', 'scim_members', 'scim_unique')";
+
+/// Measures the tables the store looks resources up in for SQLite's planner.
+const ANALYZE_SQLITE: &str = "ANALYZE scim_resources; ANALYZE scim_members; ANALYZE scim_unique";
 
 /// Deletes the samples of single values (`sqlite_stat4`) that SQLite's `ANALYZE`
-/// takes of the store's tables, keeping the averages (`sqlite_stat1`).
+/// takes of the store's tables, keeping the averages (`sqlite_stat1`), and has
+/// every connection read the statistics again.
 ///
-/// With samples, SQLite plans a statement again whenever a value bound to it might
-/// change the plan, and the tenant and resource type that every look-up binds are
-/// compared with the samples of each index they lead: a look-up by `userName` was
-/// planned twice per request, kept prepared or not. The look-ups identity
-/// providers make compare the whole key of an index, which SQLite plans on that
-/// index from the averages alone, even where most rows share one key (users
-/// without an externalId): the samples would not change those plans.
+/// With samples, SQLite plans a statement again whenever a value newly bound to it
+/// might change the plan, and the tenant and resource type that every look-up
+/// binds are compared with the samples of each index they lead: a look-up by
+/// `userName` was planned again on every request (twice, as it was not kept
+/// prepared). The look-ups identity providers make compare the whole key of an
+/// index, which SQLite plans on that index from the averages, given that the
+/// index of externalId keys leaves out the resources without one (migration 10).
 ///
-/// SQLite reads the statistics when it reads the schema: the statistics are read
-/// again here, and a table created and dropped changes the schema, so that every
-/// other connection, in this process or another, reads them again too.
+/// SQLite reads the statistics when it reads the schema: this connection reads
+/// them again here, and a table created and dropped changes the schema, so that
+/// every other connection, in this process or another, reads them again too. (A
+/// statement a connection prepared while it held samples goes on being planned
+/// again until its cache drops it: SQLite keeps which values it depends on.)
 async fn drop_samples(tx: &mut Transaction<'_, sqlx::Sqlite>) -> Result<(), StoreError> {
     let exists: bool = sqlx::query_scalar(HAS_SAMPLES)
         .fetch_one(&mut **tx)
         .await
         .map_err(backend)?;
-    if !exists {
-        return Ok(());
+    if exists {
+        sqlx::query(&format!("DELETE {OWN_SAMPLES}"))
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
     }
-    let deleted = sqlx::query(&format!("DELETE {OWN_SAMPLES}"))
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-    if deleted > 0 {
-        sqlx::raw_sql(
-            "ANALYZE sqlite_schema; \
-             CREATE TABLE scim_statistics_changed (x); DROP TABLE scim_statistics_changed",
-        )
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    }
+    sqlx::raw_sql(
+        "ANALYZE sqlite_schema; \
+         CREATE TABLE scim_statistics_changed (x); DROP TABLE scim_statistics_changed",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
     Ok(())
 }
 
@@ -445,7 +448,8 @@ impl<C> SqlStore<C> {
     /// does this by itself as data grows (autovacuum; for SQLite, run it now and
     /// then); after a bulk import, run it once so that look-ups use their indexes at
     /// once. On SQLite the averages are kept and the samples of single values
-    /// deleted, which would have SQLite plan each look-up again on every request.
+    /// deleted, with which SQLite would plan each look-up again on every request,
+    /// and every connection, in this process or another, reads the new statistics.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the database fails.
@@ -458,7 +462,7 @@ impl<C> SqlStore<C> {
                 .map_err(backend),
             Pool::Sqlite(p) => {
                 let mut tx = begin_immediate(p).await?;
-                sqlx::raw_sql("ANALYZE")
+                sqlx::raw_sql(ANALYZE_SQLITE)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -2090,7 +2094,8 @@ impl<C: Tenant + 'static> Store for SqlStore<C> {
             && after.as_deref().is_none_or(str::is_empty);
         if count_sql.is_some() && !want_members && look_up && query.count > 0 {
             // Kept prepared on SQLite, whose plans do not depend on the values bound
-            // (the store keeps no samples of them: see `drop_samples`); not on
+            // (the store keeps no samples of them: see `drop_samples`), in sqlx's
+            // cache of each connection (the least recently used go); not on
             // PostgreSQL, which could move a statement it keeps to a generic plan.
             let keep = matches!(self.pool, Pool::Sqlite(_));
             let rows: Vec<(String, i64, String)> = on_pool!(&self.pool, pool => {
