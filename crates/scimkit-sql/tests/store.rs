@@ -3112,3 +3112,169 @@ mod claims_left_as_they_were {
         }
     }
 }
+
+mod wal {
+    //! The WAL of a SQLite file stays bounded. SQLite starts its WAL over only at a
+    //! moment when no reader uses it, and keeps the file's size afterwards; readers
+    //! that overlap without a pause never give it that moment. The store's writers
+    //! truncate a WAL grown past 16 MiB once the readers let them, overlapping ones
+    //! included, and leave it alone while a reader still needs it.
+    use super::*;
+    use common::scenarios::{call, post};
+    use scimkit::service::Request;
+    use serde_json::json;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    fn wal_len(db: &Path) -> u64 {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(PathBuf::from(wal))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// Two readers taking turns, each read transaction 2 ms long and each starting
+    /// while the other's is open: some reader always uses the WAL. Each returns how
+    /// many reads it made.
+    fn overlapping_readers(
+        db: &Path,
+        stop: &Arc<AtomicBool>,
+    ) -> Vec<std::thread::JoinHandle<usize>> {
+        (0..2u64)
+            .map(|i| {
+                let (db, stop) = (db.to_owned(), Arc::clone(stop));
+                std::thread::spawn(move || {
+                    let conn = rusqlite::Connection::open(&db).expect("reader");
+                    std::thread::sleep(Duration::from_millis(i));
+                    let mut reads = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        conn.execute_batch("BEGIN").expect("begin");
+                        let _: i64 = conn
+                            .query_row("SELECT count(*) FROM scim_resources", [], |r| r.get(0))
+                            .expect("read");
+                        std::thread::sleep(Duration::from_millis(2));
+                        conn.execute_batch("COMMIT").expect("end");
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect()
+    }
+
+    /// The scenario, the writes PATCHes of a user (which queue for the writers'
+    /// leader) or, with `members`, member adds to a group (which take turns on a
+    /// pooled connection).
+    async fn truncated_once_readers_let_it(members: bool) {
+        let scratch = Scratch::file();
+        let Scratch::File(path) = &scratch else {
+            unreachable!()
+        };
+        let mut config = ServiceConfig::default();
+        config.check_references = false;
+        let svc = Service::new(scratch.store().await, config).with_clock(clock());
+        // A reader that stays: what it reads must not change under it.
+        let pinned = rusqlite::Connection::open(path).expect("pinned");
+        pinned.execute_batch("BEGIN").expect("begin");
+        let resources = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM scim_resources", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(resources(&pinned), 0);
+        let (path_of, body) = if members {
+            (
+                "/Groups",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "wal"}),
+            )
+        } else {
+            (
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "wal"}),
+            )
+        };
+        let (status, created, _) = call(&svc, post(path_of, &body)).await;
+        assert_eq!(status, 201, "{created}");
+        let target = format!("{path_of}/{}", created["id"].as_str().expect("id"));
+        // One transaction of 20 MiB (an import, say) leaves the WAL that long.
+        let filler = rusqlite::Connection::open(path).expect("filler");
+        filler
+            .execute_batch(
+                "CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO filler SELECT randomblob(4096) FROM n;",
+            )
+            .expect("filler");
+        let grown = wal_len(path);
+        assert!(grown > 20 << 20, "the WAL is {grown} bytes");
+        let mut written = 0;
+        let mut write = || {
+            written += 1;
+            let op = if members {
+                json!({"op": "add", "path": "members", "value": [{"value": format!("m{written}")}]})
+            } else {
+                json!({"op": "replace", "path": "displayName", "value": format!("n{written}")})
+            };
+            let request = Request::new("PATCH", &format!("{target}?attributes=id")).with_json(
+                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]}),
+            );
+            let svc = &svc;
+            async move {
+                let (status, body, _) = call(svc, request).await;
+                assert_eq!(status, 200, "{body}");
+            }
+        };
+        // Writes for a second while the reader stays: the WAL is left as it is.
+        for _ in 0..50 {
+            write().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(wal_len(path) >= grown, "the WAL was cut under a reader");
+        assert_eq!(resources(&pinned), 0);
+        pinned.execute_batch("COMMIT").expect("end");
+        // The reader gone, readers that overlap without a pause; writes go on.
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers = overlapping_readers(path, &stop);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while wal_len(path) >= 4 << 20 {
+            assert!(
+                Instant::now() < deadline,
+                "the WAL is still {} bytes after {written} writes",
+                wal_len(path)
+            );
+            write().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        for reader in readers {
+            assert!(reader.join().expect("reader") > 0);
+        }
+        // Nothing was lost on the way.
+        let count: i64 = filler
+            .query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
+            .expect("filler rows");
+        assert_eq!(count, 5000);
+        let check: String = filler
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(check, "ok");
+        let (_, body, _) = call(&svc, Request::new("GET", &target)).await;
+        if members {
+            assert_eq!(body["members"].as_array().map(Vec::len), Some(written));
+        } else {
+            assert_eq!(body["displayName"], format!("n{written}"));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_truncates_a_long_wal_once_readers_let_it() {
+        truncated_once_readers_let_it(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_truncates_a_long_wal_after_member_changes_too() {
+        truncated_once_readers_let_it(true).await;
+    }
+}
