@@ -3136,26 +3136,33 @@ mod wal {
             .unwrap_or(0)
     }
 
-    /// Two readers taking turns, each read transaction 2 ms long and each starting
-    /// while the other's is open: some reader always uses the WAL. Each returns how
-    /// many reads it made.
+    /// Two readers taking turns so that one of them always holds a read
+    /// transaction: each ends its transaction only once the other has begun one
+    /// after it (a millisecond or more later), then begins the next. Each returns
+    /// how many reads it made; each read must find the one resource.
     fn overlapping_readers(
         db: &Path,
         stop: &Arc<AtomicBool>,
     ) -> Vec<std::thread::JoinHandle<usize>> {
-        (0..2u64)
-            .map(|i| {
-                let (db, stop) = (db.to_owned(), Arc::clone(stop));
+        let begun = Arc::new(AtomicUsize::new(0));
+        (0..2)
+            .map(|_| {
+                let (db, stop, begun) = (db.to_owned(), Arc::clone(stop), Arc::clone(&begun));
                 std::thread::spawn(move || {
                     let conn = rusqlite::Connection::open(&db).expect("reader");
-                    std::thread::sleep(Duration::from_millis(i));
                     let mut reads = 0;
                     while !stop.load(Ordering::SeqCst) {
                         conn.execute_batch("BEGIN").expect("begin");
-                        let _: i64 = conn
+                        // The read transaction holds its snapshot from its first read.
+                        let n: i64 = conn
                             .query_row("SELECT count(*) FROM scim_resources", [], |r| r.get(0))
                             .expect("read");
-                        std::thread::sleep(Duration::from_millis(2));
+                        assert_eq!(n, 1);
+                        let mine = begun.fetch_add(1, Ordering::SeqCst) + 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                        while begun.load(Ordering::SeqCst) <= mine && !stop.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
                         conn.execute_batch("COMMIT").expect("end");
                         reads += 1;
                     }
@@ -3226,9 +3233,16 @@ mod wal {
                 assert_eq!(status, 200, "{body}");
             }
         };
-        // Writes for a second while the reader stays: the WAL is left as it is.
+        // Writes for a second while the reader stays: the WAL is left as it is, and
+        // no write waits for it (a try to truncate waits 10 ms at most).
         for _ in 0..50 {
+            let began = Instant::now();
             write().await;
+            assert!(
+                began.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                began.elapsed()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(wal_len(path) >= grown, "the WAL was cut under a reader");
@@ -3237,7 +3251,7 @@ mod wal {
         // The reader gone, readers that overlap without a pause; writes go on.
         let stop = Arc::new(AtomicBool::new(false));
         let readers = overlapping_readers(path, &stop);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while wal_len(path) >= 4 << 20 {
             assert!(
                 Instant::now() < deadline,

@@ -80,7 +80,7 @@ const STINT: Duration = Duration::from_millis(50);
 
 /// How long the WAL of a database file may grow before the writers truncate it
 /// (see [`WalBound`]): four times the size at which SQLite checkpoints by itself
-/// (1,000 pages of 4 KiB).
+/// (1,000 pages, of 4 KiB at the default page size).
 const WAL_LIMIT: u64 = 16 << 20;
 
 /// How often, at most, the writers look at the WAL's size after their commits.
@@ -91,7 +91,8 @@ const WAL_LOOK: Duration = Duration::from_millis(50);
 const WAL_RETRY: Duration = Duration::from_millis(500);
 
 /// How many times a checkpoint that truncates the WAL waits for readers, and how
-/// long each time (see [`briefly`]): 10 ms in all, the leader's thread held.
+/// long each time (see [`briefly`]): about 10 ms in all, during which the batch
+/// lock and SQLite's write lock are held.
 const WAL_WAITS: i32 = 40;
 const WAL_WAIT: Duration = Duration::from_micros(250);
 
@@ -199,10 +200,14 @@ async fn commit(mut guard: OwnedMutexGuard<Batch>) -> Result<(), CommitFailed> {
         };
         let committed = committed && outcome.is_ok();
         done.send_replace(Some(outcome));
-        if committed {
-            keep_wal(&mut guard).await;
-        }
+        // The writers of the batch read the outcome once they have the lock: the WAL
+        // is looked at here (a `stat`), and truncated only after they have had it.
+        let long = committed && guard.wal.as_mut().is_some_and(WalBound::due_and_long);
+        let batch = Arc::clone(OwnedMutexGuard::mutex(&guard));
         drop(guard);
+        if long {
+            keep_wal(batch).await;
+        }
     };
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => drop(runtime.spawn(work)),
@@ -217,21 +222,19 @@ async fn commit(mut guard: OwnedMutexGuard<Batch>) -> Result<(), CommitFailed> {
     }
 }
 
-/// After a commit on a pooled connection (the writers told, the batch lock still
-/// held): [`WalBound::keep`] on the leader's own connection (opened if the leader
-/// has none yet), on a thread that may block.
-async fn keep_wal(batch: &mut Batch) {
-    let Some(wal) = batch.wal.as_mut() else {
-        return;
-    };
-    if !wal.due() {
-        return;
-    }
+/// After a commit on a pooled connection left the WAL too long: truncates it
+/// ([`truncate_if_long`]) on the leader's own connection (opened if the leader has
+/// none yet), on a thread that may block, once this task has its turn of the
+/// batch lock after the writers the commit carried.
+async fn keep_wal(batch: Arc<Mutex<Batch>>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let own = batch.own.take();
-    let (db, path) = (wal.db.clone(), wal.wal.clone());
+    let mut guard = batch.lock_owned().await;
+    let Some((db, path)) = guard.wal.as_ref().map(|w| (w.db.clone(), w.wal.clone())) else {
+        return;
+    };
+    let own = guard.own.take();
     let kept = runtime.spawn_blocking(move || {
         let conn = match own {
             Some(conn) => conn,
@@ -244,8 +247,8 @@ async fn keep_wal(batch: &mut Batch) {
         (Some(conn), fine)
     });
     if let Ok((own, fine)) = kept.await {
-        batch.own = own;
-        if !fine {
+        guard.own = own;
+        if let Some(wal) = guard.wal.as_mut().filter(|_| !fine) {
             wal.refused();
         }
     }
@@ -852,17 +855,19 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Res
 /// neither moment: the WAL grows with every commit (at 35 MB/s under this crate's
 /// write benchmark, with two readers beside it), every read looks up pages among
 /// more frames, and the file keeps its size after the load is gone (the "checkpoint
-/// starvation" of <https://www.sqlite.org/wal.html>, §5, "Avoiding Excessively Large
-/// WAL Files"). So after its commits, at most every [`WAL_LOOK`], a writer looks at
-/// the WAL's size, and past [`WAL_LIMIT`] it runs a checkpoint that truncates it
-/// (`TRUNCATE`, which waits for readers to leave the WAL, [`briefly`]). Readers
-/// that stay longer keep the WAL as it is, and the next try is [`WAL_RETRY`] later.
-#[derive(Debug)]
+/// starvation" of SQLite's "Write-Ahead Logging", section "Avoiding Excessively
+/// Large WAL Files", <https://www.sqlite.org/wal.html>). So after its commits, at
+/// most every [`WAL_LOOK`], a writer looks at the WAL's size, and past
+/// [`WAL_LIMIT`] it runs a checkpoint that truncates it (`TRUNCATE`, which waits
+/// for readers to leave the WAL, [`briefly`]). Readers that stay longer keep the
+/// WAL as it is, and the next try is [`WAL_RETRY`] later.
+#[derive(Debug, Clone)]
 struct WalBound {
     /// The database file, for the leader's own connection when a pooled writer
     /// truncates the WAL.
     db: PathBuf,
-    /// The WAL (the database file's name and `-wal`).
+    /// The WAL: the name of the file the database's path leads to (SQLite follows
+    /// symbolic links), and `-wal`.
     wal: PathBuf,
     /// When its size is looked at next.
     next: Instant,
@@ -870,7 +875,9 @@ struct WalBound {
 
 impl WalBound {
     fn new(db: &Path) -> Self {
-        let mut wal = db.as_os_str().to_owned();
+        let mut wal = std::fs::canonicalize(db)
+            .unwrap_or_else(|_| db.to_owned())
+            .into_os_string();
         wal.push("-wal");
         WalBound {
             db: db.to_owned(),
@@ -897,6 +904,11 @@ impl WalBound {
         }
     }
 
+    /// Whether the WAL's size is to be looked at now and it is too long.
+    fn due_and_long(&mut self) -> bool {
+        self.due() && long(&self.wal)
+    }
+
     /// Readers kept the WAL from being truncated: the next try waits.
     fn refused(&mut self) {
         self.next = Instant::now() + WAL_RETRY;
@@ -910,20 +922,25 @@ impl WalBound {
 /// connection's next transaction meets it). Every acknowledged commit is in the
 /// database file before the WAL is cut.
 fn truncate_if_long(conn: &rusqlite::Connection, wal: &Path) -> bool {
-    if !std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+    if !long(wal) {
         return true;
     }
     if conn.busy_handler(Some(briefly)).is_err() {
         return false;
     }
     let truncated = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        .query_row("PRAGMA main.wal_checkpoint(TRUNCATE)", [], |row| {
             row.get::<_, i64>(0)
         })
         .is_ok_and(|busy| busy == 0);
     // The connection's own patience again, for its transactions.
     let _ = conn.busy_timeout(SQLITE_BUSY_WAIT);
     truncated
+}
+
+/// Whether the WAL at `wal` is longer than [`WAL_LIMIT`].
+fn long(wal: &Path) -> bool {
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT)
 }
 
 /// The busy handler of a checkpoint that truncates the WAL: [`WAL_WAITS`] waits of
@@ -1179,7 +1196,8 @@ impl Leader {
                     // back what is open). After an error the connection's state is
                     // unknown: it is closed, and a new one opened next time.
                     let own = guard.own.take();
-                    let mut wal = guard.wal.take();
+                    // A copy: the lock's own stays if this task is dropped midway.
+                    let mut wal = guard.wal.clone();
                     let file = file.clone();
                     let scripts = Arc::clone(&self.writers.scripts);
                     let waiting = Arc::clone(&self.writers.waiting);
@@ -1199,10 +1217,7 @@ impl Leader {
                             guard.wal = wal;
                             led.map(|conn| guard.own = Some(conn))
                         }
-                        Err(e) => {
-                            guard.wal = self.writers.file.as_deref().map(WalBound::new);
-                            Err(StoreError::backend(e))
-                        }
+                        Err(e) => Err(StoreError::backend(e)),
                     }
                 }
                 None => self.pooled_cycle().await,
