@@ -109,6 +109,20 @@ impl Scratch {
             .await
             .expect("store")
     }
+
+    /// A SQLite file of the test's own, its path, and a service on it that takes
+    /// member values as given (no reference checks).
+    async fn file_service() -> (Scratch, std::path::PathBuf, Service<SqlStore<String>>) {
+        let scratch = Scratch::file();
+        let Scratch::File(path) = &scratch else {
+            unreachable!()
+        };
+        let path = path.clone();
+        let mut config = ServiceConfig::default();
+        config.check_references = false;
+        let svc = Service::new(scratch.store().await, config).with_clock(clock());
+        (scratch, path, svc)
+    }
 }
 
 impl Drop for Scratch {
@@ -786,13 +800,8 @@ mod member_rows {
 
     #[tokio::test]
     async fn rename_and_member_changes_touch_only_what_they_change() {
-        let scratch = Scratch::file();
-        let Scratch::File(path) = &scratch else {
-            unreachable!()
-        };
-        let mut config = ServiceConfig::default();
-        config.check_references = false;
-        let svc = Service::new(scratch.store().await, config).with_clock(clock());
+        let (_scratch, path, svc) = Scratch::file_service().await;
+        let path = &path;
         let members: Vec<_> = (0..2_000)
             .map(|i| json!({"value": format!("m{i}")}))
             .collect();
@@ -3176,13 +3185,8 @@ mod wal {
     /// leader) or, with `members`, member adds to a group (which take turns on a
     /// pooled connection).
     async fn truncated_once_readers_let_it(members: bool) {
-        let scratch = Scratch::file();
-        let Scratch::File(path) = &scratch else {
-            unreachable!()
-        };
-        let mut config = ServiceConfig::default();
-        config.check_references = false;
-        let svc = Service::new(scratch.store().await, config).with_clock(clock());
+        let (_scratch, path, svc) = Scratch::file_service().await;
+        let path = &path;
         // A reader that stays: what it reads must not change under it.
         let pinned = rusqlite::Connection::open(path).expect("pinned");
         pinned.execute_batch("BEGIN").expect("begin");
